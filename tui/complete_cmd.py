@@ -1,0 +1,66 @@
+"""`scribe complete`: a Unix filter that streams a continuation of stdin to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scribe.tui.common_args import add_generation_args, add_model_arg, option_overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "complete",
+        help="print a continuation of stdin to stdout, streaming",
+        description="Read a draft on stdin and stream its continuation to stdout.",
+    )
+    add_model_arg(parser)
+    parser.add_argument("-t", "--template", metavar="NAME", help="frame stdin with a template")
+    parser.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="a template variable (repeatable)",
+    )
+    add_generation_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scribe.engine.text_input import decode_text
+
+    text = decode_text(sys.stdin.buffer.read(), "stdin")
+    from scribe.engine.context import fit_template
+    from scribe.engine.generation import Generator
+    from scribe.engine.models import load
+    from scribe.engine.options import GenerationOptions
+    from scribe.engine.templates import get_template
+
+    template = get_template(args.template) if args.template else None
+    options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
+    if template:
+        options = template.apply_options(options)
+    options = options.updated(**option_overrides(args))
+    generator = Generator(load(args.model))
+    prompt: str = text
+    if template:
+        values = {key: value for key, value in args.param}
+        values["input"] = text
+        prompt = fit_template(
+            template,
+            values,
+            generator.n_positions,
+            options.max_new_tokens,
+            generator.encode,
+            generator.decode,
+        )
+    out = sys.stdout
+    for delta in generator.stream(prompt, options):
+        out.write(delta)
+        out.flush()
+    if out.isatty():
+        out.write("\n")
+    return 0

@@ -1,0 +1,51 @@
+"""`scribe models`: the models available on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="list the models available locally")
+    parser.set_defaults(func=run)
+
+
+def _human(n: float, units: tuple[str, ...], step: int) -> str:
+    for unit in units:
+        if abs(n) < step:
+            return f"{n:.0f}{unit}" if unit == units[0] else f"{n:.1f}{unit}"
+        n /= step
+    return f"{n:.1f}{units[-1]}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from scribe.engine import paths
+    from scribe.engine.catalog import available_models
+    from scribe.engine.models import default_model_spec
+
+    console = Console()
+    models = available_models()
+    if not models:
+        console.print(
+            f"No models yet. Put one under {paths.models_dir()}, train one with "
+            "`scribe finetune`, or use a hub id such as --model gpt2 once online."
+        )
+        return 0
+    default = default_model_spec()
+    table = Table("name", "where", "parameters", "size", "context", "base", "path")
+    for info in models:
+        marker = " (default)" if default in (info.name, str(info.path)) else ""
+        table.add_row(
+            info.name + marker,
+            info.where,
+            _human(info.parameters, ("", "K", "M", "B"), 1000),
+            _human(info.size_bytes, ("B", "KB", "MB", "GB"), 1024),
+            str(info.context or "?"),
+            str(info.card.get("base_model", "")),
+            str(info.path),
+        )
+    console.print(table)
+    return 0
