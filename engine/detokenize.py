@@ -11,6 +11,10 @@ from collections.abc import Callable
 
 Decode = Callable[[list[int]], str]
 
+# A UTF-8 character has at most 4 bytes; tokens still undecodable after that are invalid bytes,
+# emitted as U+FFFD rather than held back forever.
+MAX_HELD_TOKENS = 4
+
 
 class IncrementalDecoder:
     def __init__(self, decode: Decode, context: list[int] | None = None) -> None:
@@ -24,7 +28,10 @@ class IncrementalDecoder:
         self._ids.append(token_id)
         before = self._decode(self._ids[self._prefix : self._read])
         after = self._decode(self._ids[self._prefix :])
-        if after.endswith("\ufffd") or len(after) <= len(before):
+        waiting = len(self._ids) - self._read
+        if after.endswith("\ufffd") and waiting < MAX_HELD_TOKENS:
+            return ""  # a character split across tokens: wait for its remaining bytes
+        if len(after) <= len(before):
             return ""
         self._prefix, self._read = self._read, len(self._ids)
         return after[len(before) :]

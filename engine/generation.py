@@ -117,7 +117,10 @@ class Generator:
                     seen = torch.cat([seen, torch.tensor([token])])
                     logits = self._kv.feed([token])
             tail = stops.feed(decoder.flush())
-            tail += "" if stops.stopped else stops.flush()
+            if stops.stopped:
+                stats.finish_reason = "stop"
+            else:
+                tail += stops.flush()
             if tail:
                 yield tail
 

@@ -34,7 +34,7 @@ class KVState:
         if reuse == 0:
             self.reset()
         elif reuse < len(self.ids):
-            self.cache.crop(reuse)
+            self.cache.crop(reuse - len(self.ids))  # transformers 5: negative = tokens to drop
             self.ids = self.ids[:reuse]
         return reuse, self.feed(ids[reuse:])
 

@@ -23,7 +23,7 @@ def choose_token(
     generator: torch.Generator | None,
 ) -> int:
     """Pick one token id from a 1-D logits vector (modified in place)."""
-    logits = logits.float()
+    logits = logits.to(torch.float32, copy=True)  # inference tensors cannot be edited in place
     apply_repetition_penalty(logits, seen, options.repetition_penalty)
     if options.temperature == 0:
         return int(torch.argmax(logits))

@@ -1,6 +1,6 @@
 """Prompt templates: TOML files with `string.Template` variables (DESIGN.md section 6).
 
-Built-ins ship in engine/templates/; files in the config dir's templates/ add or override them.
+Built-ins ship in engine/builtin_templates/; files in the config dir's templates/ add or override them.
 GPT-2 is not instruction-tuned, so the built-ins use completion-style cues.
 """
 
@@ -16,7 +16,7 @@ from scribe.engine import paths
 from scribe.engine.errors import TemplateError
 from scribe.engine.options import GenerationOptions, parse_option
 
-BUILTIN_DIR = Path(__file__).parent / "templates"
+BUILTIN_DIR = Path(__file__).parent / "builtin_templates"
 
 
 @dataclass(frozen=True)
