@@ -24,5 +24,5 @@ def load_config() -> Config:
         raise ConfigError(f"{path}: malformed config ({err}); fix or delete the file") from None
     model = data.get("default_model")
     if model is not None and not isinstance(model, str):
-        raise ConfigError(f"{path}: default_model must be a string, e.g. default_model = \"gpt2\"")
+        raise ConfigError(f'{path}: default_model must be a string, e.g. default_model = "gpt2"')
     return Config(default_model=model)

@@ -63,7 +63,9 @@ def resolve(spec: str | None) -> Path:
     if named.is_dir():
         return named
     if path.exists():
-        raise ModelError(f"{path}: is a file, not a model folder; pass the folder that holds config.json")
+        raise ModelError(
+            f"{path}: is a file, not a model folder; pass the folder that holds config.json"
+        )
     if not HUB_ID.match(spec) or spec.count("/") > 1:
         raise ModelError(
             f"model '{spec}' not found: not a folder, not a name under {paths.models_dir()}, "
@@ -124,7 +126,9 @@ def _check_safetensors(file: Path) -> None:
             if header_len <= 0 or 8 + header_len > size:
                 raise ValueError("header larger than the file")
             header = json.loads(handle.read(header_len))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
         if 8 + header_len + end > size:
             raise ValueError(f"{size} bytes, expected {8 + header_len + end}")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
@@ -151,6 +155,7 @@ def load(spec: str | None = None, dtype: str = "float32") -> LoadedModel:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    _quiet_transformers()
     torch_dtype = getattr(torch, dtype)
     if (path / "adapter_config.json").exists():
         model, tok_path = _load_adapter(path, torch_dtype)
@@ -182,12 +187,22 @@ def load(spec: str | None = None, dtype: str = "float32") -> LoadedModel:
     return LoadedModel(name=name, path=path, model=model, tokenizer=tokenizer, card=read_card(path))
 
 
+def _quiet_transformers() -> None:
+    """transformers draws progress bars and warnings on stderr; scribe's doors own the terminal."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _load_adapter(path: Path, torch_dtype: Any) -> tuple[Any, Path]:
     """A peft adapter folder (LoRA or prefix tuning) on top of its base model."""
     try:
         from peft import PeftConfig, PeftModel
     except ImportError:
-        raise ModelError(f"{path}: is a peft adapter; install scribe[finetune] to load it") from None
+        raise ModelError(
+            f"{path}: is a peft adapter; install scribe[finetune] to load it"
+        ) from None
     from transformers import AutoModelForCausalLM
 
     base_spec = PeftConfig.from_pretrained(path).base_model_name_or_path

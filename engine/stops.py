@@ -10,7 +10,7 @@ class StopFilter:
         self.stopped = False
 
     def feed(self, text: str) -> str:
-        """Returns the text that is safe to emit now; sets `stopped` when a stop sequence appears."""
+        """The text safe to emit now; sets `stopped` once a stop sequence appears."""
         if not self._stops:
             return text
         self._pending += text

@@ -1,6 +1,6 @@
 """Prompt templates: TOML files with `string.Template` variables (DESIGN.md section 6).
 
-Built-ins ship in engine/builtin_templates/; files in the config dir's templates/ add or override them.
+Built-ins ship in engine/builtin_templates/; the config dir's templates/ add or override them.
 GPT-2 is not instruction-tuned, so the built-ins use completion-style cues.
 """
 
@@ -66,11 +66,15 @@ def _parse(path: Path) -> Template:
     if data.get("kind") == "chat":
         prompt = prompt or "$input"
     if not isinstance(prompt, str):
-        raise TemplateError(f"{path}: needs a `prompt = \"...\"` string using $input")
+        raise TemplateError(f'{path}: needs a `prompt = "..."` string using $input')
     try:
-        string.Template(prompt).substitute({k: "" for k in string.Template(prompt).get_identifiers()})
+        string.Template(prompt).substitute(
+            {k: "" for k in string.Template(prompt).get_identifiers()}
+        )
     except ValueError as err:
-        raise TemplateError(f"{path}: bad placeholder in prompt ({err}); write $$ for a dollar sign") from None
+        raise TemplateError(
+            f"{path}: bad placeholder in prompt ({err}); write $$ for a dollar sign"
+        ) from None
     options: dict[str, Any] = {}
     for key, value in dict(data.get("options", {})).items():
         if key == "stop":
@@ -85,7 +89,7 @@ def _parse(path: Path) -> Template:
         raise TemplateError(f"{path}: [options] stop must be a list of non-empty strings")
     cut = data.get("cut", "middle")
     if cut not in ("middle", "tail"):
-        raise TemplateError(f"{path}: cut must be \"middle\" or \"tail\"")
+        raise TemplateError(f'{path}: cut must be "middle" or "tail"')
     return Template(
         name=name,
         description=str(data.get("description", "")),

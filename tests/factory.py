@@ -75,7 +75,9 @@ def save_model(
 
 def tiny_model(path: Path, seed: int = 0) -> Path:
     """2 layers x 32, 128 positions, a 384-token BPE: builds and runs in milliseconds."""
-    return save_model(path, tiny_tokenizer(), seed=seed, n_layer=2, n_head=2, n_embd=32, n_positions=128)
+    return save_model(
+        path, tiny_tokenizer(), seed=seed, n_layer=2, n_head=2, n_embd=32, n_positions=128
+    )
 
 
 def gpt2_vocab_model(path: Path, seed: int = 0) -> Path:

@@ -30,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scribe.engine.errors import InputError
     from scribe.engine.text_input import decode_text
+
+    if args.param and not args.template:
+        raise InputError("-p/--param sets a template variable; name the template with -t")
 
     text = decode_text(sys.stdin.buffer.read(), "stdin")
     from scribe.engine.context import fit_template

@@ -13,7 +13,16 @@ from scribe.engine.options import GenerationOptions
 from scribe.engine.templates import get_template, list_templates
 from tests.factory import gpt2_tokenizer
 
-BUILTINS = {"chat", "continue", "expand", "summarize", "rewrite", "fix-grammar", "title", "brainstorm"}
+BUILTINS = {
+    "chat",
+    "continue",
+    "expand",
+    "summarize",
+    "rewrite",
+    "fix-grammar",
+    "title",
+    "brainstorm",
+}
 
 
 def test_builtins_are_listed_and_parse() -> None:
