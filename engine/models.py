@@ -93,13 +93,18 @@ def _from_hub(repo_id: str) -> Path:
 
 def check_folder(path: Path) -> None:
     """Fail with one line naming the file and the fix, before transformers sees the folder."""
+    if (path / "adapter_config.json").exists():
+        return  # a peft adapter; its base model is checked when it loads
+    if not (path / "config.json").exists() and (path / "run" / "settings.json").exists():
+        raise ModelError(
+            f"{path}: an unfinished `scribe finetune` run, not a model yet; finish it with "
+            f"`scribe finetune --out {path} --resume`"
+        )
     if not (path / "config.json").exists():
         raise ModelError(
             f"{path}: no config.json, so this is not a model folder; point --model at a folder "
             "written by save_pretrained or `scribe finetune`"
         )
-    if (path / "adapter_config.json").exists():
-        return  # a peft adapter; its base model is checked when it loads
     if not any((path / name).exists() for name in TOKENIZER_FILES):
         raise ModelError(
             f"{path}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt); "
@@ -209,6 +214,15 @@ def _load_adapter(path: Path, torch_dtype: Any) -> tuple[Any, Path]:
     base_path = resolve(base_spec)
     check_folder(base_path)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype, use_safetensors=True)
-    model = PeftModel.from_pretrained(base, path)
+    if PeftConfig.from_pretrained(path).peft_type == "PREFIX_TUNING":
+        # peft's prefix is ignored by transformers 5's GPT-2; scribe's own wrapper applies it.
+        from scribe.engine.finetune.prefix import load_prefix_model
+
+        try:
+            model = load_prefix_model(path, base)
+        except (ValueError, KeyError, OSError) as err:
+            raise ModelError(f"{path}: cannot load the prefix adapter ({err})") from None
+    else:
+        model = PeftModel.from_pretrained(base, path)
     has_tokenizer = any((path / name).exists() for name in TOKENIZER_FILES)
     return model, path if has_tokenizer else base_path

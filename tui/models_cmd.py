@@ -18,6 +18,15 @@ def _human(n: float, units: tuple[str, ...], step: int) -> str:
     return f"{n:.1f}{units[-1]}"
 
 
+def _metrics(card: dict) -> str:
+    """A finetuned model's test perplexity before -> after (from its scribe.json card)."""
+    metrics = card.get("metrics") or {}
+    before, after = metrics.get("test_perplexity_before"), metrics.get("test_perplexity_after")
+    if before is None or after is None:
+        return ""
+    return f"ppl {before:.1f} -> {after:.1f}"
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -35,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     default = default_model_spec()
-    table = Table("name", "where", "parameters", "size", "context", "base", "path")
+    table = Table("name", "where", "parameters", "size", "context", "base", "metrics", "path")
     for info in models:
         marker = " (default)" if default in (info.name, str(info.path)) else ""
         table.add_row(
@@ -45,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             _human(info.size_bytes, ("B", "KB", "MB", "GB"), 1024),
             str(info.context or "?"),
             str(info.card.get("base_model", "")),
+            _metrics(info.card),
             str(info.path),
         )
     console.print(table)

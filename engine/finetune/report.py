@@ -1,0 +1,86 @@
+"""`report.md`: the run's data, training and before/after evaluation, written beside the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+METRIC_ROWS = [
+    ("test perplexity", "perplexity", "{:.2f}"),
+    ("test loss (nats/token)", "test_loss", "{:.4f}"),
+    ("BLEU", "bleu", "{:.2f}"),
+    ("ROUGE-1 F1", "rouge1", "{:.2f}"),
+    ("ROUGE-2 F1", "rouge2", "{:.2f}"),
+    ("ROUGE-L F1", "rougeL", "{:.2f}"),
+]
+
+
+def metric_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, before, after) for each metric either side has."""
+    rows = []
+    for label, key, fmt in METRIC_ROWS:
+        b, a = before.get(key), after.get(key)
+        if b is None and a is None:
+            continue
+        rows.append(
+            (label, "-" if b is None else fmt.format(b), "-" if a is None else fmt.format(a))
+        )
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>").strip() or " "
+
+
+def render(
+    card: dict[str, Any], name: str, prompts: list[str], before: list[str], after: list[str]
+) -> str:
+    data, training = card["data"], card["training"]
+    metrics = card["metrics"]
+    lines = [
+        f"# Fine-tuning report: {name}",
+        "",
+        f"- command: `{card['command']}`",
+        f"- base model: {card['base_model']}",
+        f"- method: {card['method']} ({card.get('format')})",
+        "",
+        "## Data",
+        "",
+        "| split | documents | tokens | trained tokens | blocks |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for split in ("train", "val", "test"):
+        lines.append(
+            f"| {split} | {data['documents'][split]} | {data['tokens'][split]} | "
+            f"{data['trained_tokens'][split]} | {data['blocks'][split]} |"
+        )
+    files = ", ".join(f"{f['path']} ({f['format']})" for f in data["files"])
+    lines += ["", f"Files: {files}", ""]
+    lines += [
+        "## Training",
+        "",
+        f"- steps: {training['steps']} of {training['planned_steps']} ({training['reason']})",
+        f"- best validation loss: {_num(training.get('best_val_loss'))} "
+        f"at step {training.get('best_step')}",
+        f"- block size {training['block_size']}, global batch {training['global_batch']} blocks, "
+        f"lr {training['lr']}, {training['world_size']} process(es), "
+        f"{training['threads']} thread(s), "
+        f"bf16 {'on' if training['bf16'] else 'off'}",
+        f"- speed: {training['tokens_per_s']:.0f} tokens/s, {training['train_seconds']:.1f} s",
+        "",
+        "## Evaluation (test split)",
+        "",
+        "| metric | before | after |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {a} | {b} | {c} |" for a, b, c in metric_rows(metrics["before"], metrics["after"])
+    ]
+    if prompts:
+        lines += ["", "## Samples (greedy)", "", "| prompt | before | after |", "|---|---|---|"]
+        for prompt, b, a in zip(prompts, before, after, strict=False):
+            lines.append(f"| {_cell(prompt)} | {_cell(b)} | {_cell(a)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

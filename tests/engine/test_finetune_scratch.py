@@ -1,0 +1,168 @@
+"""`--from-scratch` and full fine-tuning end to end on tiny models: the output folder loads in
+scribe and in plain transformers, the card and metrics are written, early stopping restores the best
+weights, and nothing but the finished model looks like a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scribe.engine import paths
+from scribe.engine.finetune import FinetuneSettings, run_finetune
+from scribe.engine.finetune.events import EvalDone, StepDone, TrainStart
+from tests.engine.test_finetune_data import write_text
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def scratch_settings(data: Path, **changes) -> FinetuneSettings:
+    base = dict(
+        data=[str(data)],
+        out="scratchy",
+        from_scratch="2x32",
+        vocab_size=400,
+        n_positions=64,
+        block_size=32,
+        batch_size=4,
+        max_steps=40,
+        eval_every=10,
+        threads=1,
+        patience=0,
+        sample_prompts=["The writer"],
+        lr=5e-3,
+    )
+    base.update(changes)
+    return FinetuneSettings(**base)
+
+
+def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path: Path) -> None:
+    data = write_text(tmp_path, paragraphs=150)
+    events = []
+    result = run_finetune(scratch_settings(data, save_dtype="bfloat16"), events.append)
+    out = paths.models_dir() / "scratchy"
+    assert result.out == out
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "scribe.json",
+        "report.md",
+    } <= names
+    assert not (out / "run" / "checkpoints").exists()  # only needed to resume
+
+    # The loss went down where it counts: perplexity on held-out test passages.
+    assert result.after["perplexity"] < result.before["perplexity"] / 3
+    card = json.loads((out / "scribe.json").read_text())
+    assert card["base_model"] == "scratch:2x32"
+    assert card["shape"]["n_layer"] == 2 and card["shape"]["n_embd"] == 32
+    assert card["shape"]["n_positions"] == 64
+    assert card["data"]["files"][0]["path"] == str(data)
+    assert card["data"]["tokens"]["train"] > 1000 and card["data"]["tokens"]["test"] > 0
+    assert card["command"] == ""  # set by the CLI
+    assert card["metrics"]["test_perplexity_after"] == result.after["perplexity"]
+    assert card["training"]["threads"] == 1 and torch.get_num_threads() == 1
+    assert "chat" not in card  # no chat data
+
+    # Plain transformers loads it, in the saved dtype; the tokenizer was trained on the data.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.dtype == torch.bfloat16
+    assert model.config.n_positions == 64 and model.config.vocab_size == len(tok) <= 400
+    assert tok.decode(tok.encode("The writer opened the door.")) == "The writer opened the door."
+    assert tok.eos_token == "<|endoftext|>"
+
+    # scribe loads it by name and generates with its own engine.
+    from scribe.engine.generation import Generator
+    from scribe.engine.models import load
+    from scribe.engine.options import GenerationOptions
+
+    gen = Generator(load("scratchy"))
+    text = gen.complete_text("The writer", GenerationOptions(max_new_tokens=8, temperature=0))
+    assert text.strip()
+
+    # Progress went through events, and metrics.jsonl has every step and evaluation.
+    steps = [e.step for e in events if isinstance(e, StepDone)]
+    assert steps == list(range(1, 41))
+    assert [e.step for e in events if isinstance(e, EvalDone)] == [10, 20, 30, 40]
+    start = next(e for e in events if isinstance(e, TrainStart))
+    assert start.threads == 1 and start.total_steps == 40
+    records = [
+        json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records if "loss" in r] == steps
+    assert [r["step"] for r in records if "val_loss" in r] == [10, 20, 30, 40]
+    assert any("samples" in r for r in records)
+    report = (out / "report.md").read_text()
+    assert "| test perplexity |" in report and "The writer" in report
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path: Path) -> None:
+    data = write_text(tmp_path, paragraphs=150)
+    # A learning rate far too high: validation loss gets worse after the first evaluations.
+    settings = scratch_settings(data, lr=0.5, eval_every=2, patience=2, max_steps=60, dropout=0.0)
+    result = run_finetune(settings)
+    outcome = result.outcome
+    assert outcome.reason == "early stop" and outcome.steps < 60
+    assert outcome.best_step < outcome.steps
+    assert outcome.final_val_loss > outcome.best_val_loss
+    # The saved model is the best one: its validation loss is the best seen, not the last.
+    assert val_loss_of_saved_model(result.out, settings) == pytest.approx(
+        outcome.best_val_loss, rel=1e-5
+    )
+    card = json.loads((result.out / "scribe.json").read_text())
+    assert card["training"]["best_step"] == outcome.best_step
+
+
+def val_loss_of_saved_model(out: Path, settings: FinetuneSettings) -> float:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scribe.engine.finetune.data import find_files, read_documents
+    from scribe.engine.finetune.distributed import setup
+    from scribe.engine.finetune.splits import split_documents
+    from scribe.engine.finetune.tokens import pack, tokenize
+    from scribe.engine.finetune.trainer import evaluate_loss
+
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    docs = read_documents(find_files(settings.data), None)
+    split = split_documents(docs, settings.val_fraction, settings.test_fraction, settings.seed)
+    val = pack(tokenize(split.val, tok), settings.block_size, tok.eos_token_id, keep_tail=True)
+    return evaluate_loss(model, val, settings.batch_size, setup(), bf16=False)
+
+
+def test_full_finetune_of_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_text(tmp_path, paragraphs=100)
+    settings = FinetuneSettings(
+        data=[str(data)],
+        out=str(tmp_path / "tuned"),
+        model=str(tiny_model_dir),
+        block_size=32,
+        batch_size=4,
+        max_steps=20,
+        eval_every=10,
+        threads=1,
+        lr=3e-3,
+        sample_every=0,
+    )
+    result = run_finetune(settings)
+    assert result.after["perplexity"] < result.before["perplexity"]
+    card = json.loads((tmp_path / "tuned" / "scribe.json").read_text())
+    assert card["base_model"] == str(tiny_model_dir) and card["method"] == "full"
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "tuned")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not torch.equal(
+        model.transformer.h[0].attn.c_attn.weight, base.transformer.h[0].attn.c_attn.weight
+    )
