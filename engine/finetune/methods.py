@@ -4,6 +4,7 @@ virtual key/values (prefix.py); and writing each as a model folder scribe and tr
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def prepare(model: Any, method: str, settings: Any, init_ids: list[int]) -> Any:
             fan_in_fan_out=True,
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(model, config)
     from scribe.engine.finetune.prefix import PrefixModel
 
     return PrefixModel.create(model, settings.prefix_tokens, init_ids)

@@ -35,8 +35,12 @@ class PrefixCache:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.inner.get_seq_length(layer_idx) - self.prefix_len
 
-    def crop(self, max_length: int) -> None:
-        self.inner.crop(max_length + self.prefix_len)
+    def crop(self, length: int) -> None:
+        """transformers 5: a negative value drops that many tokens (the same count here); a
+        positive one (older API) is the length to keep, counted in real tokens."""
+        drop = -length if length < 0 else self.get_seq_length() - length
+        if drop > 0:
+            self.inner.crop(-drop)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -131,7 +135,6 @@ class PrefixModel(nn.Module):
             "encoder_hidden_size": cfg.n_embd,
             "prefix_projection": False,
             "inference_mode": True,
-            "scribe_positions": "real tokens start at 0; the prefix has no position",
         }
         (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
 

@@ -82,6 +82,7 @@ class _Run:
             settings = saved
         self.settings = settings
         self.writes = not settings.dry_run  # a dry run leaves no trace on disk
+        distributed.barrier(d)  # every rank checked --out before rank 0 creates it
 
     # -- helpers ------------------------------------------------------------------------------
     def on_main(self, work: Any) -> Any:
@@ -283,30 +284,32 @@ class _Run:
         base_model, base_path, base_name = self._model(tokenizer, loaded)
         base_model.to(d.device)
         shape = _shape(base_model)
-        init_ids = blocks["train"].ids[0, : s.prefix_tokens].tolist()
-        with torch.random.fork_rng():
-            torch.manual_seed(s.seed)
-            model = prepare(base_model, s.method, s, init_ids)
-        model.to(d.device).train()
-        threads = self._threads(model, blocks["train"], plan)
         prompt_docs = split.test or split.val or split.train
         prompts = s.sample_prompts or default_prompts(prompt_docs)
         pairs = pair_examples(split.test, s.eval_examples)
         result.prompts = prompts
 
+        # "Before" is the untouched base model (a LoRA or prefix wrapper is not added yet).
         before_file = self.run_dir / "before.json"
         if before_file.exists():
             before = json.loads(before_file.read_text(encoding="utf-8"))
         else:
             self.emit(Stage("evaluating the base model on the test split"))
             ev = evaluate(
-                model, tokenizer, blocks["test"], prompts, pairs, s.batch_size, d, plan.bf16
+                base_model, tokenizer, blocks["test"], prompts, pairs, s.batch_size, d, plan.bf16
             )
             before = {"metrics": ev.as_dict(), "samples": ev.samples}
             if d.main:
                 with ckpt.atomic_path(before_file) as tmp:
                     tmp.write_text(json.dumps(before), encoding="utf-8")
         result.before, result.samples_before = before["metrics"], before["samples"]
+
+        init_ids = blocks["train"].ids[0, : s.prefix_tokens].tolist()
+        with torch.random.fork_rng():
+            torch.manual_seed(s.seed)
+            model = prepare(base_model, s.method, s, init_ids)
+        model.to(d.device).train()
+        threads = self._threads(model, blocks["train"], plan)
 
         def sampler(m: Any) -> list[tuple[str, str]]:
             from scribe.engine.finetune.evaluation import SAMPLE_TOKENS, EngineGenerator
@@ -327,6 +330,9 @@ class _Run:
             sampler=sampler if prompts else None,
             stop_requested=stop.is_set,
         )
+        # Dropout draws from the global RNG: seed it, so a run is a function of its settings
+        # (a resumed run restores the RNG state saved with its checkpoint instead).
+        torch.manual_seed(s.seed * 1000 + d.rank)
         checkpoints = ckpt.list_checkpoints(self.run_dir)
         if s.resume and checkpoints:
             trainer.resume(checkpoints[-1])
