@@ -1,0 +1,150 @@
+"""Plain (line) mode: the real command through a pipe, and the loop in-process with a scripted
+engine for slash commands, multi-line blocks and Ctrl+C."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from scribe.engine.chat_session import ChatSession, Settings
+from scribe.engine.conversations import ConversationStore
+from scribe.tui.cli import main
+from scribe.tui.plain_chat import PlainChat
+from tests.tui.chat_fakes import FakeEngine, FakeLoader
+
+SCRIBE = [sys.executable, "-m", "scribe.tui.cli"]
+
+
+def run_scribe(args: list[str], stdin: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a tiny model is fastest on one thread
+    return subprocess.run(
+        [*SCRIBE, *args], input=stdin, capture_output=True, text=True, env=env, timeout=180
+    )
+
+
+def test_piped_message_gets_a_reply_and_exits_zero(tiny_model_dir: Path) -> None:
+    """printf 'Hello there\\n' | scribe chat --plain --model DIR"""
+    out = run_scribe(["chat", "--plain", "--model", str(tiny_model_dir), "--seed", "3"],
+                     "Hello there\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip(), "no reply printed"
+    assert out.stdout.endswith("\n") and "Traceback" not in out.stderr
+    assert "loading model" in out.stderr
+    store = ConversationStore()
+    (record,) = store.list_conversations()
+    thread = store.thread(record.id)
+    assert [m.role for m in thread] == ["user", "assistant"]
+    assert thread[0].content == "Hello there"
+    assert thread[1].content == out.stdout.strip()
+
+
+def test_not_a_terminal_means_plain_and_continue_carries_on(
+    tiny_model_dir: Path, monkeypatch, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    """In-process (the model loads without a new Python): no --plain, stdin is not a terminal."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("First line\n"))
+    assert main(["chat", "--model", str(tiny_model_dir), "--max-tokens", "5"]) == 0
+    first = capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("And then?\n"))
+    assert main(["chat", "--continue", "--model", str(tiny_model_dir)]) == 0
+    store = ConversationStore()
+    (record,) = store.list_conversations()
+    assert [m.content for m in store.thread(record.id)][:3] == [
+        "First line",
+        first.out.strip(),
+        "And then?",
+    ]
+    assert record.options == {"max_new_tokens": 5}  # saved with the conversation, reused
+
+
+def test_continue_without_a_conversation_is_a_clear_error(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["chat", "--continue"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "scribe: error: no saved conversation to continue yet; start one with scribe chat"
+    )
+
+
+def plain(lines: str, engine: FakeEngine | None = None, **settings) -> tuple[int, str, str, ChatSession]:  # noqa: E501
+    engine = engine or FakeEngine(["Reply one.", "Reply two.", "Reply three."])
+    session = ChatSession(ConversationStore(), FakeLoader(engine), Settings(**settings))
+    out, err = io.StringIO(), io.StringIO()
+    code = PlainChat(session, io.StringIO(lines), out, err).run()
+    return code, out.getvalue(), err.getvalue(), session
+
+
+def test_slash_commands_blocks_and_escapes() -> None:
+    engine = FakeEngine(["Reply one.", "Reply two.", "Reply three."])
+    script = "\n".join([
+        "/set temperature 0.1",
+        "/set warmth 2",
+        "/frobnicate",
+        '"""',
+        "line one",
+        "line two",
+        '"""',
+        "//etc/hosts is a file",
+        "/template summarize",
+        "A long story about the sea.",
+        "/history",
+        "/quit",
+        "never sent",
+    ]) + "\n"
+    code, out, err, session = plain(script, engine)
+    assert code == 0
+    assert "temperature = 0.1" in out
+    assert "unknown option 'warmth'; accepted: max_tokens" in err
+    assert "unknown command /frobnicate" in err
+    assert out.count("Reply") == 3
+    assert "Writer: line one\nline two\n\nAssistant:" in engine.prompts[0]
+    assert "Writer: /etc/hosts is a file" in engine.prompts[1]
+    assert engine.prompts[2].endswith("A long story about the sea.\n\nTL;DR:")
+    assert all(o.temperature == 0.1 for o in engine.options)
+    assert "line one" in out  # /history lists the conversation by its first line
+    assert len(engine.prompts) == 3 and "never sent" not in "".join(engine.prompts)
+
+
+def test_ctrl_c_stops_the_reply_not_the_program() -> None:
+    engine = FakeEngine(["one two three four five", "next reply"])
+    engine.hold_after = 2
+    session = ChatSession(ConversationStore(), FakeLoader(engine), Settings())
+    out, err = io.StringIO(), io.StringIO()
+    chat = PlainChat(session, io.StringIO("Go\nAgain\n"), out, err)
+
+    def press_ctrl_c() -> None:
+        engine.holding.wait(10)
+        cancel = chat.cancel
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl+C
+        cancel.wait(10)
+        engine.release.set()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    code = chat.run()
+    assert code == 0
+    assert out.getvalue().splitlines() == ["one two", "next reply"]
+    assert "[stopped]" in err.getvalue()
+    saved = session.store.thread(session.conversation_id)
+    assert [(m.content, m.status) for m in saved] == [
+        ("Go", "complete"),
+        ("one two", "stopped"),
+        ("Again", "complete"),
+        ("next reply", "complete"),
+    ]
+
+
+def test_read_and_export(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.md"
+    draft.write_text("My draft text.", encoding="utf-8")
+    target = tmp_path / "out.md"
+    code, out, err, _ = plain(f"/read {draft}\n/export {target}\n/read {tmp_path}\n")
+    assert code == 0
+    assert out.splitlines()[0] == "Reply one."
+    assert f"exported to {target}" in out
+    assert f"{tmp_path}: is a folder; give a text file" in err
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# My draft text.") and "## Assistant\n\nReply one." in text
