@@ -2,7 +2,9 @@
 
 `Generator.stream(prompt, options, cancel)` is a plain generator of text deltas. It runs its own
 KV-cache decode loop over the transformers model and keeps the cache of the last prompt, so a new
-prompt that shares a prefix with the previous one only feeds the new tokens.
+prompt that shares a prefix with the previous one only feeds the new tokens. A plain GPT-2 runs
+through engine/fast_gpt2.py (preallocated cache, quantized weights per `loaded.precision`); any
+other model through transformers' own forward (engine/kv_cache.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from scribe.engine import fast_gpt2, quantize, threads
 from scribe.engine.detokenize import IncrementalDecoder
-from scribe.engine.kv_cache import KVState
+from scribe.engine.kv_cache import FastKVState, KVState
 from scribe.engine.models import LoadedModel
 from scribe.engine.options import GenerationOptions
 from scribe.engine.sampling import choose_token
@@ -32,7 +35,9 @@ class StreamStats:
     reused_tokens: int = 0
     new_tokens: int = 0
     first_token_s: float = 0.0
+    decode_s: float = 0.0  # time spent choosing and computing tokens after the first
     finish_reason: str = ""  # "length", "eos", "stop", "cancelled"
+    precision: str = ""  # the weights that ran: fp32, bf16, int8, int4, or "transformers"
 
 
 class Generator:
@@ -44,15 +49,35 @@ class Generator:
         self.tokenizer = loaded.tokenizer
         self.n_positions = loaded.n_positions
         self._lock = threading.Lock()
-        self._kv = KVState(self.model)
+        self._kv = self._make_state(loaded)
+        self._cores = threads.available_cores()
+        self._decode_threads = threads.DecodeThreads(self._cores)
         self.last = StreamStats()
+
+    def _make_state(self, loaded: LoadedModel) -> KVState:
+        """The fast GPT-2 path when the model allows it, else transformers' own forward."""
+        precision = getattr(loaded, "precision", "fp32")
+        if not fast_gpt2.supports(self.model):
+            self.precision = "transformers"
+            return KVState(self.model)
+        cached = None
+        has_folder = (loaded.path / "config.json").exists()
+        if precision != "fp32" and has_folder:
+            cached = quantize.load_cached(loaded.path, precision)
+        fast = fast_gpt2.FastGPT2(self.model, precision, cached)
+        if precision != "fp32" and has_folder and cached is None:
+            quantize.save_cached(loaded.path, precision, fast.quantized)
+        self.precision = precision
+        return FastKVState(fast)
 
     # -- tokens -----------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return self.tokenizer.decode(
+            ids, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -89,17 +114,22 @@ class Generator:
         eos = self.loaded.eos_token_id
         decoder = IncrementalDecoder(self.decode, context=ids)
         stops = StopFilter(options.stop)
-        stats = StreamStats(prompt_tokens=len(ids))
+        stats = StreamStats(prompt_tokens=len(ids), precision=self.precision)
         self.last = stats
         started = time.perf_counter()
-        seen = torch.tensor(ids, dtype=torch.long)
-        with self._lock:
+        # Every token seen so far, for the repetition penalty; filled in place, never regrown.
+        seen_buf = torch.empty(len(ids) + max_new, dtype=torch.long)
+        seen_buf[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+        n_seen = len(ids)
+        pace = self._decode_threads
+        with self._lock, threads.using(self._cores):
             stats.reused_tokens, logits = self._kv.prefill(ids)
             stats.finish_reason = "length"
             for step in range(max_new):
-                token = choose_token(logits, options, seen, generator)
+                token = choose_token(logits, options, seen_buf[:n_seen], generator)
                 if step == 0:
                     stats.first_token_s = time.perf_counter() - started
+                    decode_started = time.perf_counter()
                 if token == eos:
                     stats.finish_reason = "eos"
                     break
@@ -114,8 +144,12 @@ class Generator:
                     stats.finish_reason = "cancelled"
                     break
                 if step + 1 < max_new:
-                    seen = torch.cat([seen, torch.tensor([token])])
+                    seen_buf[n_seen] = token
+                    n_seen += 1
+                    pace.begin()
                     logits = self._kv.feed([token])
+                    pace.end()
+                    stats.decode_s = time.perf_counter() - decode_started
             tail = stops.feed(decoder.flush())
             if stops.stopped:
                 stats.finish_reason = "stop"
@@ -124,5 +158,7 @@ class Generator:
             if tail:
                 yield tail
 
-    def complete_text(self, prompt: str | list[int], options: GenerationOptions | None = None) -> str:
+    def complete_text(
+        self, prompt: str | list[int], options: GenerationOptions | None = None
+    ) -> str:
         return "".join(self.stream(prompt, options))

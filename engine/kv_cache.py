@@ -20,7 +20,8 @@ class KVState:
         self.ids, self.cache = [], None
 
     def reusable(self, ids: list[int]) -> int:
-        """How many leading tokens of `ids` already sit in the cache (at least one is always fed)."""
+        """How many leading tokens of `ids` already sit in the cache (at least one is always
+        fed)."""
         common = 0
         for old, new in zip(self.ids, ids, strict=False):
             if old != new:
@@ -29,7 +30,8 @@ class KVState:
         return min(common, len(ids) - 1)
 
     def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
-        """Bring the cache to `ids`, feeding only what is not cached; returns (reused, last logits)."""
+        """Bring the cache to `ids`, feeding only what is not cached; returns (reused, last
+        logits)."""
         reuse = self.reusable(ids)
         if reuse == 0:
             self.reset()
@@ -54,3 +56,25 @@ class KVState:
         self.cache = out.cache
         self.ids.extend(new_ids)
         return out.logits[0, -1]
+
+
+class FastKVState(KVState):
+    """The same prefix-reuse bookkeeping over FastGPT2's preallocated cache (engine/fast_gpt2.py):
+    dropping a suffix is only moving the length back, and a step writes in place."""
+
+    def __init__(self, fast: Any) -> None:
+        super().__init__(model=None)
+        self.fast = fast
+
+    def reset(self) -> None:
+        self.ids = []
+
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        reuse = self.reusable(ids)
+        self.ids = self.ids[:reuse]
+        return reuse, self.feed(ids[reuse:])
+
+    def feed(self, new_ids: list[int]) -> torch.Tensor:
+        logits = self.fast.forward(new_ids, len(self.ids))
+        self.ids.extend(new_ids)
+        return logits

@@ -26,6 +26,8 @@ class LoadedModel:
     model: Any  # a transformers PreTrainedModel in eval mode
     tokenizer: Any  # a transformers fast tokenizer
     card: dict[str, Any] = field(default_factory=dict)
+    # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (engine/quantize.py).
+    precision: str = "fp32"
 
     @property
     def n_positions(self) -> int:
@@ -153,8 +155,12 @@ def read_card(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load(spec: str | None = None, dtype: str = "float32") -> LoadedModel:
-    """Resolve and load a causal LM with its tokenizer, ready for generation."""
+def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32") -> LoadedModel:
+    """Resolve and load a causal LM with its tokenizer, ready for generation. `precision`
+    (fp32, bf16, int8, int4 or auto) picks the weights generation runs with."""
+    from scribe.engine.quantize import check_precision, choose_precision
+
+    check_precision(precision)
     path = resolve(spec)
     check_folder(path)
     import torch
@@ -189,7 +195,8 @@ def load(spec: str | None = None, dtype: str = "float32") -> LoadedModel:
         raise ModelError(f"{tok_path}: cannot load the tokenizer ({err})") from None
     model.eval()
     name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
-    return LoadedModel(name=name, path=path, model=model, tokenizer=tokenizer, card=read_card(path))
+    card, precision = read_card(path), choose_precision(precision, model)
+    return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
 
 
 def _quiet_transformers() -> None:

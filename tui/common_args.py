@@ -12,6 +12,13 @@ def add_model_arg(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="a model folder, a name under the data dir's models/, or a hub id (e.g. gpt2)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8", "int4"),
+        default="auto",
+        help="weights to run with: auto (int8 for models of 20M+ parameters, else fp32), "
+        "fp32, bf16, int8 or int4; quantized weights are cached beside the model",
+    )
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:

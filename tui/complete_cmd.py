@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if template:
         options = template.apply_options(options)
     options = options.updated(**option_overrides(args))
-    generator = Generator(load(args.model))
+    generator = Generator(load(args.model, precision=args.precision))
     prompt: str = text
     if template:
         values = {key: value for key, value in args.param}

@@ -1,0 +1,198 @@
+"""Weight precisions for the fast GPT-2 path: fp32, bf16, int8 and int4 weights, cached on disk.
+
+Quantization is weight-only in what is stored: int8 keeps one scale per output row; int4 keeps
+one scale and zero point per group of 32 inputs, two weights a byte. What runs depends on the
+kernels torch has for this CPU: on AVX2 the only fast integer matmul in torch is fbgemm's
+(`quantized::linear_dynamic`, int8 weights x int8 activations quantized per call, int32
+accumulation), so int8 runs there, and int4 weights are expanded to that int8 kernel at load
+(torch's int4 CPU kernel is scalar without AVX-512). Quantized tensors are saved as safetensors
+next to the model, or under the cache dir when that folder is read-only, so a second start does
+not re-quantize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from scribe.engine import paths
+from scribe.engine.errors import InputError
+
+Linear = Callable[[torch.Tensor], torch.Tensor]
+Quantized = dict[str, torch.Tensor]
+
+PRECISIONS = ("fp32", "bf16", "int8", "int4")
+# "auto" is the fastest that keeps quality: int8 (test perplexity rises well under 1%, see
+# tests/engine/test_quantize_quality.py) for models big enough for weight reads to dominate a step;
+# tiny models run faster, and exactly, in fp32.
+AUTO = "auto"
+AUTO_INT8_MIN_PARAMS = 20_000_000
+INT4_GROUP = 32
+FORMAT_VERSION = "1"
+
+
+def check_precision(precision: str) -> str:
+    if precision != AUTO and precision not in PRECISIONS:
+        choices = ", ".join((AUTO, *PRECISIONS))
+        raise InputError(f"unknown precision '{precision}'; choose one of: {choices}")
+    return precision
+
+
+def choose_precision(precision: str, model: Any) -> str:
+    """Resolve "auto" for a loaded model; other precisions pass through."""
+    if check_precision(precision) != AUTO:
+        return precision
+    params = sum(p.numel() for p in model.parameters())
+    if int8_kernel_available() and params >= AUTO_INT8_MIN_PARAMS:
+        return "int8"
+    return "fp32"
+
+
+def int8_kernel_available() -> bool:
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
+# -- quantizing (weights as [out, in], F.linear's layout) ---------------------------------------
+def quantize_int8(weight: torch.Tensor) -> Quantized:
+    """Symmetric int8 with one scale per output row."""
+    scale = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12)
+    q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return {"q": q.contiguous(), "scale": scale.float()}
+
+
+def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> Quantized:
+    """Asymmetric 4-bit in groups of `group` inputs: w ~ q * scale + low, q in 0..15."""
+    out_f, in_f = weight.shape
+    group = math.gcd(in_f, group)  # a smaller group when the size is not a multiple of 32
+    g = weight.reshape(out_f, in_f // group, group)
+    low, high = g.amin(dim=2), g.amax(dim=2)
+    scale = ((high - low) / 15).clamp(min=1e-12)
+    q = torch.round((g - low[..., None]) / scale[..., None]).clamp(0, 15).to(torch.uint8)
+    q = q.reshape(out_f, in_f)
+    packed = q[:, 0::2] | (q[:, 1::2] << 4)
+    return {"packed": packed.contiguous(), "scale": scale.float(), "low": low.float()}
+
+
+def dequantize_int4(data: Quantized) -> torch.Tensor:
+    packed = data["packed"]
+    out_f = packed.shape[0]
+    q = torch.stack([packed & 15, packed >> 4], dim=2).reshape(out_f, -1).float()
+    groups = data["scale"].shape[1]
+    g = q.reshape(out_f, groups, -1) * data["scale"][..., None] + data["low"][..., None]
+    return g.reshape(out_f, -1)
+
+
+def quantize(precision: str, weight: torch.Tensor) -> Quantized:
+    """What is stored on disk for one [out, in] weight at `precision`."""
+    if precision == "int8":
+        return quantize_int8(weight)
+    if precision == "int4":
+        return quantize_int4(weight)
+    if precision == "bf16":
+        return {"w": weight.to(torch.bfloat16).contiguous()}
+    raise ValueError(f"{precision} needs no quantized weights")
+
+
+# -- running ------------------------------------------------------------------------------------
+def _fbgemm_linear(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> Linear:
+    """fbgemm's int8 linear: activations are quantized per call, weights per output row."""
+    zero = torch.zeros(q.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():  # quantized tensors are flagged legacy; fbgemm needs them
+        warnings.simplefilter("ignore")
+        qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
+        packed = torch.ops.quantized.linear_prepack(qweight, bias)
+    run = torch.ops.quantized.linear_dynamic
+    return lambda x: run(x, packed)
+
+
+def make_linear(
+    precision: str,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    quantized: Quantized | None = None,
+    transposed: bool = False,
+) -> Linear:
+    """A function x [n, in] -> [n, out]. `weight` is Conv1D's [in, out] unless `transposed`
+    ([out, in], as the tied LM head); `quantized` is its stored form (computed when None)."""
+    if precision == "fp32":
+        if transposed:  # the LM head: exactly what transformers runs
+            return lambda x: F.linear(x, weight, bias)
+        if bias is None:
+            return lambda x: torch.mm(x, weight)
+        return lambda x: torch.addmm(bias, x, weight)  # Conv1D's own op, for identical numerics
+    out_in = weight if transposed else weight.t()
+    if quantized is None:
+        quantized = quantize(precision, out_in)
+    if precision == "bf16":
+        w16 = quantized["w"]
+        b16 = None if bias is None else bias.to(torch.bfloat16)
+        return lambda x: F.linear(x.to(torch.bfloat16), w16, b16).float()
+    if precision == "int4":  # expanded to the int8 kernel: no fast int4 matmul in torch on AVX2
+        quantized = quantize_int8(dequantize_int4(quantized))
+    if int8_kernel_available():
+        return _fbgemm_linear(quantized["q"], quantized["scale"], bias)
+    w = quantized["q"].float() * quantized["scale"][:, None]  # no int8 kernel: run dequantized
+    return lambda x: F.linear(x, w, bias)
+
+
+# -- caching on disk ----------------------------------------------------------------------------
+def cache_file(model_dir: Path, precision: str) -> Path:
+    """Next to the model when that folder is writable, else under the cache dir."""
+    name = f"scribe-{precision}.safetensors"
+    if os.access(model_dir, os.W_OK):
+        return model_dir / name
+    key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    return paths.cache_dir() / "quantized" / key / name
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """Changes when the model's weights change, so a stale cache is never used."""
+    parts = [FORMAT_VERSION]
+    for file in sorted(model_dir.glob("model*.safetensors")):
+        stat = file.stat()
+        parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
+    from safetensors import safe_open
+
+    file = cache_file(model_dir, precision)
+    if not file.exists():
+        return None
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            if (handle.metadata() or {}).get("fingerprint") != _fingerprint(model_dir):
+                return None
+            flat = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (OSError, ValueError, RuntimeError):
+        return None  # unreadable cache: quantize again
+    out: dict[str, Quantized] = {}
+    for key, tensor in flat.items():
+        name, part = key.rsplit(":", 1)
+        out.setdefault(name, {})[part] = tensor
+    return out
+
+
+def save_cached(model_dir: Path, precision: str, tensors: dict[str, Quantized]) -> Path | None:
+    """Writes the cache atomically; returns None when neither place is writable."""
+    from safetensors.torch import save_file
+
+    flat = {f"{name}:{part}": t for name, parts in tensors.items() for part, t in parts.items()}
+    file = cache_file(model_dir, precision)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        save_file(flat, str(tmp), metadata={"fingerprint": _fingerprint(model_dir)})
+        tmp.replace(file)
+    except OSError:
+        return None
+    return file
