@@ -152,8 +152,9 @@ class CompletionService:
             return None
         text = rule.finish()
         if blanks:
-            # The user typed the blank already; the model's text must start with it to fit.
-            text = text[len(blanks) :] if text.startswith(blanks) else ""
+            # The user typed the blank already: drop the model's own leading blanks; text that
+            # would be glued to the previous word does not fit after a blank.
+            text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
         text = trim_suffix_overlap(text, request.suffix[:SUFFIX_CHARS])
         stats = generator.last
         latency = time.monotonic() - received

@@ -41,6 +41,8 @@ class ScribeProtocol(LanguageServerProtocol):
     """pygls' protocol, made to answer malformed messages instead of only logging them."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" in data and "method" in data and "params" not in data:
+            data["params"] = None  # "params" is optional in JSON-RPC; pygls' types want the key
         try:
             return super().structure_message(data)
         except JsonRpcException as err:

@@ -1,0 +1,376 @@
+" scribe: the editor-independent part. Talks to `scribe lsp` through a backend:
+" autoload/scribe/vimjob.vim (Vim: job channel in lsp mode, text properties) or
+" lua/scribe.lua (Neovim: its LSP client, extmarks).
+
+let s:nvim = has('nvim')
+" Number of the latest request; a response for any other is stale
+let s:seq = 0
+" The latest request: seq, bufnr, tick, lnum, col, id (LSP id)
+let s:inflight = {}
+" The suggestion on screen: bufnr, lnum, col, text
+let s:ghost = {}
+" b:changedtick right after a partial accept (keep the rest showing)
+let s:own_tick = -1
+" Trigger kind to send once the server is ready (0: none)
+let s:want = 0
+" Server state: stopped, starting, ready or failed
+let s:server = 'stopped'
+let s:last_error = ''
+let s:last_status = {}
+let s:stats = {'requests': 0, 'responses': 0, 'shown': 0, 'stale': 0, 'errors': 0}
+
+" -- settings ---------------------------------------------------------------------------------
+function! scribe#enabled_here() abort
+  if !g:scribe_enabled || &buftype !=# ''
+    return 0
+  endif
+  return get(g:scribe_filetypes, &filetype, get(g:scribe_filetypes, '*', 0)) ? 1 : 0
+endfunction
+
+function! scribe#server_command() abort
+  let cmd = type(g:scribe_command) == v:t_list ? copy(g:scribe_command) : [g:scribe_command]
+  call add(cmd, 'lsp')
+  if !empty(g:scribe_model)
+    call extend(cmd, ['--model', expand(g:scribe_model)])
+  endif
+  return cmd
+endfunction
+
+function! s:init_options() abort
+  return {'debounceMs': g:scribe_debounce_ms, 'maxTokens': g:scribe_max_tokens}
+endfunction
+
+" -- server life cycle ------------------------------------------------------------------------
+function! s:ensure_server() abort
+  if s:server ==# 'ready' || s:server ==# 'starting'
+    return s:server ==# 'ready'
+  endif
+  if s:server ==# 'failed'
+    return 0
+  endif
+  let s:server = 'starting'
+  try
+    if s:nvim
+      call luaeval('require("scribe").start(_A[1], _A[2])', [scribe#server_command(), s:init_options()])
+      " Attached now, the buffer is opened on the server once it is up; then on_ready runs.
+      call luaeval('require("scribe").attach(_A)', bufnr(''))
+    else
+      call scribe#vimjob#start(scribe#server_command(), s:init_options())
+    endif
+  catch
+    call scribe#on_server_failed(v:exception)
+  endtry
+  return 0
+endfunction
+
+" Called by a backend once the server answered `initialize` (Neovim: once a buffer is attached).
+function! scribe#on_ready() abort
+  let s:server = 'ready'
+  if s:want && mode() =~# '^[iR]' && scribe#enabled_here()
+    call s:request(s:want == 1)
+  endif
+  let s:want = 0
+endfunction
+
+function! scribe#on_server_failed(message) abort
+  let s:server = 'failed'
+  let s:last_error = a:message
+  let s:inflight = {}
+  echohl ErrorMsg | echomsg 'scribe: ' . a:message | echohl None
+endfunction
+
+function! scribe#on_server_exit(code) abort
+  if s:server !=# 'stopped' && a:code != 0
+    let s:last_error = 'the server exited with code ' . a:code . '; see :ScribeStatus'
+  endif
+  let s:server = a:code == 0 ? 'stopped' : 'failed'
+  let s:inflight = {}
+  call s:clear()
+endfunction
+
+function! scribe#stop() abort
+  if s:server ==# 'ready' || s:server ==# 'starting'
+    if s:nvim
+      lua require("scribe").stop()
+    else
+      call scribe#vimjob#stop()
+    endif
+  endif
+  let s:server = 'stopped'
+endfunction
+
+function! scribe#restart() abort
+  call scribe#stop()
+  let s:server = 'stopped'
+  let s:last_error = ''
+  call s:ensure_server()
+endfunction
+
+" -- requests ---------------------------------------------------------------------------------
+function! scribe#on_text_changed() abort
+  if b:changedtick == s:own_tick
+    " Our own partial accept: the rest of the suggestion stays
+    return
+  endif
+  call s:clear()
+  if g:scribe_auto_trigger && scribe#enabled_here()
+    call s:request(1)
+  endif
+endfunction
+
+function! scribe#on_cursor_moved() abort
+  if !empty(s:ghost) && [bufnr(''), line('.'), col('.')] != [s:ghost.bufnr, s:ghost.lnum, s:ghost.col]
+    call s:clear()
+  endif
+endfunction
+
+" Manual trigger: no debounce on the server, works in any filetype while enabled.
+function! scribe#suggest() abort
+  if g:scribe_enabled
+    call s:request(0)
+  endif
+endfunction
+
+function! s:request(automatic) abort
+  call s:clear()
+  if !s:ensure_server()
+    let s:want = a:automatic ? 1 : 2
+    return
+  endif
+  if !empty(s:inflight) && get(s:inflight, 'id', -1) >= 0
+    call s:cancel(s:inflight.id)
+  endif
+  let s:seq += 1
+  let ctx = {'seq': s:seq, 'bufnr': bufnr(''), 'tick': b:changedtick, 'lnum': line('.'),
+        \ 'col': col('.')}
+  let params = {
+        \ 'textDocument': {'uri': ''},
+        \ 'position': {'line': ctx.lnum - 1, 'character': ctx.col - 1},
+        \ 'context': {'triggerKind': a:automatic ? 2 : 1},
+        \ }
+  let s:stats.requests += 1
+  if s:nvim
+    let ctx.id = luaeval('require("scribe").request(_A[1], _A[2], _A[3])',
+          \ [ctx.bufnr, params, ctx.seq])
+  else
+    let ctx.id = scribe#vimjob#request(ctx.bufnr, params, ctx.seq)
+  endif
+  " Not attached yet (Neovim while starting): ask again once ready
+  if ctx.id < 0
+    let s:want = a:automatic ? 1 : 2
+    return
+  endif
+  let s:inflight = ctx
+endfunction
+
+function! s:cancel(id) abort
+  if s:nvim
+    call luaeval('require("scribe").cancel(_A)', a:id)
+  else
+    call scribe#vimjob#cancel(a:id)
+  endif
+endfunction
+
+" A backend hands every completion response here: `result` is the LSP result, or
+" {'error': {...}} for an error response.
+function! scribe#on_response(seq, result) abort
+  let s:stats.responses += 1
+  if a:seq != s:seq
+    let s:stats.stale += 1
+    return
+  endif
+  let ctx = s:inflight
+  let s:inflight = {}
+  if type(a:result) == v:t_dict && has_key(a:result, 'error')
+    let error = a:result.error
+    " Not 'request cancelled'
+    if type(error) == v:t_dict && get(error, 'code', 0) != -32800
+      let s:stats.errors += 1
+      let s:last_error = get(error, 'message', string(error))
+    endif
+    return
+  endif
+  if empty(ctx) || [bufnr(''), b:changedtick, line('.'), col('.')] !=
+        \ [ctx.bufnr, ctx.tick, ctx.lnum, ctx.col] || mode() !~# '^[iR]'
+    " The text or the cursor moved on since we asked
+    let s:stats.stale += 1
+    return
+  endif
+  let items = type(a:result) == v:t_dict ? get(a:result, 'items', []) : a:result
+  if type(items) != v:t_list || empty(items) || type(items[0]) != v:t_dict
+    return
+  endif
+  let text = get(items[0], 'insertText', '')
+  " A snippet StringValue: show its text
+  if type(text) == v:t_dict
+    let text = get(text, 'value', '')
+  endif
+  if type(text) == v:t_string && !empty(text)
+    call s:show(ctx.bufnr, ctx.lnum, ctx.col, text)
+  endif
+endfunction
+
+" -- ghost text -------------------------------------------------------------------------------
+function! s:show(bufnr, lnum, col, text) abort
+  call s:clear()
+  let s:ghost = {'bufnr': a:bufnr, 'lnum': a:lnum, 'col': a:col, 'text': a:text}
+  let s:stats.shown += 1
+  let lines = split(a:text, "\n", 1)
+  if s:nvim
+    call luaeval('require("scribe").show(_A[1], _A[2], _A[3], _A[4])',
+          \ [a:bufnr, a:lnum - 1, a:col - 1, lines])
+  else
+    call scribe#vimjob#show(a:bufnr, a:lnum, a:col, lines)
+  endif
+endfunction
+
+function! s:clear() abort
+  if empty(s:ghost)
+    return
+  endif
+  let bufnr = s:ghost.bufnr
+  let s:ghost = {}
+  if !bufexists(bufnr)
+    return
+  endif
+  if s:nvim
+    call luaeval('require("scribe").clear(_A)', bufnr)
+  else
+    call scribe#vimjob#clear(bufnr)
+  endif
+endfunction
+
+function! scribe#has_suggestion() abort
+  return !empty(s:ghost) && s:ghost.bufnr == bufnr('') && s:ghost.lnum == line('.')
+        \ && s:ghost.col == col('.')
+endfunction
+
+" For the default keys: run `what` when a suggestion shows, else type the key's usual self.
+function! scribe#key(what, fallback) abort
+  if !scribe#has_suggestion() || pumvisible()
+    return a:fallback
+  endif
+  if a:what ==# 'dismiss'
+    return "\<Cmd>call scribe#dismiss()\<CR>"
+  endif
+  return "\<Cmd>call scribe#accept(" . string(a:what) . ")\<CR>"
+endfunction
+
+function! scribe#dismiss() abort
+  call s:clear()
+  if !empty(s:inflight) && get(s:inflight, 'id', -1) >= 0
+    call s:cancel(s:inflight.id)
+  endif
+  let s:inflight = {}
+  " Anything still on its way is now stale
+  let s:seq += 1
+endfunction
+
+" Insert all of the suggestion, its next word, or its next line; the rest stays on screen.
+function! scribe#accept(what) abort
+  if !scribe#has_suggestion()
+    return
+  endif
+  let text = s:ghost.text
+  let part = text
+  if a:what ==# 'word'
+    let part = matchstr(text, '^\_s*\k\+')
+    let part = empty(part) ? matchstr(text, '^\_s*\S') : part
+  elseif a:what ==# 'line'
+    let content = match(text, '\S')
+    let newline = content < 0 ? -1 : stridx(text, "\n", content)
+    let part = newline < 0 ? text : strpart(text, 0, newline)
+  endif
+  let part = empty(part) ? text : part
+  let rest = strpart(text, len(part))
+  call s:clear()
+  call s:insert(part)
+  if !empty(rest)
+    let s:own_tick = b:changedtick
+    call s:show(bufnr(''), line('.'), col('.'), rest)
+  endif
+endfunction
+
+function! s:insert(text) abort
+  let lnum = line('.')
+  let col = col('.')
+  let line = getline(lnum)
+  let before = strpart(line, 0, col - 1)
+  let after = strpart(line, col - 1)
+  let lines = split(a:text, "\n", 1)
+  if len(lines) == 1
+    call setline(lnum, before . lines[0] . after)
+    call cursor(lnum, col + len(lines[0]))
+  else
+    call setline(lnum, before . lines[0])
+    call append(lnum, lines[1:-2] + [lines[-1] . after])
+    call cursor(lnum + len(lines) - 1, len(lines[-1]) + 1)
+  endif
+endfunction
+
+" -- commands ---------------------------------------------------------------------------------
+function! scribe#set_enabled(on) abort
+  let g:scribe_enabled = a:on
+  if !a:on
+    call scribe#dismiss()
+  endif
+  echomsg 'scribe: ' . (a:on ? 'on' : 'off')
+endfunction
+
+function! scribe#toggle() abort
+  call scribe#set_enabled(!g:scribe_enabled)
+endfunction
+
+function! scribe#status() abort
+  let here = scribe#enabled_here() ? 'on for ' : 'off for '
+  let ft = empty(&filetype) ? '(no filetype)' : &filetype
+  let line = 'scribe: ' . (g:scribe_enabled ? here . ft : 'disabled') . '; server ' . s:server
+  if !empty(s:last_error)
+    let line .= '; last error: ' . s:last_error
+  endif
+  echomsg line
+  if s:server ==# 'ready'
+    if s:nvim
+      lua require("scribe").status()
+    else
+      call scribe#vimjob#status()
+    endif
+  endif
+endfunction
+
+" Backends hand the `scribe/status` result here.
+function! scribe#on_status(result) abort
+  if type(a:result) != v:t_dict || has_key(a:result, 'error')
+    return
+  endif
+  let s:last_status = a:result
+  let latency = get(a:result, 'latency_ms', {})
+  echomsg printf('scribe: model %s (%s), %d requests, %d served, latency p50 %s ms, p95 %s ms',
+        \ get(a:result, 'model', '?'), get(a:result, 'state', '?'), get(a:result, 'requests', 0),
+        \ get(a:result, 'served', 0), s:number(get(latency, 'p50', v:null)),
+        \ s:number(get(latency, 'p95', v:null)))
+endfunction
+
+function! s:number(value) abort
+  return type(a:value) == v:t_number || type(a:value) == v:t_float ? string(a:value) : '-'
+endfunction
+
+function! scribe#on_buf_unload(bufnr) abort
+  if !empty(s:ghost) && s:ghost.bufnr == a:bufnr
+    let s:ghost = {}
+  endif
+  if !s:nvim && s:server ==# 'ready'
+    call scribe#vimjob#close(a:bufnr)
+  endif
+endfunction
+
+" State for tests and bug reports.
+function! scribe#debug() abort
+  let pid = 0
+  if s:server ==# 'ready' || s:server ==# 'starting'
+    let pid = s:nvim ? luaeval('require("scribe").pid()') : scribe#vimjob#pid()
+  endif
+  return {'ghost': empty(s:ghost) ? '' : s:ghost.text, 'stats': copy(s:stats),
+        \ 'inflight': !empty(s:inflight), 'server': s:server, 'pid': pid,
+        \ 'last_error': s:last_error, 'last_status': s:last_status}
+endfunction
