@@ -61,9 +61,33 @@ class EngineGenerator:
         was_training = self.model.training
         self.model.eval()
         try:
+            if next(self.model.parameters()).device.type != "cpu":
+                return self._greedy_on_device(prompt, max_new_tokens)
             return self.generator.complete_text(prompt, options)
         finally:
             self.model.train(was_training)
+
+    @torch.no_grad()
+    def _greedy_on_device(self, prompt: str, max_new_tokens: int) -> str:
+        """The engine runs on the CPU; a model trained on a GPU is sampled where it is."""
+        gen = self.generator
+        device = next(self.model.parameters()).device
+        ids = gen.prompt_ids(prompt, max_new_tokens)
+        room = min(max_new_tokens, gen.n_positions - len(ids))
+        eos = gen.loaded.eos_token_id
+        new: list[int] = []
+        cache, feed = None, ids
+        for _ in range(room):
+            out = self.model(
+                input_ids=torch.tensor([feed], device=device), cache=cache, use_cache=True
+            )
+            cache = out.cache
+            token = int(out.logits[0, -1].argmax())
+            if token == eos:
+                break
+            new.append(token)
+            feed = [token]
+        return gen.decode(new)
 
 
 def default_prompts(docs: list[Any], count: int = 2) -> list[str]:

@@ -15,7 +15,7 @@ from scribe.engine.errors import InputError
 METHODS = ("full", "lora", "prefix")
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
 # Flags that may differ on --resume without changing the result of the run.
-RESUME_MAY_CHANGE = ("threads", "resume", "overwrite", "dry_run", "command")
+RESUME_MAY_CHANGE = ("threads", "resume", "overwrite", "dry_run")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from scribe.engine import paths
 from scribe.tui.cli import main
 from tests.engine.test_finetune_data import write_pairs, write_text
-from tests.tui.cli_run import SCRIBE, scribe
+from tests.tui.cli_run import SCRIBE
 
 SMALL = ["--block-size", "32", "--batch-size", "4", "--threads", "1"]
 
@@ -45,30 +45,22 @@ def test_dry_run_shows_counts_and_a_masked_example_and_writes_nothing(
 
 
 def test_a_run_prints_the_before_after_table_and_shows_in_scribe_models(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = write_text(tmp_path, paragraphs=80)
-    result = scribe(
-        "finetune",
-        str(data),
-        "--out",
-        "mine",
-        "--model",
-        str(tiny_model_dir),
-        "--max-steps",
-        "6",
-        "--lr",
-        "3e-3",
-        *SMALL,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    out = result.stdout.decode()
+    args = ["finetune", str(data), "--out", "mine", "--model", str(tiny_model_dir)]
+    args += ["--max-steps", "6", "--lr", "3e-3", *SMALL]
+    monkeypatch.setattr("sys.argv", ["scribe", *args])  # what the card records as the command
+    assert main(args) == 0
+    out = capsys.readouterr().out
     assert "test perplexity" in out and "before" in out and "after" in out
     card = json.loads((paths.models_dir() / "mine" / "scribe.json").read_text())
     assert card["command"].startswith("scribe finetune ") and "--max-steps 6" in card["command"]
-    listing = scribe("models")
-    assert listing.returncode == 0
-    listed = listing.stdout.decode()
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
     assert "mine" in listed and "ppl " in listed
 
 
