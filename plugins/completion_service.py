@@ -161,7 +161,11 @@ class CompletionService:
         with self._stats_lock:
             self.served += 1
             self._latencies.append(latency)
-            self.last = {"prompt_tokens": stats.prompt_tokens, "reused_tokens": stats.reused_tokens}
+            self.last = {
+                "prompt_tokens": stats.prompt_tokens,
+                "reused_tokens": stats.reused_tokens,
+                "new_tokens": stats.new_tokens,
+            }
         log.info(
             "served %s: %d prompt tokens (%d reused), %d chars in %.0f ms",
             request.document,

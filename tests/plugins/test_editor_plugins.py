@@ -193,7 +193,16 @@ def exercise(editor: Editor) -> None:
     state = editor.wait_for(lambda s: not s["ghost"] and not s["marks"], "the dismissed ghost")
     pid = state["pid"]
     assert pid > 0
+
+    # :ScribeStatus fetches the server's figures; :ScribeToggle turns suggestions off.
     editor.keys("Escape")
+    editor.keys(":ScribeStatus", "Enter")
+    state = editor.wait_for(lambda s: s["last_status"], "the server's status")
+    assert state["last_status"]["state"] == "warm"
+    assert state["last_status"]["served"] >= 2 and state["last_status"]["latency_ms"]["p50"] > 0
+    editor.keys(":ScribeToggle", "Enter")
+    editor.wait_for(lambda s: s["enabled"] == 0, "scribe turned off")
+
     editor.keys(":qa!", "Enter")
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and process_alive(pid):

@@ -371,6 +371,7 @@ function! scribe#debug() abort
     let pid = s:nvim ? luaeval('require("scribe").pid()') : scribe#vimjob#pid()
   endif
   return {'ghost': empty(s:ghost) ? '' : s:ghost.text, 'stats': copy(s:stats),
+        \ 'enabled': g:scribe_enabled,
         \ 'inflight': !empty(s:inflight), 'server': s:server, 'pid': pid,
         \ 'last_error': s:last_error, 'last_status': s:last_status}
 endfunction
