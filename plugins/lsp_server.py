@@ -86,8 +86,12 @@ class ScribeServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A body that is not JSON gets a parse error (id null, as JSON-RPC says); the rest is
         logged. pygls would otherwise pop up a message in the editor."""
+        if source is not JsonRpcException:  # a handler failed; its response already says so
+            log.error("%s: %s", getattr(source, "__name__", source), error)
+            return
+        # The read loop reports a message it could not parse or dispatch.
         log.warning("bad message from the client: %s", error)
-        if isinstance(error, ValueError):  # json.JSONDecodeError, UnicodeDecodeError
+        if isinstance(error, ValueError):
             self.protocol.send_error(None, -32700, f"Parse error: {error}")
 
 
