@@ -54,14 +54,17 @@ class CompletionService:
         model_spec: str | None,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        precision: str = "auto",
     ) -> None:
         self.model_spec = model_spec
+        self.precision = precision
         self.debounce_ms = debounce_ms
         self.max_tokens = max_tokens
         self.generator: Any = None  # scribe.engine.generation.Generator once loaded
         self.model_name = model_spec or "default"
         self.state = "loading"
         self.error = ""
+        self.weights = ""  # the precision the engine runs the model at, once loaded
         self._windows: OrderedDict[str, PromptWindow] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=1000)
         self._stats_lock = threading.Lock()
@@ -87,14 +90,20 @@ class CompletionService:
             from scribe.engine.generation import Generator
             from scribe.engine.models import load
 
-            loaded = load(self.model_spec)
+            loaded = load(self.model_spec, precision=self.precision)
             generator = Generator(loaded)
             generator.warm()
         except Exception as err:
             self.state, self.error = "error", str(err)
             raise
         self.generator, self.model_name, self.state = generator, loaded.name, "warm"
-        log.info("model %s loaded and warm in %.1fs", loaded.path, time.perf_counter() - started)
+        self.weights = getattr(generator, "precision", "")
+        log.info(
+            "model %s (%s) loaded and warm in %.1fs",
+            loaded.path,
+            getattr(generator, "precision", "?"),
+            time.perf_counter() - started,
+        )
 
     # -- requests -----------------------------------------------------------------------------
     def submit(self, request: CompletionRequest, automatic: bool = False) -> Job:
@@ -184,6 +193,7 @@ class CompletionService:
         status: dict[str, Any] = {
             "model": self.model_name,
             "state": self.state,  # "loading", "warm" or "error"
+            "precision": self.weights,
             "requests": requests,
             "served": served,
             "cancelled": self.scheduler.dropped_jobs,

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     from scribe.plugins.completion_service import CompletionService
 
-    service = CompletionService(str(model_path), args.debounce_ms, args.max_tokens)
+    precision = getattr(args, "precision", "auto")
+    service = CompletionService(str(model_path), args.debounce_ms, args.max_tokens, precision)
     protocol_out = _claim_stdout()
     if args.jsonl:
         from scribe.plugins.jsonl_bridge import JsonlBridge
