@@ -111,8 +111,9 @@ class FastGPT2:
         return make_linear(self.precision, weight, bias, data, transposed=transposed)
 
     @torch.inference_mode()
-    def forward(self, ids: list[int], start: int) -> torch.Tensor:
-        """Run tokens at positions start.. over the cache; returns the last position's logits."""
+    def forward(self, ids: list[int], start: int, all_positions: bool = False) -> torch.Tensor:
+        """Run tokens at positions start.. over the cache; returns the last position's logits
+        ([vocab]), or every new position's ([n, vocab]) for scoring text."""
         n = len(ids)
         end = start + n
         if end > self.n_positions:
@@ -141,5 +142,7 @@ class FastGPT2:
             x = b.attn_proj(a.transpose(1, 2).reshape(n, c)) + x
             h = F.layer_norm(x, (c,), b.ln2[0], b.ln2[1], self.eps)
             x = x + b.mlp_proj(self.act(b.fc(h)))
+        if all_positions:
+            return self.head(F.layer_norm(x, (c,), self.ln_f[0], self.ln_f[1], self.eps))
         h = F.layer_norm(x[-1:], (c,), self.ln_f[0], self.ln_f[1], self.eps)
         return self.head(h)[0]

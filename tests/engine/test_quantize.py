@@ -1,0 +1,146 @@
+"""Quantized weights: packing, the on-disk cache (next to the model or under the cache dir),
+precision choice, prefix reuse in every precision, and the decode thread-count chooser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from scribe.engine import models, paths, quantize, threads
+from scribe.engine.errors import InputError
+from scribe.engine.generation import Generator
+from scribe.engine.options import GenerationOptions
+from tests import factory
+
+GREEDY = GenerationOptions(max_new_tokens=12, temperature=0)
+
+
+def test_int4_packing_round_trips_within_half_a_step() -> None:
+    weight = torch.randn(48, 96)
+    data = quantize.quantize_int4(weight)
+    assert data["packed"].dtype == torch.uint8 and data["packed"].shape == (48, 48)
+    step = data["scale"].repeat_interleave(32, dim=1)
+    assert ((quantize.dequantize_int4(data) - weight).abs() <= step / 2 + 1e-6).all()
+
+
+def test_int8_rows_keep_their_own_scale() -> None:
+    weight = torch.randn(8, 64) * torch.arange(1, 9)[:, None]
+    data = quantize.quantize_int8(weight)
+    back = data["q"].float() * data["scale"][:, None]
+    assert ((back - weight).abs() <= data["scale"][:, None] / 2 + 1e-6).all()
+
+
+def test_second_load_reads_the_cache_next_to_the_model(tmp_path: Path) -> None:
+    path = factory.tiny_model(tmp_path / "m")
+    first = Generator(models.load(str(path), precision="int8"))
+    cache = path / "scribe-int8.safetensors"
+    assert cache.exists()
+    stamp = cache.stat().st_mtime_ns
+    second = Generator(models.load(str(path), precision="int8"))
+    assert cache.stat().st_mtime_ns == stamp  # read, not rewritten
+    ids = first.encode(factory.ENGLISH)[:40]
+    assert torch.equal(first._kv.prefill(ids)[1], second._kv.prefill(ids)[1])
+
+
+def test_changed_weights_invalidate_the_cache(tmp_path: Path) -> None:
+    path = factory.tiny_model(tmp_path / "m", seed=1)
+    Generator(models.load(str(path), precision="int4"))
+    old = quantize.load_cached(path, "int4")
+    assert old is not None
+    factory.tiny_model(path, seed=2)  # new weights in the same folder
+    assert quantize.load_cached(path, "int4") is None
+    Generator(models.load(str(path), precision="int4"))
+    new = quantize.load_cached(path, "int4")
+    assert new is not None and not torch.equal(new["lm_head"]["packed"], old["lm_head"]["packed"])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_read_only_model_folder_caches_under_the_cache_dir(tmp_path: Path) -> None:
+    path = factory.tiny_model(tmp_path / "ro")
+    path.chmod(0o555)
+    try:
+        Generator(models.load(str(path), precision="int8"))
+    finally:
+        path.chmod(0o755)
+    assert not (path / "scribe-int8.safetensors").exists()
+    assert list((paths.cache_dir() / "quantized").glob("*/scribe-int8.safetensors"))
+
+
+def test_unwritable_model_folder_uses_the_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fallback as a read-only folder, forced so it runs even as root."""
+    path = factory.tiny_model(tmp_path / "m")
+    real_access = os.access
+    monkeypatch.setattr(
+        quantize.os, "access", lambda p, mode: False if Path(p) == path else real_access(p, mode)
+    )
+    Generator(models.load(str(path), precision="bf16"))
+    assert not (path / "scribe-bf16.safetensors").exists()
+    assert quantize.load_cached(path, "bf16") is not None
+    assert quantize.cache_file(path, "bf16").is_relative_to(paths.cache_dir())
+
+
+def test_auto_precision_keeps_tiny_models_exact_and_rejects_unknown(tiny_model_dir: Path) -> None:
+    assert models.load(str(tiny_model_dir), precision="auto").precision == "fp32"
+    with pytest.raises(InputError, match="unknown precision 'int3'"):
+        models.load(str(tiny_model_dir), precision="int3")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "int4"])
+def test_prefix_reuse_gives_the_same_tokens_in_every_precision(
+    gpt2_vocab_model_dir: Path, tmp_path: Path, precision: str
+) -> None:
+    path = tmp_path / "m"
+    shutil.copytree(gpt2_vocab_model_dir, path)
+    gen = Generator(models.load(str(path), precision=precision))
+    assert gen.precision == precision
+    base = gen.encode(factory.ENGLISH * 3)
+    edited = base[:-10] + gen.encode(" and then the rain began to fall on the quiet town")
+    gen.complete_text(base, GREEDY)
+    reused = gen.complete_text(edited, GREEDY)
+    assert gen.last.reused_tokens == len(base) - 10
+    gen._kv.reset()
+    fresh = gen.complete_text(edited, GREEDY)
+    assert gen.last.reused_tokens == 0
+    assert reused == fresh
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_steps(
+    chooser: threads.DecodeThreads, clock: FakeClock, cost: dict[int, float], n: int
+) -> list[int]:
+    used = []
+    for _ in range(n):
+        count = chooser.begin()
+        clock.now += cost[count]
+        chooser.end()
+        used.append(count)
+    return used
+
+
+def test_decode_threads_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    before = torch.get_num_threads()
+    try:
+        chooser = threads.DecodeThreads(cores=2)
+        quiet = run_steps(chooser, clock, {2: 0.010, 1: 0.016}, 100)
+        assert quiet[-20:].count(2) >= 18  # two threads win on a quiet machine
+        busy = run_steps(chooser, clock, {2: 0.050, 1: 0.017}, 200)  # a core got busy
+        assert busy[-100:].count(1) >= 95  # one thread now, probing two only rarely
+        again = run_steps(chooser, clock, {2: 0.010, 1: 0.016}, 300)
+        assert again[-20:].count(2) >= 18  # and back once the core is free again
+    finally:
+        torch.set_num_threads(before)
