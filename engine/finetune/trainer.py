@@ -86,8 +86,10 @@ def token_loss_sum(model: Any, ids: torch.Tensor, mask: torch.Tensor, bf16: bool
     """Summed cross-entropy over the target tokens (mask[t] means token t is predicted from < t)."""
     with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids=ids, use_cache=False).logits
-    targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
-    flat = logits[:, :-1].float().reshape(-1, logits.shape[-1])
+    # Shift the targets rather than the logits: the (large) logits tensor is used as it is,
+    # without a copy; the last position gets no target.
+    targets = F.pad(ids[:, 1:].masked_fill(~mask[:, 1:], -100), (0, 1), value=-100)
+    flat = logits.float().reshape(-1, logits.shape[-1])
     return F.cross_entropy(flat, targets.reshape(-1), ignore_index=-100, reduction="sum")
 
 

@@ -166,3 +166,49 @@ def test_full_finetune_of_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> 
     assert not torch.equal(
         model.transformer.h[0].attn.c_attn.weight, base.transformer.h[0].attn.c_attn.weight
     )
+
+
+def test_warmup_then_cosine_schedule() -> None:
+    from scribe.engine.finetune.trainer import Plan
+
+    plan = Plan(
+        total_steps=100,
+        micro_batch=1,
+        grad_accum=1,
+        lr=1.0,
+        warmup_steps=10,
+        weight_decay=0,
+        max_grad_norm=1,
+        eval_every=10,
+        save_every=10,
+        sample_every=0,
+        patience=0,
+        keep_checkpoints=1,
+        seed=0,
+        bf16=False,
+    )
+    lrs = [plan.lr_at(s) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warmup
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))  # then only down
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)  # to a tenth at the end
+
+
+def test_bf16_autocast_trains_and_saves_float32(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_text(tmp_path, paragraphs=60)
+    settings = FinetuneSettings(
+        data=[str(data)],
+        out=str(tmp_path / "bf16"),
+        model=str(tiny_model_dir),
+        block_size=32,
+        batch_size=4,
+        max_steps=3,
+        threads=1,
+        bf16=True,
+        sample_every=0,
+    )
+    result = run_finetune(settings)
+    assert result.card["training"]["bf16"] is True
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
