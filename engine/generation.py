@@ -122,7 +122,7 @@ class Generator:
         seen_buf[: len(ids)] = torch.tensor(ids, dtype=torch.long)
         n_seen = len(ids)
         pace = self._decode_threads
-        with self._lock, threads.using(self._cores):
+        with self._lock, threads.using(pace.prefill_threads()):
             stats.reused_tokens, logits = self._kv.prefill(ids)
             stats.finish_reason = "length"
             for step in range(max_new):

@@ -1,4 +1,5 @@
-"""Thread counts chosen by measuring: all cores for prefill, an adaptive count for decode.
+"""Thread counts chosen by measuring: an adaptive count for decode, and all cores for prefill
+unless decode has found fewer threads faster (another process is keeping a core busy).
 
 A decode step is a chain of small matmuls; with OpenMP every one ends at a barrier, so when another
 process keeps one core busy, the thread that shares that core makes every step wait for it and
@@ -63,6 +64,11 @@ class DecodeThreads:
         if not self.average:
             return self.candidates[0]
         return min(self.average, key=self.average.__getitem__)
+
+    def prefill_threads(self) -> int:
+        """All cores for prefill, unless decode timings show the machine is busy: a matmul
+        split across a shared core waits for it at every barrier, so fewer threads win then."""
+        return self.best
 
     def _pick(self) -> int:
         for count in self.candidates:

@@ -1,0 +1,499 @@
+"""Generation speed: scribe's engine in every precision beside transformers' generate() fp32, in
+one run, on GPT-2 124M-shaped random weights (speed does not depend on trained values).
+
+    .venv/bin/python bench/generate.py [--quick] [--skip-anchors]
+
+Prints, per engine: time to first token for 256- and 1000-token prompts, decode tokens/s over
+128 new tokens, the editor case (a 1000-token prompt whose last 10 tokens changed: time to first
+token with prefix reuse vs without), peak RSS, ratios to generate() fp32, and decode as a share of
+the memory-bandwidth bound measured in the same run. Anchors run when installed: llama.cpp
+(llama-cpp-python; GGUF written from the same weights with the `gguf` package) and CTranslate2.
+Then: decode with a process spinning on one core, and `scribe complete` start-up to first token
+(first start quantizes, second reads the cache). Each engine runs in its own process (clean peak
+RSS); every figure is the median of REPEATS runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+NEW_TOKENS = 128
+PRECISIONS = ("fp32", "bf16", "int8", "int4")
+# Bytes read per weight, per precision, for the bandwidth bound (int4 counts its 4-bit storage).
+BYTES_PER_WEIGHT = {"fp32": 4, "bf16": 2, "int8": 1, "int4": 0.5, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def prompt(n: int, seed: int = 0) -> list[int]:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return [int(t) for t in torch.randint(0, 50000, (n,), generator=gen)]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matrix_params(model_dir: Path) -> int:
+    """Weights read once per decoded token: every block matrix plus the (tied) LM head."""
+    config = json.loads((model_dir / "config.json").read_text())
+    c, layers, vocab = config["n_embd"], config["n_layer"], config["vocab_size"]
+    return layers * (c * 3 * c + c * c + 2 * c * 4 * c) + vocab * c
+
+
+def bandwidth_gbs() -> float:
+    """Read bandwidth with all cores: summing a 512 MB tensor (median of 5)."""
+    import torch
+
+    data = torch.ones(128 * 1024 * 1024)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        float(data.sum())
+        times.append(time.perf_counter() - start)
+    return data.numel() * 4 / median(times) / 1e9
+
+
+# -- engines, each run in its own worker process ----------------------------------------------
+def run_transformers(model_dir: Path) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+
+    def generate(ids: list[int], new: int) -> float:
+        x = torch.tensor([ids])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(
+                x,
+                attention_mask=torch.ones_like(x),
+                do_sample=False,
+                max_new_tokens=new,
+                min_new_tokens=new,
+                pad_token_id=0,
+            )
+        return time.perf_counter() - start
+
+    generate(prompt(8), 2)  # warm-up
+    out: dict[str, Any] = {}
+    for n in (256, 1000):
+        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
+    short = prompt(32)
+    one = median([generate(short, 1) for _ in range(REPEATS)])
+    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
+    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
+    return out
+
+
+def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
+    from scribe.engine.generation import Generator
+    from scribe.engine.models import load
+    from scribe.engine.options import GenerationOptions
+
+    gen = Generator(load(str(model_dir), precision=precision))
+    gen.warm()
+    first = GenerationOptions(max_new_tokens=1, temperature=0)
+
+    def ttft(ids: list[int], fresh: bool = True) -> float:
+        if fresh:
+            gen._kv.reset()
+        start = time.perf_counter()
+        for _ in gen.stream(ids, first):
+            pass
+        return time.perf_counter() - start
+
+    out: dict[str, Any] = {"precision": gen.precision}
+    for n in (256, 1000):
+        out[f"ttft_{n}"] = median([ttft(prompt(n, i)) for i in range(REPEATS)])
+    # The editor case: the same 1000-token prompt with its last 10 tokens changed.
+    reuse, cold = [], []
+    for i in range(REPEATS):
+        base = prompt(1000, 10 + i)
+        edited = base[:-10] + prompt(10, 100 + i)
+        ttft(base)
+        reuse.append(ttft(edited, fresh=False))
+        assert gen.last.reused_tokens == 990, gen.last
+        cold.append(ttft(edited))
+    out["edit_reuse"], out["edit_cold"] = median(reuse), median(cold)
+    out.update(decode_scribe(gen))
+    return out
+
+
+def decode_scribe(gen: Any) -> dict[str, Any]:
+    from scribe.engine.options import GenerationOptions
+
+    options = GenerationOptions(max_new_tokens=NEW_TOKENS, temperature=0)
+    rates = []
+    for i in range(REPEATS):
+        gen._kv.reset()
+        for _ in gen.stream(prompt(32, 50 + i), options):
+            pass
+        rates.append((gen.last.new_tokens - 1) / gen.last.decode_s)
+    return {"decode_tps": median(rates), "threads": dict(gen._decode_threads.average)}
+
+
+def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
+    """Decode quiet, then with a process spinning on one core: adaptive threads vs fixed 2."""
+    from scribe.engine import threads
+    from scribe.engine.generation import Generator
+    from scribe.engine.models import load
+
+    gen = Generator(load(str(model_dir), precision=precision))
+    gen.warm()
+    cores = threads.available_cores()
+    out = {"quiet": decode_scribe(gen)["decode_tps"]}
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        out["spinning"] = decode_scribe(gen)["decode_tps"]
+        fixed = threads.DecodeThreads(cores)
+        fixed.candidates = [cores]  # what a fixed all-cores decode would do
+        gen._decode_threads = fixed
+        out["spinning_fixed"] = decode_scribe(gen)["decode_tps"]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    return out
+
+
+def write_gguf(model_dir: Path, out: Path) -> None:
+    """GPT-2 weights and tokenizer as an f32 GGUF file for llama.cpp (its GPT-2 tensor names)."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    config = json.loads((model_dir / "config.json").read_text())
+    w = {
+        k.removeprefix("transformer."): v
+        for k, v in load_file(model_dir / "model.safetensors").items()
+    }
+    writer = gguf.GGUFWriter(str(out), "gpt2")
+    writer.add_context_length(config["n_positions"])
+    writer.add_embedding_length(config["n_embd"])
+    writer.add_feed_forward_length(4 * config["n_embd"])
+    writer.add_block_count(config["n_layer"])
+    writer.add_head_count(config["n_head"])
+    writer.add_layer_norm_eps(config["layer_norm_epsilon"])
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    vocab = tok.get_vocab()
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    writer.add_bos_token_id(config["eos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"])
+
+    def add(name: str, array: Any) -> None:
+        writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
+
+    add("token_embd.weight", w["wte.weight"])
+    add("position_embd.weight", w["wpe.weight"])
+    for i in range(config["n_layer"]):
+        p = f"h.{i}."
+        add(f"blk.{i}.attn_norm.weight", w[p + "ln_1.weight"])
+        add(f"blk.{i}.attn_norm.bias", w[p + "ln_1.bias"])
+        add(f"blk.{i}.attn_qkv.weight", w[p + "attn.c_attn.weight"].T)
+        add(f"blk.{i}.attn_qkv.bias", w[p + "attn.c_attn.bias"])
+        add(f"blk.{i}.attn_output.weight", w[p + "attn.c_proj.weight"].T)
+        add(f"blk.{i}.attn_output.bias", w[p + "attn.c_proj.bias"])
+        add(f"blk.{i}.ffn_norm.weight", w[p + "ln_2.weight"])
+        add(f"blk.{i}.ffn_norm.bias", w[p + "ln_2.bias"])
+        add(f"blk.{i}.ffn_up.weight", w[p + "mlp.c_fc.weight"].T)
+        add(f"blk.{i}.ffn_up.bias", w[p + "mlp.c_fc.bias"])
+        add(f"blk.{i}.ffn_down.weight", w[p + "mlp.c_proj.weight"].T)
+        add(f"blk.{i}.ffn_down.bias", w[p + "mlp.c_proj.bias"])
+    add("output_norm.weight", w["ln_f.weight"])
+    add("output_norm.bias", w["ln_f.bias"])
+    add("output.weight", w["wte.weight"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def llama_gguf(model_dir: Path, kind: str) -> Path:
+    import llama_cpp
+
+    f32 = model_dir / "bench-f32.gguf"
+    if not f32.exists():
+        write_gguf(model_dir, f32)
+    out = model_dir / f"bench-{kind}.gguf"
+    if not out.exists():
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": 2}[kind]
+        params.nthread = os.cpu_count() or 1
+        code = llama_cpp.llama_model_quantize(str(f32).encode(), str(out).encode(), params)
+        if code != 0:
+            raise RuntimeError(f"llama_model_quantize failed ({code})")
+    return out
+
+
+def run_llama(model_dir: Path, kind: str) -> dict[str, Any]:
+    import llama_cpp
+
+    path = llama_gguf(model_dir, kind)
+    threads = os.cpu_count() or 1
+    llm = llama_cpp.Llama(
+        str(path),
+        n_ctx=1024,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=1024,
+        verbose=False,
+    )
+
+    def generate(ids: list[int], new: int) -> float:
+        llm.reset()
+        start = time.perf_counter()
+        count = 0
+        for _ in llm.generate(ids, temp=0.0, top_k=1, reset=True):
+            count += 1
+            if count >= new:
+                break
+        return time.perf_counter() - start
+
+    generate(prompt(8), 2)
+    out: dict[str, Any] = {}
+    for n in (256, 1000):
+        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
+    short = prompt(32)
+    one = median([generate(short, 1) for _ in range(REPEATS)])
+    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
+    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
+    return out
+
+
+def run_ctranslate2(model_dir: Path) -> dict[str, Any]:
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+
+    out_dir = model_dir / "bench-ct2-int8"
+    if not out_dir.exists():
+        TransformersConverter(str(model_dir)).convert(str(out_dir), quantization="int8")
+    threads = os.cpu_count() or 1
+    gen = ctranslate2.Generator(str(out_dir), device="cpu", intra_threads=threads)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+
+    def generate(ids: list[int], new: int) -> float:
+        tokens = tok.convert_ids_to_tokens(ids)
+        start = time.perf_counter()
+        gen.generate_batch(
+            [tokens],
+            max_length=new,
+            min_length=new,
+            sampling_topk=1,
+            include_prompt_in_result=False,
+        )
+        return time.perf_counter() - start
+
+    generate(prompt(8), 2)
+    out: dict[str, Any] = {}
+    for n in (256, 1000):
+        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
+    short = prompt(32)
+    one = median([generate(short, 1) for _ in range(REPEATS)])
+    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
+    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
+    return out
+
+
+def worker(name: str, model_dir: Path) -> dict[str, Any]:
+    kind, _, arg = name.partition(":")
+    if kind == "transformers":
+        result = run_transformers(model_dir)
+    elif kind == "scribe":
+        result = run_scribe(model_dir, arg)
+    elif kind == "spinning":
+        result = run_spinning(model_dir, arg)
+    elif kind == "llama.cpp":
+        result = run_llama(model_dir, arg)
+    elif kind == "ctranslate2":
+        result = run_ctranslate2(model_dir)
+    else:
+        raise SystemExit(f"unknown worker {name}")
+    result["rss_mb"] = peak_rss_mb()
+    return result
+
+
+def spawn(name: str, model_dir: Path) -> dict[str, Any] | None:
+    cmd = [sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"  {name}: skipped ({tail[0][:160]})", flush=True)
+        return None
+    return json.loads(lines[-1])
+
+
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def startup(model_dir: Path, precision: str) -> list[float]:
+    """`scribe complete` wall time to one token: first start (quantizes), then a cached start."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scribe.tui.cli",
+                "complete",
+                "--model",
+                str(model_dir),
+                "--precision",
+                precision,
+                "--max-tokens",
+                "1",
+                "--temperature",
+                "0",
+            ],
+            input=b"Hello there",
+            capture_output=True,
+            check=True,
+        )
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worker")
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.model_dir)))
+        return
+    from tests import factory
+
+    model_dir = args.model_dir or Path(tempfile.gettempdir()) / "scribe-bench-gpt2-124m"
+    if not (model_dir / "config.json").exists():
+        factory.gpt2_124m(model_dir)
+    for stale in model_dir.glob("scribe-*.safetensors"):
+        stale.unlink()  # start-up below measures quantizing from scratch
+    load = os.getloadavg()
+    print(
+        f"GPT-2 124M-shaped random weights in {model_dir}; {os.cpu_count()} cores; "
+        f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        flush=True,
+    )
+    params = matrix_params(model_dir)
+    gbs = bandwidth_gbs()
+    print(
+        f"memory read bandwidth {gbs:.1f} GB/s; {params / 1e6:.1f}M weights read per token",
+        flush=True,
+    )
+    startup_times = {p: startup(model_dir, p) for p in ("int8",)}
+
+    engines = [("transformers generate() fp32", "transformers", "fp32")]
+    engines += [(f"scribe {p}", f"scribe:{p}", p) for p in args.precisions.split(",")]
+    if not args.skip_anchors:
+        if installed("llama_cpp") and installed("gguf"):
+            engines += [(f"llama.cpp {k}", f"llama.cpp:{k}", k) for k in ("q8_0", "q4_0")]
+        else:
+            print("  llama.cpp: not installed (pip install llama-cpp-python gguf), skipped")
+        if installed("ctranslate2"):
+            engines.append(("CTranslate2 int8", "ctranslate2", "int8"))
+        else:
+            print("  CTranslate2: not installed, skipped")
+    results: dict[str, dict[str, Any]] = {}
+    for label, name, precision in engines:
+        print(f"running {label} ...", flush=True)
+        result = spawn(name, model_dir)
+        if result is not None:
+            result["bound"] = gbs * 1e9 / (params * BYTES_PER_WEIGHT[precision])
+            results[label] = result
+
+    base = results.get("transformers generate() fp32", {})
+    print()
+    head = (
+        f"| {'engine':<28} | decode tok/s | x base | % of bound | TTFT 256 | TTFT 1000 | "
+        "edit TTFT reuse / cold | peak RSS |"
+    )
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for label, r in results.items():
+        ratio = r["decode_tps"] / base["decode_tps"] if base else float("nan")
+        edit = (
+            f"{r['edit_reuse'] * 1e3:6.1f} ms / {r['edit_cold'] * 1e3:6.0f} ms"
+            if "edit_reuse" in r
+            else "-"
+        )
+        print(
+            f"| {label:<28} | {r['decode_tps']:12.1f} | {ratio:5.2f}x | "
+            f"{100 * r['decode_tps'] / r['bound']:9.0f}% | {r['ttft_256']:7.3f}s | "
+            f"{r['ttft_1000']:8.3f}s | {edit:>22} | {r['rss_mb']:5.0f} MB |"
+        )
+    print(
+        f"\n(bound = {gbs:.1f} GB/s / bytes of weights per token; TTFT = time to first token; "
+        "edit = 1000-token prompt, last 10 tokens changed)"
+    )
+    scribe_runs = {k: v for k, v in results.items() if k.startswith("scribe")}
+    if scribe_runs and base:
+        best_label = max(scribe_runs, key=lambda k: scribe_runs[k]["decode_tps"])
+        best = scribe_runs[best_label]
+        print(
+            f"\nbest scribe: {best_label}: decode {best['decode_tps'] / base['decode_tps']:.2f}x "
+            f"generate() fp32 (required >= 1.3x); prefix reuse TTFT "
+            f"{best['edit_reuse'] / best['edit_cold']:.3f} of cold (required <= 0.1), "
+            f"{best['edit_reuse'] * 1e3:.1f} ms (issue 7 target <= 50 ms)"
+        )
+        for anchor in ("llama.cpp q8_0", "llama.cpp q4_0", "CTranslate2 int8"):
+            if anchor in results:
+                a = results[anchor]
+                print(
+                    f"  vs {anchor}: decode {best['decode_tps'] / a['decode_tps']:.2f}x, "
+                    f"TTFT 1000 {best['ttft_1000']:.3f}s vs {a['ttft_1000']:.3f}s"
+                )
+        precision = best["precision"]
+        spin = spawn(f"spinning:{precision}", model_dir)
+        if spin:
+            print(
+                f"\nspinning-core test ({precision}): quiet {spin['quiet']:.1f} tok/s; one core "
+                f"busy: adaptive threads {spin['spinning']:.1f} tok/s "
+                f"({100 * spin['spinning'] / spin['quiet']:.0f}% of quiet, target >= 80%), "
+                f"fixed {os.cpu_count()} threads {spin['spinning_fixed']:.1f} tok/s"
+            )
+    first, second = startup_times["int8"]
+    print(
+        f"\n`scribe complete --precision int8 --max-tokens 1` start-up to first token: "
+        f"{first:.2f}s first start (quantizes), {second:.2f}s second start (cached)"
+    )
+    load = os.getloadavg()
+    print(f"load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
