@@ -181,7 +181,7 @@ class ConversationStore:
                 f"{SCHEMA_VERSION}); upgrade scribe to open it"
             )
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit survives a crash of scribe
         if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.execute("PRAGMA journal_mode = WAL")
         self._migrate(version)

@@ -267,6 +267,7 @@ class ChatApp(App[int]):
     ) -> None:
         self.reply = None
         self._reply_worker = None
+        self.sub_title = self.session.title or "new conversation"
         await view.finish()
         view.branch = self.session.branch_info(reply.message)
         view.refresh_header()

@@ -9,6 +9,7 @@ reply, not the program; end of input ends the session with exit status 0.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -200,4 +201,15 @@ class PlainChat:
 
 
 def run_plain(session: ChatSession) -> int:
-    return PlainChat(session).run()
+    chat = PlainChat(session)
+    code = chat.run()
+    if chat.interactive:
+        # After a prompt-toolkit session, libtorch's C++ static destructors can spin forever at
+        # process exit (seen with torch 2.13; gdb shows exit handlers in libtorch_cpu). Every
+        # message is already committed, so close the store, flush, and leave without them.
+        if session.store is not None:
+            session.store.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -21,10 +21,23 @@ REPLIES = [
 ]
 
 
+class SnapshotApp(ChatApp):
+    """Lets a model load held by `gate` finish when the snapshot harness closes the app."""
+
+    gate: threading.Event | None = None
+
+    def exit(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if self.gate is not None:
+            self.gate.set()
+        super().exit(*args, **kwargs)
+
+
 def make(gate: threading.Event | None = None, n_positions: int = 160) -> ChatApp:
     engine = FakeEngine(REPLIES, n_positions=n_positions, name="tiny-model")
     session = ChatSession(ConversationStore(), FakeLoader(engine, gate), Settings(system="Hi."))
-    return ChatApp(session)
+    app = SnapshotApp(session)
+    app.gate = gate
+    return app
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -61,10 +74,7 @@ def test_loading_model_while_typing(snap_compare) -> None:  # type: ignore[no-un
         await pilot.press(*"Typing while the model loads")
         await pilot.pause()
 
-    try:
-        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-    finally:
-        gate.set()
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
 def test_help_and_template_status(snap_compare) -> None:  # type: ignore[no-untyped-def]

@@ -148,3 +148,17 @@ def test_read_and_export(tmp_path: Path) -> None:
     assert f"{tmp_path}: is a folder; give a text file" in err
     text = target.read_text(encoding="utf-8")
     assert text.startswith("# My draft text.") and "## Assistant\n\nReply one." in text
+
+
+def test_a_corrupt_database_stops_chat_with_one_line_and_is_kept(
+    scribe_home: Path, monkeypatch, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    db = scribe_home / "data" / "conversations.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"\x00not sqlite" * 100)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi\n"))
+    assert main(["chat", "--plain", "--model", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"scribe: error: {db} is not a readable scribe database")
+    assert err.count("\n") == 1
+    assert db.read_bytes() == b"\x00not sqlite" * 100
