@@ -46,8 +46,9 @@ class DecodeThreads:
     """Picks the thread count for each decode step from timings of earlier steps.
 
     Every count is timed once at the start; afterwards the best count runs, and each other count
-    gets one step after `interval[count]` steps. A count that loses its probe waits twice as long
-    for the next (a probe on an overloaded core can cost many quiet steps); one that wins resets.
+    gets one step after `interval[count]` steps. A count that loses its probe waits two to four
+    times as long for the next (a probe on an overloaded core can cost many quiet steps); one that
+    wins resets.
     """
 
     def __init__(self, cores: int | None = None) -> None:
@@ -105,5 +106,6 @@ class DecodeThreads:
             if self.average[count] < self.average[best]:
                 self.interval[count] = PROBE_EVERY
                 self.interval[best] = PROBE_EVERY
-            else:
-                self.interval[count] = min(PROBE_BACKOFF_MAX, self.interval[count] * 2)
+            else:  # wait longer after a costly probe: it may have cost several quiet steps
+                factor = 4 if self.average[count] > 2 * self.average[best] else 2
+                self.interval[count] = min(PROBE_BACKOFF_MAX, self.interval[count] * factor)
