@@ -156,6 +156,9 @@ def report(name: str, results: list[tuple[float, dict]]) -> float:
         f"fed {statistics.median(i['prompt_tokens'] - i['reused_tokens'] for i in last):5.0f} tok"
         f"   generated {statistics.mean(i['new_tokens'] for i in last):4.1f} tok"
     )
+    first = statistics.median(i["first_token_ms"] for i in last)
+    whole = statistics.median(i["total_ms"] for i in last)
+    print(f"{'':<22} in the server: first token {first:.0f} ms, whole request {whole:.0f} ms")
     return median
 
 

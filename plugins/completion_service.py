@@ -70,7 +70,7 @@ class CompletionService:
         self._stats_lock = threading.Lock()
         self.requests = 0
         self.served = 0
-        self.last: dict[str, int] = {}  # the last served request's prompt and reused tokens
+        self.last: dict[str, float] = {}  # the last served request's prompt and reused tokens
         self.scheduler = LatestWinsScheduler(startup=self._load)
 
     # -- life cycle -------------------------------------------------------------------------
@@ -174,6 +174,8 @@ class CompletionService:
                 "prompt_tokens": stats.prompt_tokens,
                 "reused_tokens": stats.reused_tokens,
                 "new_tokens": stats.new_tokens,
+                "first_token_ms": round(stats.first_token_s * 1000, 1),
+                "total_ms": round(latency * 1000, 1),
             }
         log.info(
             "served %s: %d prompt tokens (%d reused), %d chars in %.0f ms",
