@@ -77,8 +77,8 @@ class CompletionService:
     def start(self) -> None:
         self.scheduler.start()
 
-    def close(self) -> None:
-        self.scheduler.close()
+    def close(self, timeout: float = 5.0) -> None:
+        self.scheduler.close(timeout)
 
     def _load(self) -> None:
         """Runs in the worker thread: the editor gets its `initialize` answer meanwhile."""

@@ -108,7 +108,8 @@ def create_server(service: CompletionService) -> ScribeServer:
 
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: ScribeServer, *args: Any) -> None:
-        ls.service.close()
+        # Stop generating now; do not keep the editor waiting for a model that is still loading.
+        ls.service.close(timeout=1.0)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
