@@ -106,12 +106,15 @@ class PromptWindow:
         return start
 
 
+WORD_START = re.compile(r"\s\S")  # a blank, then the first character of a word
+
+
 def _word_start(text: str, offset: int, limit: int) -> int:
     """The first line start at or after `offset` if one is near, else the next word start."""
     newline = text.find("\n", offset, min(limit, offset + 200))
     if newline >= 0:
         return newline + 1
-    match = re.compile(r"\s\S").search(text, offset, limit)
+    match = WORD_START.search(text, offset, limit)
     return match.start() + 1 if match else offset
 
 
