@@ -18,7 +18,7 @@ SENTENCE = "She opened the door and looked out at the sea; the boats were coming
 
 
 def encode(text: str) -> list[int]:
-    return list(factory.gpt2_tokenizer().encode(text, add_special_tokens=False))
+    return list(factory.tiny_tokenizer().encode(text, add_special_tokens=False))
 
 
 def test_short_document_prompt_is_all_text_before_the_cursor() -> None:
