@@ -137,7 +137,13 @@ def make_linear(
     if precision == "bf16":
         w16 = quantized["w"]
         b16 = None if bias is None else bias.to(torch.bfloat16)
-        return lambda x: F.linear(x.to(torch.bfloat16), w16, b16).float()
+
+        def bf16_linear(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 1:  # prefill: fp32 GEMM on upcast weights beats emulated bf16 (AVX2)
+                return F.linear(x, w16.float(), bias)
+            return F.linear(x.to(torch.bfloat16), w16, b16).float()
+
+        return bf16_linear
     if precision == "int4":  # expanded to the int8 kernel: no fast int4 matmul in torch on AVX2
         quantized = quantize_int8(dequantize_int4(quantized))
     if int8_kernel_available():
