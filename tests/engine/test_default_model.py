@@ -1,0 +1,137 @@
+"""The embedded default model (engine/default_model): shipped in the package, used when no model
+is named, listed by `scribe models`, and writing English. Real files, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from scribe.engine import models, paths
+
+DEFAULT = models.DEFAULT_MODEL_DIR
+ROOT = Path(__file__).resolve().parents[2]
+MAX_MODEL_BYTES = 40 * 1024 * 1024
+
+
+def words_of(text: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[A-Za-z]+(?:'[a-z]+)?", text)]
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> set[str]:
+    """The corpus word list shipped beside the model (build_corpus.py writes it)."""
+    return set((DEFAULT / "words.txt").read_text(encoding="utf-8").split())
+
+
+def test_the_package_ships_a_complete_model_folder() -> None:
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "scribe.json",
+                 "generation_config.json", "words.txt", "__init__.py"):
+        assert (DEFAULT / name).is_file(), name
+    models.check_folder(DEFAULT)  # the loader's own checks: tokenizer, complete safetensors
+    config = json.loads((DEFAULT / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "gpt2"
+    assert config["n_positions"] == 1024
+    total = sum(f.stat().st_size for f in DEFAULT.iterdir() if f.is_file())
+    assert total <= MAX_MODEL_BYTES, f"{total} bytes of model files"
+
+
+def test_weights_are_fp16_safetensors() -> None:
+    data = (DEFAULT / "model.safetensors").read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    dtypes = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    assert dtypes == {"F16"}
+
+
+def test_card_records_sources_licences_command_tokens_and_perplexity() -> None:
+    card = json.loads((DEFAULT / "scribe.json").read_text(encoding="utf-8"))
+    assert card["method"] == "from scratch"
+    command = card["command"]
+    assert command.startswith("scribe finetune ") and "--from-scratch" in command
+    sources = card["corpus"]["sources"]
+    assert {s["name"] for s in sources} >= {"web", "shakespeare"}
+    for source in sources:
+        assert source["licence"] in ("Public domain", "PSF-2.0"), source
+        assert source["package"] and source["bytes"] > 0
+    tokens = card["data"]["tokens"]
+    assert tokens["train"] > 1_000_000 and tokens["test"] > 10_000
+    ppl = card["metrics"]["test_perplexity_after"]
+    assert 1 < ppl < card["metrics"]["test_perplexity_before"]
+
+
+def test_packaging_lists_the_folder_and_its_files() -> None:
+    """Every shipped file matches the package-data patterns, so the wheel carries it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    setuptools = project["tool"]["setuptools"]
+    assert "scribe.engine.default_model" in setuptools["packages"]
+    patterns = setuptools["package-data"]["scribe.engine.default_model"]
+    for file in DEFAULT.iterdir():
+        if file.is_file() and file.suffix != ".py":
+            assert any(fnmatch(file.name, p) for p in patterns), file.name
+
+
+def test_used_when_no_model_is_named_and_none_configured() -> None:
+    assert not paths.config_file().exists()
+    assert models.default_model_spec() == str(DEFAULT)
+    assert models.resolve(None) == DEFAULT
+
+
+def test_configured_default_model_wins(tiny_model_dir: Path) -> None:
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(f'default_model = "{tiny_model_dir}"\n', encoding="utf-8")
+    assert models.resolve(None) == tiny_model_dir
+
+
+def test_loads_through_the_engine_and_round_trips_text() -> None:
+    loaded = models.load(None)
+    assert loaded.name == "default"
+    assert loaded.n_positions == 1024
+    text = "It was a dark and stormy night; the rain fell in torrents."
+    tok = loaded.tokenizer
+    assert tok.decode(tok.encode(text)) == text
+    assert loaded.eos_token_id is not None
+
+
+def test_scribe_models_lists_it_as_the_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scribe.tui.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich shortens cells to fit 80 columns
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "default (default)" in out and "embedded" in out and str(DEFAULT) in out
+
+
+def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> None:
+    """The README's promise: `echo 'It was a dark and stormy night' | scribe complete`."""
+    result = subprocess.run(
+        f"echo 'It was a dark and stormy night' | {sys.executable} -m scribe.tui.cli complete "
+        "--seed 1 --max-tokens 100",
+        shell=True, capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    words = words_of(result.stdout.decode())
+    assert len(words) >= 20, words
+    known = [w for w in words if w in vocabulary]
+    assert len(known) / len(words) >= 0.8, [w for w in words if w not in vocabulary]
+    # Real words, not only "the", "and", "of": an untrained model's fragments fail this.
+    assert len({w for w in known if len(w) >= 4}) >= 6, words
+
+
+def test_greedy_continuation_is_english(vocabulary: set[str]) -> None:
+    from scribe.engine.generation import Generator
+    from scribe.engine.options import GenerationOptions
+
+    generator = Generator(models.load(None))
+    options = GenerationOptions(max_new_tokens=40, temperature=0.0)
+    text = generator.complete_text("The king said to his son,", options)
+    words = words_of(text)
+    assert len(words) >= 10
+    assert sum(w in vocabulary for w in words) / len(words) >= 0.9, words
