@@ -54,6 +54,7 @@ for f in config.json generation_config.json model.safetensors tokenizer.json \
          tokenizer_config.json special_tokens_map.json; do
   if [ -f "$OUT/$f" ]; then cp "$OUT/$f" "$DEST/$f"; fi
 done
+chmod 644 "$DEST"/*  # save_pretrained leaves the weights readable by their owner only
 "$PY" - "$OUT" "$DEST" <<'EOF'
 """Extend the run's card with the corpus sources and licences; ship the corpus word list."""
 import json
