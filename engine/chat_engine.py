@@ -52,8 +52,8 @@ class ModelEngine:
         return self.generator.stream(prompt, options, cancel=cancel)
 
 
-def load_engine(spec: str | None) -> ModelEngine:
+def load_engine(spec: str | None, precision: str = "auto") -> ModelEngine:
     """Load a model for chat (slow: seconds for a real model; call it from a worker)."""
     from scribe.engine.models import load
 
-    return ModelEngine(load(spec), spec)
+    return ModelEngine(load(spec, precision=precision), spec)

@@ -62,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.param and not args.template:
         raise InputError("-p sets template variables; name the template with -t NAME")
     store = ConversationStore()
-    session = ChatSession(store, settings=settings)
+    from scribe.engine.chat_engine import load_engine
+
+    precision = args.precision
+    session = ChatSession(
+        store, loader=lambda spec: load_engine(spec, precision), settings=settings
+    )
     if stop:
         session.settings.options["stop"] = tuple(stop)
     if args.resume or args.id is not None:
