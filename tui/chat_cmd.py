@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scribe.tui.common_args import add_generation_args, add_model_arg, option_overrides
+from scribe.tui.common_args import (
+    add_generation_args,
+    add_model_arg,
+    add_template_args,
+    option_overrides,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,16 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_model_arg(parser)
-    parser.add_argument("-t", "--template", metavar="NAME", help="frame your turns with a template")
-    parser.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="a template variable (repeatable)",
-    )
+    add_template_args(parser, "frame your turns with a template")
     parser.add_argument("--system", metavar="TEXT", help="the system prompt for this conversation")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(

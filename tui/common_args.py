@@ -21,6 +21,19 @@ def add_model_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_template_args(parser: argparse.ArgumentParser, template_help: str) -> None:
+    parser.add_argument("-t", "--template", metavar="NAME", help=template_help)
+    parser.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="a template variable (repeatable)",
+    )
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation")
     group.add_argument("--max-tokens", type=int, metavar="N", help="most new tokens to generate")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scribe.tui.common_args import add_generation_args, add_model_arg, option_overrides
+from scribe.tui.common_args import (
+    add_generation_args,
+    add_model_arg,
+    add_template_args,
+    option_overrides,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,16 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read a draft on stdin and stream its continuation to stdout.",
     )
     add_model_arg(parser)
-    parser.add_argument("-t", "--template", metavar="NAME", help="frame stdin with a template")
-    parser.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("KEY", "VALUE"),
-        help="a template variable (repeatable)",
-    )
+    add_template_args(parser, "frame stdin with a template")
     add_generation_args(parser)
     parser.set_defaults(func=run)
 
