@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,21 @@ def bandwidth_gbs() -> float:
     return data.numel() * 4 / min(times) / 1e9
 
 
+def measure(generate: Callable[[list[int], int], float]) -> dict[str, Any]:
+    """The anchors' common protocol: `generate(ids, new)` returns seconds for `new` tokens.
+    Time to first token at 256 and 1000 tokens, and decode speed as the difference between
+    128 new tokens and one, so prefill cancels out."""
+    generate(prompt(8), 2)  # warm-up
+    out: dict[str, Any] = {}
+    for n in (256, 1000):
+        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
+    short = prompt(32)
+    one = median([generate(short, 1) for _ in range(REPEATS)])
+    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
+    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
+    return out
+
+
 # -- engines, each run in its own worker process ----------------------------------------------
 def run_transformers(model_dir: Path) -> dict[str, Any]:
     import torch
@@ -98,15 +114,7 @@ def run_transformers(model_dir: Path) -> dict[str, Any]:
             )
         return time.perf_counter() - start
 
-    generate(prompt(8), 2)  # warm-up
-    out: dict[str, Any] = {}
-    for n in (256, 1000):
-        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
-    short = prompt(32)
-    one = median([generate(short, 1) for _ in range(REPEATS)])
-    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
-    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
-    return out
+    return measure(generate)
 
 
 def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
@@ -281,15 +289,7 @@ def run_llama(model_dir: Path, kind: str) -> dict[str, Any]:
                 break
         return time.perf_counter() - start
 
-    generate(prompt(8), 2)
-    out: dict[str, Any] = {}
-    for n in (256, 1000):
-        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
-    short = prompt(32)
-    one = median([generate(short, 1) for _ in range(REPEATS)])
-    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
-    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
-    return out
+    return measure(generate)
 
 
 def run_ctranslate2(model_dir: Path) -> dict[str, Any]:
@@ -317,15 +317,7 @@ def run_ctranslate2(model_dir: Path) -> dict[str, Any]:
         )
         return time.perf_counter() - start
 
-    generate(prompt(8), 2)
-    out: dict[str, Any] = {}
-    for n in (256, 1000):
-        out[f"ttft_{n}"] = median([generate(prompt(n, i), 1) for i in range(REPEATS)])
-    short = prompt(32)
-    one = median([generate(short, 1) for _ in range(REPEATS)])
-    full = median([generate(short, NEW_TOKENS) for _ in range(REPEATS)])
-    out["decode_tps"] = (NEW_TOKENS - 1) / (full - one)
-    return out
+    return measure(generate)
 
 
 def worker(name: str, model_dir: Path) -> dict[str, Any]:
