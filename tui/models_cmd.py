@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     default = default_model_spec()
-    table = Table("name", "where", "parameters", "size", "context", "base", "metrics", "path")
+    # Paths are long: they go below the table, whole, so the table stays readable at 80 columns.
+    table = Table("name", "where", "params", "size", "context", "base", "metrics")
     for info in models:
         marker = " (default)" if default in (info.name, str(info.path)) else ""
         table.add_row(
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
             str(info.context or "?"),
             str(info.card.get("base_model", "")),
             _metrics(info.card),
-            str(info.path),
         )
     console.print(table)
+    for info in models:
+        console.print(f"{info.name}: {info.path}", highlight=False, soft_wrap=True)
     return 0
