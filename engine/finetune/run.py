@@ -447,6 +447,13 @@ class _Run:
             output=output,
             chat=chat.as_dict() if uses_chat else None,
         )
+        # DESIGN.md section 9: the fixed-prompt samples belong in the card too, not only the report.
+        card["samples"] = [
+            {"prompt": prompt, "before": before, "after": after}
+            for prompt, before, after in zip(
+                result.prompts, result.samples_before, result.samples_after, strict=False
+            )
+        ]
         cards.write_card(staging, card)
         text = report.render(
             card, self.out.name, result.prompts, result.samples_before, result.samples_after

@@ -59,6 +59,7 @@ def test_a_run_prints_the_before_after_table_and_shows_in_scribe_models(
     assert "test perplexity" in out and "before" in out and "after" in out
     card = json.loads((paths.models_dir() / "mine" / "scribe.json").read_text())
     assert card["command"].startswith("scribe finetune ") and "--max-steps 6" in card["command"]
+    assert card["samples"] and set(card["samples"][0]) == {"prompt", "before", "after"}
     assert main(["models"]) == 0
     listed = capsys.readouterr().out
     assert "mine" in listed and "ppl " in listed
