@@ -469,7 +469,8 @@ class _Run:
 
 
 class _StopFlag:
-    """Ctrl-C asks the trainer to stop at the end of the step (and save); a second one aborts."""
+    """Ctrl-C or SIGTERM asks the trainer to stop at the end of the step (and save); a second
+    Ctrl-C aborts."""
 
     def __init__(self) -> None:
         self._set = False
@@ -490,11 +491,14 @@ class _StopFlag:
             if threading.current_thread() is not threading.main_thread():
                 yield
                 return
-            old = signal.signal(signal.SIGINT, self._handler)
+            # SIGTERM (a logout, `kill`, a job scheduler) saves a checkpoint just like Ctrl-C.
+            signals = (signal.SIGINT, signal.SIGTERM)
+            old = {sig: signal.signal(sig, self._handler) for sig in signals}
             try:
                 yield
             finally:
-                signal.signal(signal.SIGINT, old)
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
 
         return manager()
 

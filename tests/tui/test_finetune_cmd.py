@@ -138,7 +138,10 @@ def test_loading_an_unfinished_run_says_how_to_resume() -> None:
         load("half")
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(
+    tmp_path: Path, tiny_model_dir: Path, signum: signal.Signals
+) -> None:
     data = write_text(tmp_path, paragraphs=80)
     out = paths.models_dir() / "interrupted"
     proc = subprocess.Popen(
@@ -166,7 +169,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, tiny_model_dir:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()
     assert "interrupted at step" in err.decode() and "--resume" in err.decode()
