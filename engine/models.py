@@ -166,7 +166,7 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    _quiet_transformers()
+    quiet_transformers()
     torch_dtype = getattr(torch, dtype)
     if (path / "adapter_config.json").exists():
         model, tok_path = _load_adapter(path, torch_dtype)
@@ -199,7 +199,7 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     """transformers draws progress bars and warnings on stderr; scribe's doors own the terminal."""
     from transformers.utils import logging as hf_logging
 

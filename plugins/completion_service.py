@@ -84,9 +84,7 @@ class CompletionService:
         """Runs in the worker thread: the editor gets its `initialize` answer meanwhile."""
         started = time.perf_counter()
         try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # stderr is the editor's log pane, keep it quiet
+            # load() keeps transformers quiet: stderr is the editor's log pane.
             from scribe.engine.generation import Generator
             from scribe.engine.models import load
 

@@ -182,9 +182,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.data and not args.resume:
         raise InputError("no training data given: pass text files, folders or .jsonl files")
-    from transformers.utils import logging as hf_logging
+    from scribe.engine.models import quiet_transformers
 
-    hf_logging.disable_progress_bar()  # our own bar is the one to watch
+    quiet_transformers()  # our own bar is the one to watch
     main_rank = os.environ.get("RANK", "0") == "0"
     view = FinetuneView(quiet=not main_rank)
     with view:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from scribe.engine.errors import ModelError
+from scribe.engine.models import quiet_transformers
 
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # GPT-2's Conv1D layers: attention, projections, MLP
 
@@ -67,24 +68,7 @@ def save_output(
     dtype: str,
 ) -> dict[str, Any]:
     """Write the model files into `folder` (empty); returns facts for the card."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # save_pretrained's shard bar would write to the terminal
-    try:
-        return _save(trained, tokenizer, method, merge, base_path, folder, dtype)
-    finally:
-        hf_logging.enable_progress_bar()
-
-
-def _save(
-    trained: Any,
-    tokenizer: Any,
-    method: str,
-    merge: bool,
-    base_path: Path | None,
-    folder: Path,
-    dtype: str,
-) -> dict[str, Any]:
+    quiet_transformers()  # save_pretrained's shard bar would write to the terminal
     torch_dtype = getattr(torch, dtype)
     if method == "full":
         trained.to(torch_dtype).save_pretrained(folder, safe_serialization=True)

@@ -44,43 +44,13 @@ def test_prints_exactly_what_greedy_generate_decodes(gpt2_vocab_model_dir: Path)
 
 
 def test_template_and_params_and_stop(gpt2_vocab_model_dir: Path) -> None:
-    plain = scribe(
-        "complete",
-        "--model",
-        str(gpt2_vocab_model_dir),
-        "-t",
-        "rewrite",
-        "-p",
-        "style",
-        "formal",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "30",
-        "--stop",
-        "\n\n",
-        stdin=b"the cat sat",
-    )
+    rewrite = ["complete", "--model", str(gpt2_vocab_model_dir), "-t", "rewrite"]
+    rewrite += ["-p", "style", "formal", "--temperature", "0", "--max-tokens", "30"]
+    plain = scribe(*rewrite, "--stop", "\n\n", stdin=b"the cat sat")
     assert plain.returncode == 0, plain.stderr
     out = plain.stdout.decode()
     stop = out[3:6]
-    again = scribe(
-        "complete",
-        "--model",
-        str(gpt2_vocab_model_dir),
-        "-t",
-        "rewrite",
-        "-p",
-        "style",
-        "formal",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "30",
-        "--stop",
-        stop,
-        stdin=b"the cat sat",
-    )
+    again = scribe(*rewrite, "--stop", stop, stdin=b"the cat sat")
     assert again.stdout.decode() == out[: out.index(stop)]
 
 
