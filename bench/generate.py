@@ -332,6 +332,10 @@ def worker(name: str, model_dir: Path) -> dict[str, Any]:
         result = run_llama(model_dir, arg)
     elif kind == "ctranslate2":
         result = run_ctranslate2(model_dir)
+    elif kind == "onnxruntime":
+        from bench import onnx_anchor  # ROOT is on sys.path; bench/ is a namespace package
+
+        result = onnx_anchor.run_onnxruntime(model_dir, measure)
     else:
         raise SystemExit(f"unknown worker {name}")
     result["rss_mb"] = peak_rss_mb()
@@ -425,6 +429,10 @@ def main() -> None:
             engines.append(("CTranslate2 int8", "ctranslate2", "int8"))
         else:
             print("  CTranslate2: not installed, skipped")
+        if installed("onnxruntime") and installed("onnx"):
+            engines.append(("ONNX Runtime int8", "onnxruntime", "int8"))
+        else:
+            print("  ONNX Runtime: not installed (pip install onnxruntime onnx), skipped")
     results: dict[str, dict[str, Any]] = {}
     for label, name, precision in engines:
         print(f"running {label} ...", flush=True)
@@ -467,7 +475,7 @@ def main() -> None:
             f"{best['edit_reuse'] / best['edit_cold']:.3f} of cold (required <= 0.1), "
             f"{best['edit_reuse'] * 1e3:.1f} ms (issue 7 target <= 50 ms)"
         )
-        for anchor in ("llama.cpp q8_0", "llama.cpp q4_0", "CTranslate2 int8"):
+        for anchor in ("llama.cpp q8_0", "llama.cpp q4_0", "CTranslate2 int8", "ONNX Runtime int8"):
             if anchor in results:
                 a = results[anchor]
                 print(

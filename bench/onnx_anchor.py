@@ -1,0 +1,188 @@
+"""ONNX Runtime int8 anchor for bench/generate.py: GPT-2 exported to ONNX with an explicit KV cache,
+weights quantized to int8 by onnxruntime's own `quantize_dynamic`, greedy decoding in numpy.
+
+The export is a small torch module over the HF weights rather than transformers' model, so the
+graph has plain tensors for the cache (one past/present key and value per layer) and no cache
+classes for the exporter to trace through. Files are cached in model_dir / "bench-ort-int8".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OPSET = 17  # has LayerNormalization, which ORT runs as one fused kernel
+FP32_FILE = "model-fp32.onnx"
+INT8_FILE = "model-int8.onnx"
+# Weight type and per-channel scales: QUInt8 per-tensor was the fastest decode on the AVX2 machine
+# this was written on (QInt8 within a few percent); either is ORT's own int8 path.
+WEIGHT_TYPE = "QUInt8"
+PER_CHANNEL = False
+
+
+def cache_names(layers: int) -> tuple[list[str], list[str]]:
+    """Past inputs and present outputs, key then value for each layer."""
+    past = [f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]
+    return past, [name.replace("past_", "present_") for name in past]
+
+
+def export_fp32(model_dir: Path, path: Path) -> None:
+    """GPT-2 forward with a KV cache: (input_ids, past k/v per layer) -> (last-position logits,
+    present k/v per layer). Positions start at the past length, so one graph does prefill (empty
+    past) and one-token decode."""
+    import torch
+    from safetensors.torch import load_file
+
+    config = json.loads((model_dir / "config.json").read_text())
+    c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
+    eps = config["layer_norm_epsilon"]
+    weights = {
+        k.removeprefix("transformer."): v
+        for k, v in load_file(model_dir / "model.safetensors").items()
+    }
+
+    class GPT2(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # Buffers, not closure tensors: the exporter writes buffers as initializers, which
+            # quantize_dynamic needs (closure tensors become Constant nodes it does not touch).
+            for name, value in weights.items():
+                self.register_buffer(name.replace(".", "_"), value)
+
+        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            w = {name: getattr(self, name.replace(".", "_")) for name in weights}
+            past_len, t = past[0].shape[2], input_ids.shape[1]
+            pos = torch.arange(past_len, past_len + t)
+            x = w["wte.weight"][input_ids] + w["wpe.weight"][pos]
+            # Key j is hidden from query i when j is later than i's position.
+            hidden = torch.arange(past_len + t)[None, :] > pos[:, None]
+            present = []
+            for i in range(layers):
+                p = f"h.{i}."
+                h = torch.nn.functional.layer_norm(
+                    x, (c,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps
+                )
+                qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
+                q, k, v = (
+                    part.reshape(1, -1, heads, c // heads).transpose(1, 2)
+                    for part in qkv.split(c, dim=2)
+                )
+                k = torch.cat([past[2 * i], k], dim=2)
+                v = torch.cat([past[2 * i + 1], v], dim=2)
+                present += [k, v]
+                scores = (q @ k.transpose(2, 3)) / math.sqrt(c // heads)
+                scores = scores.masked_fill(hidden, torch.finfo(torch.float32).min)
+                a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, -1, c)
+                x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+                h = torch.nn.functional.layer_norm(
+                    x, (c,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps
+                )
+                h = h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
+                h = torch.nn.functional.gelu(h, approximate="tanh")  # GPT-2's gelu_new
+                x = x + h @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+            x = torch.nn.functional.layer_norm(
+                x[:, -1:], (c,), w["ln_f.weight"], w["ln_f.bias"], eps
+            )
+            # The tied LM head as its own constant (wte transposed) so it is a quantizable MatMul.
+            return (x @ w["wte.weight"].T, *present)
+
+    past_names, present_names = cache_names(layers)
+    ids = torch.zeros((1, 3), dtype=torch.int64)
+    past = tuple(torch.zeros((1, heads, 2, c // heads)) for _ in past_names)
+    axes = {"input_ids": {1: "new"}} | {
+        **{name: {2: "past"} for name in past_names},
+        **{name: {2: "total"} for name in present_names},
+    }
+    with torch.inference_mode():
+        # The TorchScript exporter: dynamic sequence axes from plain dynamic_axes, no onnxscript.
+        torch.onnx.export(
+            GPT2(),
+            (ids, *past),
+            str(path),
+            input_names=["input_ids", *past_names],
+            output_names=["logits", *present_names],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def build(model_dir: Path) -> Path:
+    """The int8 model, exporting and quantizing only when the cache folder lacks it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_dir = model_dir / "bench-ort-int8"
+    int8 = out_dir / INT8_FILE
+    if int8.exists():
+        return int8
+    out_dir.mkdir(exist_ok=True)
+    fp32 = out_dir / FP32_FILE
+    if not fp32.exists():
+        export_fp32(model_dir, fp32)
+    tmp = out_dir / (INT8_FILE + ".tmp")  # renamed when complete, so a crash leaves no half file
+    quantize_dynamic(
+        fp32,
+        tmp,
+        weight_type=QuantType[WEIGHT_TYPE],
+        per_channel=PER_CHANNEL,
+        op_types_to_quantize=["MatMul"],
+    )
+    tmp.rename(int8)
+    return int8
+
+
+def session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def greedy(sess: Any, ids: list[int], new: int) -> list[int]:
+    """`new` greedy tokens after `ids`: the prompt in one run, then one token per run with the
+    cache. Presents stay OrtValues and feed the next step as pasts, with no numpy round trip."""
+    import numpy as np
+    import onnxruntime as ort
+
+    names = [i.name for i in sess.get_inputs()]
+    past_names = names[1:]
+    outputs = [o.name for o in sess.get_outputs()]
+    heads, _, head_dim = sess.get_inputs()[1].shape[1:]
+    empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+    feed = {name: ort.OrtValue.ortvalue_from_numpy(empty) for name in past_names}
+    step = np.array([ids], dtype=np.int64)
+    tokens: list[int] = []
+    while True:
+        feed["input_ids"] = ort.OrtValue.ortvalue_from_numpy(step)
+        result = sess.run_with_ort_values(outputs, feed)
+        tokens.append(int(result[0].numpy()[0, -1].argmax()))
+        if len(tokens) == new:
+            return tokens
+        feed = dict(zip(past_names, result[1:], strict=True))
+        step = np.array([[tokens[-1]]], dtype=np.int64)
+
+
+def run_onnxruntime(
+    model_dir: Path, measure: Callable[[Callable[[list[int], int], float]], dict[str, Any]]
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    path = build(model_dir)
+    build_s = time.perf_counter() - start
+    sess = session(path)
+
+    def generate(ids: list[int], new: int) -> float:
+        start = time.perf_counter()
+        greedy(sess, ids, new)
+        return time.perf_counter() - start
+
+    result = measure(generate)
+    result["build_s"] = build_s  # export + quantize on a first run; ~0 when cached
+    return result
