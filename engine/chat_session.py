@@ -128,6 +128,9 @@ class ChatSession:
         self._unsaved: list[Message] = []
         self._lock = threading.RLock()  # the store is used from the UI thread and workers
         self._counter: TokenCounter | None = None
+        # The oldest message in the last reply's window: kept as the next window's start while
+        # it fits, so the model's cached prefix stays valid (engine/chat_window.py).
+        self._window_start: Message | None = None
         self._chat_template = get_template(CHAT_TEMPLATE)
         self._template: Template | None = None
         if self.settings.template:
@@ -354,6 +357,8 @@ class ChatSession:
         engine = self.require_engine()
         options = self.options(template)
         cut_mode = template.cut if template is not None else self._chat_template.cut
+        start = self._window_start
+        keep_from = message_key(start) if any(m is start for m in thread) else None
         return build_window(
             self.chat_format,
             exchanges(thread),
@@ -367,6 +372,7 @@ class ChatSession:
             values=values,
             cut_mode=cut_mode,
             count=self._counter,
+            keep_from=keep_from,
         )
 
     def _reply_to(self, user: Message) -> Reply:
@@ -374,6 +380,8 @@ class ChatSession:
         values = dict(user.meta.get("values", {})) if template is not None else {}
         index = self.thread.index(user)
         window = self._window(self.thread[:index], user.content, template, values)
+        keys = {message_key(m): m for m in self.thread[:index]}
+        self._window_start = keys.get(window.start_key) if window.start_key is not None else None
         options = self.options(template).updated(max_new_tokens=window.reserve)
         return Reply(self, user, window, options)
 

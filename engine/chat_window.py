@@ -5,6 +5,12 @@ Pinned: the system prompt, the template frame and the current user turn (if that
 only the message is cut: in the middle for chat, keeping its tail for "continue"). Earlier turns are
 then added newest-first, in whole user+assistant pairs, while they fit. The result says which turns
 made it in, so the UI can dim the others, and the figures for the token meter.
+
+The start is sticky: GPT-2's positions are absolute, so a prompt whose oldest turn moved shares no
+cached prefix with the last one and must be prefilled whole (seconds on a CPU). Given the oldest
+turn of the previous window (`keep_from`), the window keeps starting there while everything after
+it fits, and when it no longer does, drops enough old turns to leave RECUT_SLACK of the budget
+free, so the next few turns extend the cached prompt again instead of re-cutting it every time.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from scribe.engine.errors import InputError
 from scribe.engine.templates import Template
 
 Encode = Callable[[str], list[int]]
+RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 Decode = Callable[[list[int]], str]
 
 
@@ -92,6 +99,7 @@ class Window:
     reserve: int  # tokens kept for the reply
     first_included: int  # index of the oldest exchange in the prompt (== len(exchanges): none)
     exchanges: int
+    start_key: int | None = None  # an id of the oldest exchange in the prompt: the next keep_from
     cut_current: bool = False
     cut_system: bool = False
     in_window: frozenset[int] = field(default_factory=frozenset)  # message ids in the prompt
@@ -142,8 +150,10 @@ def build_window(
     values: dict[str, str] | None = None,
     cut_mode: str = "middle",
     count: TokenCounter | None = None,
+    keep_from: int | None = None,
 ) -> Window:
-    """The prompt for `current` after `exchanges`, fitted into n_positions - reserve."""
+    """The prompt for `current` after `exchanges`, fitted into n_positions - reserve;
+    `keep_from` is the previous window's `start_key` (see the module's docstring)."""
     count = count or TokenCounter(encode)
     budget = n_positions - reserve - MARGIN
     values = values or {}
@@ -170,18 +180,26 @@ def build_window(
         cut_current = True
     pinned = count(system_piece) + count(current_piece(message, lead))
 
-    # Earlier turns, newest first, whole pairs, while they fit.
+    # Earlier turns, newest first, whole pairs, while they fit (and not before a sticky start).
+    anchor = _index_of(exchanges, keep_from)
     pieces: list[str] = []
+    costs: list[int] = []
     left = budget - pinned
     first = len(exchanges)
-    for index in range(len(exchanges) - 1, -1, -1):
+    for index in range(len(exchanges) - 1, (anchor or 0) - 1, -1):
         piece = _exchange_piece(fmt, exchanges[index])
         cost = count(piece)
         if cost > left:
             break
         pieces.insert(0, piece)
+        costs.insert(0, cost)
         left -= cost
         first = index
+    if anchor is not None and first > anchor:  # the start must move: leave room to grow
+        while len(pieces) > 1 and left < budget * RECUT_SLACK:
+            pieces.pop(0)
+            left += costs.pop(0)
+            first += 1
 
     # Pieces were counted apart; BPE may merge across a join, so check the whole and back off.
     target, system_target = count(message), count(system_piece)
@@ -214,6 +232,7 @@ def build_window(
                 "shorter template, a lower max_tokens, or a model with a longer context"
             )
     ids = frozenset(i for exchange in exchanges[first:] for i in exchange.ids)
+    start_key = exchanges[first].ids[0] if first < len(exchanges) and exchanges[first].ids else None
     return Window(
         prompt=prompt,
         used=used,
@@ -224,7 +243,18 @@ def build_window(
         cut_current=cut_current,
         cut_system=cut_system,
         in_window=ids,
+        start_key=start_key,
     )
+
+
+def _index_of(exchanges: Sequence[Exchange], key: int | None) -> int | None:
+    """The index of the exchange holding message `key`, or None (no key, or it is gone)."""
+    if key is None:
+        return None
+    for index, exchange in enumerate(exchanges):
+        if key in exchange.ids:
+            return index
+    return None
 
 
 def _exchange_piece(fmt: ChatFormat, exchange: Exchange) -> str:

@@ -272,3 +272,80 @@ def test_sixty_turns_at_gpt2_size_with_exact_gpt2_counts(gpt2: Any) -> None:
         assert len(encode(prompt)) <= limit
     window = session.window()
     assert window is not None and 0 < window.first_included < 60
+
+
+def _conversation_prompts(gpt2: Any, sticky: bool) -> tuple[list[str], list[Any]]:
+    """Turn after turn of a long chat, each window built after the previous one."""
+    encode, decode = encoder(gpt2)
+    history = pairs(40, words=12)
+    prompts, windows = [], []
+    keep_from = None
+    for turn in range(1, 40):
+        window = build_window(
+            FMT,
+            history[:turn],
+            f"next {turn}?",
+            n_positions=1024,
+            reserve=200,
+            encode=encode,
+            decode=decode,
+            keep_from=keep_from if sticky else None,
+        )
+        keep_from = window.start_key
+        prompts.append(window.prompt)
+        windows.append(window)
+    return prompts, windows
+
+
+def test_window_start_is_sticky_so_the_cached_prompt_is_extended(gpt2: Any) -> None:
+    """A moving window start changes every token's position, so nothing cached can be reused;
+    a sticky start makes most turns an extension of the previous prompt, and each forced re-cut
+    frees a third of the budget."""
+    encode, _ = encoder(gpt2)
+    budget = 1024 - 200 - MARGIN
+
+    def extensions(prompts: list[str]) -> int:
+        return sum(
+            new.startswith(old[: old.rindex("\n\nWriter:")])
+            for old, new in zip(prompts, prompts[1:], strict=False)
+        )
+
+    sticky, sticky_windows = _conversation_prompts(gpt2, sticky=True)
+    greedy, greedy_windows = _conversation_prompts(gpt2, sticky=False)
+    full = [i for i, w in enumerate(greedy_windows) if w.first_included > 0]
+    assert len(full) > 10  # the conversation outgrew the window
+    assert extensions(greedy[full[0] :]) == 0  # greedy moves the start every turn
+    recuts = [
+        i
+        for i in range(1, len(sticky_windows))
+        if sticky_windows[i].first_included != sticky_windows[i - 1].first_included
+    ]
+    assert 0 < len(recuts) <= len(full) // 3
+    assert extensions(sticky) >= len(sticky) - 1 - len(recuts)
+    for i in recuts:
+        assert sticky_windows[i].used <= budget * (1 - 1 / 3) + 20  # room left to grow
+    for window in sticky_windows:
+        assert window.used == len(encode(window.prompt)) <= budget
+        assert window.first_included < window.exchanges  # the newest pair is always in
+
+
+def test_a_long_chat_reuses_the_models_cache_on_most_turns(
+    tiny_model_dir: Path, one_torch_thread: Any
+) -> None:
+    """The real generator, once the conversation is longer than the window: most turns feed only
+    the last reply and the new message, because the window start stays put."""
+    store = ConversationStore()
+    options = {"temperature": 0.0, "max_new_tokens": 6}
+    session = ChatSession(store, settings=Settings(system="A chat.", options=options))
+    engine = session.load_model(str(tiny_model_dir))
+    generator = engine.generator  # type: ignore[attr-defined]
+    windowed, reused = 0, 0
+    for turn in range(30):
+        reply = session.send(f"Hi {turn}")  # about 14 tokens a pair: several fit
+        reply.run()
+        if reply.window.first_included > 0:
+            windowed += 1
+            stats = generator.last
+            reused += stats.reused_tokens >= stats.prompt_tokens // 2
+    assert windowed >= 15
+    assert reused >= windowed // 2  # without a sticky start: none
