@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from scribe.engine import scripted_decode
 from scribe.engine.quantize import Linear, Quantized, make_linear, quantize
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -37,12 +38,16 @@ def supports(model: Any) -> bool:
     return not unusual and weight.dtype == torch.float32 and weight.device.type == "cpu"
 
 
+def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
 def _activation(act: Activation, precision: str) -> Activation:
     """The model's own GELU in fp32, for output identical to transformers'. Quantized weights
     are not exact anyway, so there GPT-2's tanh GELU (five elementwise ops in transformers) runs
     as torch's one fused kernel: the same function to within 2e-7, a fifth of the time."""
     if precision != "fp32" and type(act).__name__ == "NewGELUActivation":
-        return lambda x: F.gelu(x, approximate="tanh")
+        return _tanh_gelu
     return act
 
 
@@ -98,9 +103,11 @@ class FastGPT2:
         # runs it.
         head = model.lm_head
         self.head = self._linear("lm_head", head.weight.detach(), head.bias, cached, True)
-        shape = (len(self.blocks), 1, self.n_head, self.n_positions, self.head_dim)
-        self.keys = torch.zeros(shape)
-        self.values = torch.zeros(shape)
+        self.tanh_gelu = self.act is _tanh_gelu
+        # Keys and values of every layer: [layer, key|value, head, position, head_dim].
+        self.kv = torch.zeros(len(self.blocks), 2, self.n_head, self.n_positions, self.head_dim)
+        # int8 decode steps run as one TorchScript function when possible (scripted_decode.py).
+        self.step = scripted_decode.build(self)
 
     def _linear(
         self,
@@ -127,6 +134,8 @@ class FastGPT2:
         end = start + n
         if end > self.n_positions:
             raise ValueError(f"{end} tokens exceed the model's {self.n_positions} positions")
+        if n == 1 and not all_positions and self.step is not None:
+            return self.step(ids[0], start)
         tokens = torch.tensor(ids, dtype=torch.long)
         x = self.wte[tokens] + self.wpe[start:end]  # [n, C]
         causal = n > 1 and start == 0
@@ -137,13 +146,13 @@ class FastGPT2:
         for layer, b in enumerate(self.blocks):
             h = F.layer_norm(x, (c,), b.ln1[0], b.ln1[1], self.eps)
             q, k, v = b.attn(h).split(c, dim=1)
-            keys, values = self.keys[layer], self.values[layer]
-            keys[0, :, start:end] = k.view(n, heads, d).transpose(0, 1)
-            values[0, :, start:end] = v.view(n, heads, d).transpose(0, 1)
+            kv = self.kv[layer]
+            kv[0, :, start:end] = k.view(n, heads, d).transpose(0, 1)
+            kv[1, :, start:end] = v.view(n, heads, d).transpose(0, 1)
             a = F.scaled_dot_product_attention(
                 q.view(1, n, heads, d).transpose(1, 2),
-                keys[:, :, :end],
-                values[:, :, :end],
+                kv[0:1, :, :end],
+                kv[1:2, :, :end],
                 attn_mask=mask,
                 scale=self.scale,
                 is_causal=causal,

@@ -105,18 +105,26 @@ def quantize(precision: str, weight: torch.Tensor) -> Quantized:
 
 
 # -- running ------------------------------------------------------------------------------------
-def _fbgemm_linear(q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> Linear:
-    """fbgemm's int8 linear: activations are quantized per call, weights per output row."""
-    zero = torch.zeros(q.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():  # quantized tensors are flagged legacy; fbgemm needs them
-        warnings.simplefilter("ignore")
-        qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
-        packed = torch.ops.quantized.linear_prepack(qweight, bias)
-    # The C++ function itself: the Python op wrapper checks every call for fake script objects
-    # (the packed weight is one), about 4 us a call, 49 calls a token.
-    op = torch.ops.quantized.linear_dynamic
-    run = getattr(op, "_op", op)
-    return lambda x: run(x, packed, REDUCE_RANGE)
+class FbgemmLinear:
+    """fbgemm's int8 linear: activations are quantized per call, weights per output row.
+    `packed` is fbgemm's prepacked weight, which engine/scripted_decode.py calls directly."""
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        zero = torch.zeros(q.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():  # quantized tensors are flagged legacy; fbgemm needs them
+            warnings.simplefilter("ignore")
+            qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
+            self.packed = torch.ops.quantized.linear_prepack(qweight, bias)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _LINEAR_DYNAMIC(x, self.packed, REDUCE_RANGE)
+
+
+# The C++ function itself: the Python op wrapper checks every call for fake script objects (the
+# packed weight is one), about 4 us a call, 49 calls a token.
+_LINEAR_DYNAMIC = getattr(
+    torch.ops.quantized.linear_dynamic, "_op", torch.ops.quantized.linear_dynamic
+)
 
 
 def make_linear(
@@ -150,7 +158,7 @@ def make_linear(
     if precision == "int4":  # expanded to the int8 kernel: no fast int4 matmul in torch on AVX2
         quantized = quantize_int8(dequantize_int4(quantized))
     if int8_kernel_available():
-        return _fbgemm_linear(quantized["q"], quantized["scale"], bias)
+        return FbgemmLinear(quantized["q"], quantized["scale"], bias)
     w = quantized["q"].float() * quantized["scale"][:, None]  # no int8 kernel: run dequantized
     return lambda x: F.linear(x, w, bias)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine import models, paths, quantize, threads
+from scribe.engine import fast_gpt2, models, paths, quantize, scripted_decode, threads
 from scribe.engine.errors import InputError
 from scribe.engine.generation import Generator
 from scribe.engine.options import GenerationOptions
@@ -108,6 +108,50 @@ def test_prefix_reuse_gives_the_same_tokens_in_every_precision(
     fresh = gen.complete_text(edited, GREEDY)
     assert gen.last.reused_tokens == 0
     assert reused == fresh
+
+
+needs_fbgemm = pytest.mark.skipif(
+    not quantize.int8_kernel_available(), reason="torch has no fbgemm on this CPU"
+)
+
+
+def decode_steps(fast: fast_gpt2.FastGPT2, prompt: list[int], n: int) -> list[torch.Tensor]:
+    fast.forward(prompt, 0)
+    return [fast.forward([7 + i], len(prompt) + i) for i in range(n)]
+
+
+@needs_fbgemm
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_scripted_decode_step_is_bit_identical_to_the_python_loop(
+    gpt2_vocab_model_dir: Path, precision: str
+) -> None:
+    model = models.load(str(gpt2_vocab_model_dir)).model
+    fast = fast_gpt2.FastGPT2(model, precision)
+    assert fast.step is not None  # int8 weights and GPT-2's tanh GELU: the scripted step runs
+    prompt = list(range(100, 130))
+    scripted = decode_steps(fast, prompt, 12)
+    cache = fast.kv.clone()
+    fast.kv.zero_()
+    fast.step = None
+    python = decode_steps(fast, prompt, 12)
+    assert all(torch.equal(a, b) for a, b in zip(scripted, python, strict=True))
+    assert torch.equal(cache, fast.kv)
+
+
+def test_float_weights_and_a_failed_script_keep_the_python_loop(
+    gpt2_vocab_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = models.load(str(gpt2_vocab_model_dir)).model
+    assert fast_gpt2.FastGPT2(model, "fp32").step is None
+    assert fast_gpt2.FastGPT2(model, "bf16").step is None
+
+    def broken() -> None:
+        raise RuntimeError("TorchScript is gone")
+
+    monkeypatch.setattr(scripted_decode, "_script", broken)
+    fast = fast_gpt2.FastGPT2(model, "int8")
+    assert fast.step is None
+    assert decode_steps(fast, [1, 2, 3], 3)[-1].shape == (model.config.vocab_size,)
 
 
 class FakeClock:
