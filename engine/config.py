@@ -1,17 +1,29 @@
-"""The user's config.toml (config dir): currently only `default_model`."""
+"""The user's config.toml (config dir): `default_model`, and a `[precision]` table that picks the
+weights each model runs with when no --precision is given, by the name it is called by:
+
+    default_model = "gpt2"
+
+    [precision]
+    gpt2 = "int4"
+    my-style = "fp32"
+"""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError
+
+# engine/quantize.py's choices, repeated here so that reading the config does not import torch.
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
 
 
 @dataclass(frozen=True)
 class Config:
     default_model: str | None = None
+    precision: dict[str, str] = field(default_factory=dict)  # model name or path -> precision
 
 
 def load_config() -> Config:
@@ -25,4 +37,13 @@ def load_config() -> Config:
     model = data.get("default_model")
     if model is not None and not isinstance(model, str):
         raise ConfigError(f'{path}: default_model must be a string, e.g. default_model = "gpt2"')
-    return Config(default_model=model)
+    precision = data.get("precision", {})
+    if not isinstance(precision, dict):
+        raise ConfigError(f'{path}: precision must be a table, e.g. [precision] then gpt2 = "int8"')
+    for name, value in precision.items():
+        if value not in PRECISIONS:
+            raise ConfigError(
+                f"{path}: precision for '{name}' is {value!r}; choose one of: "
+                + ", ".join(PRECISIONS)
+            )
+    return Config(default_model=model, precision=dict(precision))

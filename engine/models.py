@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine import paths
-from scribe.engine.config import load_config
+from scribe.engine.config import PRECISIONS, load_config
 from scribe.engine.errors import ModelError
 
 CARD_FILE = "scribe.json"
@@ -195,8 +195,27 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
         raise ModelError(f"{tok_path}: cannot load the tokenizer ({err})") from None
     model.eval()
     name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
-    card, precision = read_card(path), choose_precision(precision, model)
+    card = read_card(path)
+    precision = choose_precision(preferred_precision(precision, spec, path, card), model)
     return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
+
+
+def preferred_precision(precision: str, spec: str | None, path: Path, card: dict[str, Any]) -> str:
+    """An explicit precision wins; for "auto", config.toml's [precision] entry for the model
+    (by the name or path it was given as, or its folder's name), then its card's own."""
+    if precision != "auto":
+        return precision
+    table = load_config().precision
+    for key in (spec, str(path), path.name):
+        if key is not None and key in table:
+            return table[key]
+    chosen = card.get("precision", "auto")
+    if chosen not in PRECISIONS:
+        raise ModelError(
+            f"{path / CARD_FILE}: precision {chosen!r} is not one of {', '.join(PRECISIONS)}; "
+            "fix the card or pass --precision"
+        )
+    return chosen
 
 
 def quiet_transformers() -> None:

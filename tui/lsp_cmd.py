@@ -55,7 +55,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
-    from scribe.engine.models import check_folder, resolve
+    from scribe.engine.models import check_folder, preferred_precision, read_card, resolve
 
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")
@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     from scribe.plugins.completion_service import CompletionService
 
-    precision = getattr(args, "precision", "auto")
+    # The service loads the resolved folder, so config.toml's [precision] entry for the name the
+    # user gave (e.g. a hub id) is looked up now.
+    precision = preferred_precision(args.precision, args.model, model_path, read_card(model_path))
     service = CompletionService(str(model_path), args.debounce_ms, args.max_tokens, precision)
     protocol_out = _claim_stdout()
     if args.jsonl:

@@ -10,7 +10,7 @@ import pytest
 
 from scribe.engine import paths
 from scribe.engine.catalog import available_models
-from scribe.engine.errors import ModelError
+from scribe.engine.errors import ConfigError, ModelError
 from scribe.engine.models import load, resolve
 
 
@@ -97,3 +97,36 @@ def test_not_a_causal_lm(model_copy: Path) -> None:
 def test_a_file_is_not_a_model_folder(model_copy: Path) -> None:
     with pytest.raises(ModelError, match="not a model folder"):
         resolve(str(model_copy / "config.json"))
+
+
+def write_config(text: str) -> None:
+    paths.config_dir().mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(text, encoding="utf-8")
+
+
+def test_precision_per_model_from_config_and_card(tiny_model_dir: Path) -> None:
+    """A tiny model's "auto" is fp32; config.toml's [precision] table, keyed by the name a model
+    is called by (or its folder's name), and then the model's card can choose otherwise."""
+    shutil.copytree(tiny_model_dir, paths.models_dir() / "mine")
+    assert load("mine", precision="auto").precision == "fp32"
+    write_config('[precision]\nmine = "int8"\n')
+    assert load("mine", precision="auto").precision == "int8"
+    assert load(str(paths.models_dir() / "mine"), precision="auto").precision == "int8"
+    assert load("mine", precision="bf16").precision == "bf16"  # the command line wins
+    write_config("")
+    card = paths.models_dir() / "mine" / "scribe.json"
+    card.write_text(json.dumps({"precision": "int4"}), encoding="utf-8")
+    assert load("mine", precision="auto").precision == "int4"
+    write_config('[precision]\nmine = "fp32"\n')  # the user's config wins over the card
+    assert load("mine", precision="auto").precision == "fp32"
+
+
+def test_bad_precision_in_config_or_card_names_the_file(tiny_model_dir: Path) -> None:
+    write_config('[precision]\ngpt2 = "int3"\n')
+    with pytest.raises(ConfigError, match=r"config.toml: precision for 'gpt2' is 'int3'"):
+        load(str(tiny_model_dir), precision="auto")
+    write_config("")
+    mine = Path(shutil.copytree(tiny_model_dir, paths.models_dir() / "mine"))
+    (mine / "scribe.json").write_text(json.dumps({"precision": 8}), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"scribe.json: precision 8 is not one of"):
+        load("mine", precision="auto")
