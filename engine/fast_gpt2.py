@@ -4,8 +4,9 @@ transformers' eager GPT-2 spends much of a decode step outside the matmuls: a ca
 concatenation, module hooks and Python dispatch. This runs the same arithmetic (the same torch ops
 in the same order, so fp32 greedy output matches `generate()`) with a KV cache preallocated for
 the whole context, logits for the last position only, and linears that may be quantized
-(engine/quantize.py). Only plain GPT2LMHeadModel is handled; anything else (peft wrappers, other
-architectures) keeps the generic path in engine/kv_cache.py.
+(engine/quantize.py). With int8 weights, one-token steps run the same ops from TorchScript
+(engine/scripted_decode.py). Only plain GPT2LMHeadModel is handled; anything else (peft wrappers,
+other architectures) keeps the generic path in engine/kv_cache.py.
 """
 
 from __future__ import annotations
