@@ -93,6 +93,17 @@ def dequantize_int4(data: Quantized) -> torch.Tensor:
     return g.reshape(out_f, -1)
 
 
+def int4_to_int8(data: Quantized, rows: int = 4096) -> Quantized:
+    """int4 weights re-quantized to int8 rows for the int8 kernel, a block of rows at a time:
+    int8 scales are per row, so blocks give the same result, and the float temporaries of a
+    50257-row LM head stay small."""
+    parts = [
+        quantize_int8(dequantize_int4({k: v[start : start + rows] for k, v in data.items()}))
+        for start in range(0, data["packed"].shape[0], rows)
+    ]
+    return {k: torch.cat([part[k] for part in parts]) for k in ("q", "scale")}
+
+
 def quantize(precision: str, weight: torch.Tensor) -> Quantized:
     """What is stored on disk for one [out, in] weight at `precision`."""
     if precision == "int8":
@@ -156,7 +167,7 @@ def make_linear(
 
         return bf16_linear
     if precision == "int4":  # expanded to the int8 kernel: no fast int4 matmul in torch on AVX2
-        quantized = quantize_int8(dequantize_int4(quantized))
+        quantized = int4_to_int8(quantized)
     if int8_kernel_available():
         return FbgemmLinear(quantized["q"], quantized["scale"], bias)
     w = quantized["q"].float() * quantized["scale"][:, None]  # no int8 kernel: run dequantized

@@ -27,6 +27,13 @@ def test_int4_packing_round_trips_within_half_a_step() -> None:
     assert ((quantize.dequantize_int4(data) - weight).abs() <= step / 2 + 1e-6).all()
 
 
+def test_int4_to_int8_in_row_blocks_equals_converting_at_once() -> None:
+    data = quantize.quantize_int4(torch.randn(1000, 64))
+    blocks = quantize.int4_to_int8(data, rows=333)
+    whole = quantize.quantize_int8(quantize.dequantize_int4(data))
+    assert torch.equal(blocks["q"], whole["q"]) and torch.equal(blocks["scale"], whole["scale"])
+
+
 def test_int8_rows_keep_their_own_scale() -> None:
     weight = torch.randn(8, 64) * torch.arange(1, 9)[:, None]
     data = quantize.quantize_int8(weight)
