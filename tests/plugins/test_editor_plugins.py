@@ -143,19 +143,29 @@ def exercise(editor: Editor) -> None:
     assert [(m["row"], m["col"]) for m in state["marks"]][:1] == [(0, len(PROMPT))]
     assert (PROMPT + ghost.split("\n")[0]).rstrip() in editor.screen()
 
+    # Typing the suggestion's own next characters keeps the rest showing, with no new request.
+    typed = ghost[:2] if len(ghost.split("\n")[0]) > 3 else ghost[:1]
+    requests = state["stats"]["requests"]
+    editor.keys(typed, literal=True)
+    state = editor.wait_for(lambda s: s["lines"] == [PROMPT + typed], "the typed characters")
+    state = editor.wait_for(lambda s: s["ghost"] == ghost[len(typed) :], "the rest of the ghost")
+    assert [(m["row"], m["col"]) for m in state["marks"]][:1] == [(0, len(PROMPT + typed))]
+    assert state["stats"]["requests"] == requests
+    text, ghost = PROMPT + typed, ghost[len(typed) :]
+
     # Accept one word (default key <C-Right>): it lands in the buffer, the rest still shows.
-    first_word = " " + ghost.split()[0]
+    first_word = ghost[: len(ghost) - len(ghost.lstrip())] + ghost.split()[0]
     editor.keys("C-Right")
-    state = editor.wait_for(lambda s: s["lines"] != [PROMPT], "the accepted word")
-    assert state["lines"] == [PROMPT + first_word]
+    state = editor.wait_for(lambda s: s["lines"] != [text], "the accepted word")
+    assert state["lines"] == [text + first_word]
     assert state["ghost"] == ghost[len(first_word) :] and state["marks"]
-    assert state["cursor"] == [1, len(PROMPT + first_word) + 1]
+    assert state["cursor"] == [1, len(text + first_word) + 1]
 
     # Accept all (<Tab>): the whole suggestion is in the buffer, the cursor after it.
     editor.keys("Tab")
-    state = editor.wait_for(lambda s: s["lines"] != [PROMPT + first_word], "the accepted rest")
-    assert state["lines"] == [PROMPT + ghost]
-    assert state["cursor"] == [1, len(PROMPT + ghost) + 1]
+    state = editor.wait_for(lambda s: s["lines"] != [text + first_word], "the accepted rest")
+    assert state["lines"] == [text + ghost]
+    assert state["cursor"] == [1, len(text + ghost) + 1]
 
     # Accepting changed the text, so a new request went out; let its answer land first.
     state = editor.wait_for(lambda s: not s["inflight"], "the request after accepting")
@@ -167,13 +177,13 @@ def exercise(editor: Editor) -> None:
         lambda s: s["stats"]["stale"] > before["stale"] and not s["inflight"],
         "the stale response",
     )
-    assert state["lines"] == [PROMPT + ghost + " x"]
+    assert state["lines"] == [text + ghost + " x"]
     assert state["ghost"] == "" and state["marks"] == []
     assert state["stats"]["shown"] == before["shown"]
 
     # With no suggestion showing, <Tab> is still a tab (spaces where 'expandtab' is set, as
     # Vim's Markdown settings do).
-    line = PROMPT + ghost + " x"
+    line = text + ghost + " x"
     editor.keys("Tab")
     state = editor.wait_for(lambda s: s["lines"] != [line], "a plain tab")
     [tabbed] = state["lines"]

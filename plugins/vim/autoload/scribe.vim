@@ -109,7 +109,10 @@ endfunction
 " -- requests ---------------------------------------------------------------------------------
 function! scribe#on_text_changed() abort
   if b:changedtick == s:own_tick
-    " Our own partial accept: the rest of the suggestion stays
+    " Our own partial accept, or typing the suggestion: the rest of it stays
+    return
+  endif
+  if s:typed_through()
     return
   endif
   call s:clear()
@@ -120,8 +123,25 @@ endfunction
 
 function! scribe#on_cursor_moved() abort
   if !empty(s:ghost) && [bufnr(''), line('.'), col('.')] != [s:ghost.bufnr, s:ghost.lnum, s:ghost.col]
+        \ && !s:typed_through()
     call s:clear()
   endif
+endfunction
+
+" The user typed the suggestion's own next characters: show the rest after them, with no new
+" request. (Vim runs CursorMovedI before TextChangedI, so either event may see it first.)
+function! s:typed_through() abort
+  if empty(s:ghost) || s:ghost.bufnr != bufnr('') || s:ghost.lnum != line('.')
+        \ || col('.') <= s:ghost.col
+    return 0
+  endif
+  let typed = strpart(getline('.'), s:ghost.col - 1, col('.') - s:ghost.col)
+  if len(typed) >= len(s:ghost.text) || strpart(s:ghost.text, 0, len(typed)) !=# typed
+    return 0
+  endif
+  call s:show(bufnr(''), line('.'), col('.'), strpart(s:ghost.text, len(typed)))
+  let s:own_tick = b:changedtick
+  return 1
 endfunction
 
 " Manual trigger: no debounce on the server, works in any filetype while enabled.
