@@ -82,6 +82,7 @@ class ScribeServer(LanguageServer):
             protocol_cls=ScribeProtocol,
         )
         self.service = service
+        self.exit_code = 0  # 1 after `exit` without `shutdown`, as the LSP spec asks
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A body that is not JSON gets a parse error (id null, as JSON-RPC says); the rest is
@@ -110,6 +111,11 @@ def create_server(service: CompletionService) -> ScribeServer:
     def on_shutdown(ls: ScribeServer, *args: Any) -> None:
         # Stop generating now; do not keep the editor waiting for a model that is still loading.
         ls.service.close(timeout=1.0)
+
+    @server.feature(types.EXIT)
+    def on_exit(ls: ScribeServer, *args: Any) -> None:
+        # pygls's own exit code is lost: it calls sys.exit inside an asyncio callback.
+        ls.exit_code = 0 if ls.protocol._shutdown else 1
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -174,12 +180,13 @@ def _watch_parent(pid: int) -> None:
     threading.Thread(target=watch, name="scribe-parent-watch", daemon=True).start()
 
 
-def serve_stdio(service: CompletionService, stdin: Any, stdout: Any) -> None:
-    """Serve until the client sends `exit` or closes stdin."""
+def serve_stdio(service: CompletionService, stdin: Any, stdout: Any) -> int:
+    """Serve until the client sends `exit` or closes stdin; returns the exit code."""
     server = create_server(service)
     service.start()
     try:
         server.start_io(stdin, stdout)
     finally:
         service.close()
+    return server.exit_code
 

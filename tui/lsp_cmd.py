@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from scribe.plugins.lsp_server import serve_stdio
 
-    serve_stdio(service, sys.stdin.buffer, protocol_out)
+    code = serve_stdio(service, sys.stdin.buffer, protocol_out)
     logging.shutdown()
     # pygls reads stdin in a pool thread that may still block in read(); do not wait for it.
-    os._exit(0)
+    os._exit(code)
 
 
 def _claim_stdout() -> io.BufferedWriter:

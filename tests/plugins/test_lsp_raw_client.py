@@ -138,3 +138,22 @@ def test_the_client_going_away_ends_the_server(client: RawClient) -> None:
     assert client.proc.stdin is not None
     client.proc.stdin.close()
     assert client.proc.wait(timeout=WAIT_S) == 0
+
+
+@pytest.mark.parametrize(("shutdown", "code"), [(True, 0), (False, 1)])
+def test_exit_code_says_whether_shutdown_came_first(
+    tiny_model_dir: Path, tmp_path: Path, shutdown: bool, code: int
+) -> None:
+    """The LSP spec: `exit` ends the server with 0 after a `shutdown` request, else with 1."""
+    raw = RawClient([*SCRIBE, "lsp", "--model", str(tiny_model_dir)], server_env(tmp_path))
+    try:
+        raw.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+        raw.notify("initialized", {})
+        if shutdown:
+            assert raw.request("shutdown", None)["result"] is None
+        raw.notify("exit", None)
+        assert raw.proc.wait(timeout=WAIT_S) == code
+    finally:
+        if raw.proc.poll() is None:
+            raw.proc.kill()
+            raw.proc.wait()
