@@ -11,7 +11,8 @@ other architectures) keeps the generic path in engine/kv_cache.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,37 +20,39 @@ import torch
 import torch.nn.functional as F
 
 from scribe.engine import scripted_decode
+from scribe.engine.gpt2_checkpoint import Shape, is_plain
 from scribe.engine.quantize import Linear, Quantized, make_linear, quantize
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
 def supports(model: Any) -> bool:
-    """True for a plain GPT-2 whose options the lean forward reproduces exactly."""
-    if type(model).__name__ != "GPT2LMHeadModel":
+    """True for a transformers GPT-2 whose options the lean forward reproduces exactly."""
+    if type(model).__name__ != "GPT2LMHeadModel" or not is_plain(model.config.to_dict()):
         return False
-    config = model.config
-    unusual = (
-        getattr(config, "scale_attn_by_inverse_layer_idx", False)
-        or getattr(config, "reorder_and_upcast_attn", False)
-        or getattr(config, "add_cross_attention", False)
-        or not getattr(config, "scale_attn_weights", True)
-    )
     weight = model.transformer.wte.weight
-    return not unusual and weight.dtype == torch.float32 and weight.device.type == "cpu"
+    return weight.dtype == torch.float32 and weight.device.type == "cpu"
+
+
+def model_weights(model: Any) -> dict[str, torch.Tensor]:
+    """A transformers GPT-2's tensors by gpt2_checkpoint.Weights' names."""
+    return {
+        name.removeprefix("transformer."): tensor.detach()
+        for name, tensor in model.state_dict(keep_vars=True).items()
+    }
+
+
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU as transformers' NewGELUActivation computes it, op for op, so fp32 output
+    is identical to transformers'."""
+    inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+    return 0.5 * x * (1.0 + torch.tanh(inner))
 
 
 def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
+    """The same function as torch's one fused kernel (within 2e-7, a fifth of the time), for
+    quantized weights, which are not exact anyway."""
     return F.gelu(x, approximate="tanh")
-
-
-def _activation(act: Activation, precision: str) -> Activation:
-    """The model's own GELU in fp32, for output identical to transformers'. Quantized weights
-    are not exact anyway, so there GPT-2's tanh GELU (five elementwise ops in transformers) runs
-    as torch's one fused kernel: the same function to within 2e-7, a fifth of the time."""
-    if precision != "fp32" and type(act).__name__ == "NewGELUActivation":
-        return _tanh_gelu
-    return act
 
 
 @dataclass
@@ -66,66 +69,76 @@ class FastGPT2:
     """Weights in flat tensors plus a preallocated KV cache of n_positions tokens."""
 
     def __init__(
-        self, model: Any, precision: str = "fp32", cached: dict[str, Quantized] | None = None
+        self,
+        shape: Shape,
+        weights: Mapping[str, torch.Tensor],
+        precision: str = "fp32",
+        cached: dict[str, Quantized] | None = None,
     ) -> None:
-        config = model.config
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
-        self.head_dim = config.n_embd // config.n_head
-        self.n_positions = config.n_positions
-        self.eps = config.layer_norm_epsilon
+        self.n_head = shape.n_head
+        self.n_embd = shape.n_embd
+        self.head_dim = shape.n_embd // shape.n_head
+        self.n_positions = shape.n_positions
+        self.eps = shape.eps
         self.scale = self.head_dim**-0.5
         self.precision = precision
         cached = cached or {}
         # The quantized form of every large matrix, by name: what engine/quantize.py caches.
         self.quantized: dict[str, Quantized] = {}
-        t = model.transformer
-        self.wte = t.wte.weight.detach()
-        self.wpe = t.wpe.weight.detach()
-        self.act = _activation(t.h[0].mlp.act, precision)
-        self.blocks: list[Block] = []
-        for i, h in enumerate(t.h):
-
-            def lin(name: str, conv: Any, i: int = i) -> Linear:
-                return self._linear(f"h.{i}.{name}", conv.weight.detach(), conv.bias, cached)
-
-            self.blocks.append(
-                Block(
-                    ln1=(h.ln_1.weight.detach(), h.ln_1.bias.detach()),
-                    attn=lin("attn.c_attn", h.attn.c_attn),
-                    attn_proj=lin("attn.c_proj", h.attn.c_proj),
-                    ln2=(h.ln_2.weight.detach(), h.ln_2.bias.detach()),
-                    fc=lin("mlp.c_fc", h.mlp.c_fc),
-                    mlp_proj=lin("mlp.c_proj", h.mlp.c_proj),
-                )
-            )
-        self.ln_f = (t.ln_f.weight.detach(), t.ln_f.bias.detach())
-        # The LM head (usually tied to wte) in F.linear's [vocab, n_embd] layout, as transformers
-        # runs it.
-        head = model.lm_head
-        self.head = self._linear("lm_head", head.weight.detach(), head.bias, cached, True)
+        self.wte = weights["wte.weight"]
+        self.wpe = weights["wpe.weight"]
+        self.act: Activation = gelu_new if precision == "fp32" else _tanh_gelu
         self.tanh_gelu = self.act is _tanh_gelu
+
+        def norm(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+            return weights[f"{name}.weight"], weights[f"{name}.bias"]
+
+        def lin(name: str) -> Linear:
+            return self._linear(name, weights, cached)
+
+        self.blocks = [
+            Block(
+                ln1=norm(f"h.{i}.ln_1"),
+                attn=lin(f"h.{i}.attn.c_attn"),
+                attn_proj=lin(f"h.{i}.attn.c_proj"),
+                ln2=norm(f"h.{i}.ln_2"),
+                fc=lin(f"h.{i}.mlp.c_fc"),
+                mlp_proj=lin(f"h.{i}.mlp.c_proj"),
+            )
+            for i in range(shape.n_layer)
+        ]
+        self.ln_f = norm("ln_f")
+        # The LM head (tied to wte) in F.linear's [vocab, n_embd] layout, as transformers runs it.
+        self.head = self._linear("lm_head", weights, cached, transposed=True)
         # Keys and values of every layer: [layer, key|value, head, position, head_dim].
         self.kv = torch.zeros(len(self.blocks), 2, self.n_head, self.n_positions, self.head_dim)
         # int8 decode steps run as one TorchScript function when possible (scripted_decode.py).
         self.step = scripted_decode.build(self)
 
+    @classmethod
+    def from_model(
+        cls, model: Any, precision: str = "fp32", cached: dict[str, Quantized] | None = None
+    ) -> FastGPT2:
+        return cls(Shape.from_config(model.config), model_weights(model), precision, cached)
+
     def _linear(
         self,
         name: str,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
+        weights: Mapping[str, torch.Tensor],
         cached: dict[str, Quantized],
         transposed: bool = False,
     ) -> Linear:
-        bias = None if bias is None else bias.detach()
+        """Conv1D's [in, out] weight, or the head's [out, in] when `transposed`; a quantized
+        precision reads the float weight only when `cached` lacks its stored form."""
+        bias = weights.get(f"{name}.bias")
         if self.precision == "fp32":
-            return make_linear("fp32", weight, bias, transposed=transposed)
+            return make_linear("fp32", weights[f"{name}.weight"], bias, transposed=transposed)
         data = cached.get(name)
         if data is None:
+            weight = weights[f"{name}.weight"]
             data = quantize(self.precision, weight if transposed else weight.t())
         self.quantized[name] = data
-        return make_linear(self.precision, weight, bias, data, transposed=transposed)
+        return make_linear(self.precision, None, bias, data, transposed=transposed)
 
     @torch.inference_mode()
     def forward(self, ids: list[int], start: int, all_positions: bool = False) -> torch.Tensor:

@@ -13,11 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from scribe.engine import fast_gpt2, quantize, threads
 from scribe.engine.detokenize import IncrementalDecoder
+from scribe.engine.gpt2_checkpoint import Shape
 from scribe.engine.kv_cache import FastKVState, KVState
 from scribe.engine.models import LoadedModel
 from scribe.engine.options import GenerationOptions
@@ -45,8 +47,7 @@ class Generator:
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
+        self.tokenizer = loaded.text
         self.n_positions = loaded.n_positions
         self._lock = threading.Lock()
         self._kv = self._make_state(loaded)
@@ -54,17 +55,29 @@ class Generator:
         self._decode_threads = threads.DecodeThreads(self._cores)
         self.last = StreamStats()
 
+    @property
+    def model(self) -> Any:
+        """transformers' model (loaded on first use when the fast path read the files itself)."""
+        return self.loaded.model
+
     def _make_state(self, loaded: LoadedModel) -> KVState:
         """The fast GPT-2 path when the model allows it, else transformers' own forward."""
-        precision = getattr(loaded, "precision", "fp32")
-        if not fast_gpt2.supports(self.model):
+        precision = loaded.precision
+        if loaded.weights is not None:  # a plain GPT-2 read without transformers
+            shape, weights = Shape.from_config(loaded.config), loaded.weights
+        elif fast_gpt2.supports(loaded.model):
+            shape, weights = (
+                Shape.from_config(loaded.model.config),
+                fast_gpt2.model_weights(loaded.model),
+            )
+        else:
             self.precision = "transformers"
-            return KVState(self.model)
+            return KVState(loaded.model)
         cached = None
         has_folder = (loaded.path / "config.json").exists()
         if precision != "fp32" and has_folder:
             cached = quantize.load_cached(loaded.path, precision)
-        fast = fast_gpt2.FastGPT2(self.model, precision, cached)
+        fast = fast_gpt2.FastGPT2(shape, weights, precision, cached)
         if precision != "fp32":
             if has_folder and cached is None:
                 quantize.save_cached(loaded.path, precision, fast.quantized)

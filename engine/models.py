@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,67 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 
 
-@dataclass
 class LoadedModel:
-    name: str
-    path: Path
-    model: Any  # a transformers PreTrainedModel in eval mode
-    tokenizer: Any  # a transformers fast tokenizer
-    card: dict[str, Any] = field(default_factory=dict)
-    # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (engine/quantize.py).
-    precision: str = "fp32"
+    """A model ready for generation. A plain GPT-2 folder is read without transformers
+    (engine/gpt2_checkpoint.py): `weights` and `text` serve generation, and `model` and
+    `tokenizer`, transformers' objects, are loaded the first time something asks for them."""
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        model: Any = None,
+        tokenizer: Any = None,
+        card: dict[str, Any] | None = None,
+        precision: str = "fp32",
+        *,
+        config: dict[str, Any] | None = None,
+        weights: Any = None,
+        text: Any = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.card: dict[str, Any] = card or {}
+        # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (engine/quantize.py).
+        self.precision = precision
+        self.weights = weights  # gpt2_checkpoint.Weights, or None: read from `model`
+        self._model = model
+        self._tokenizer = tokenizer
+        self._config = config
+        self._text = text
+
+    @property
+    def model(self) -> Any:
+        """transformers' PreTrainedModel, in eval mode."""
+        if self._model is None:
+            self._model = _transformers_model(self.path, "float32")
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """transformers' fast tokenizer."""
+        if self._tokenizer is None:
+            self._tokenizer = _transformers_tokenizer(self.path)
+        return self._tokenizer
+
+    @property
+    def text(self) -> Any:
+        """What generation encodes and decodes with (same ids and text as `tokenizer`)."""
+        return self._text if self._text is not None else self.tokenizer
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = self.model.config.to_dict()
+        return self._config
 
     @property
     def n_positions(self) -> int:
-        config = self.model.config
-        return int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+        return int(self.config.get("n_positions") or self.config["max_position_embeddings"])
 
     @property
     def eos_token_id(self) -> int | None:
-        return self.tokenizer.eos_token_id
+        return self.text.eos_token_id
 
 
 def default_model_spec() -> str | None:
@@ -158,46 +200,97 @@ def read_card(path: Path) -> dict[str, Any]:
 def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32") -> LoadedModel:
     """Resolve and load a causal LM with its tokenizer, ready for generation. `precision`
     (fp32, bf16, int8, int4 or auto) picks the weights generation runs with."""
+    from scribe.engine import gpt2_checkpoint
     from scribe.engine.quantize import check_precision, choose_precision
 
     check_precision(precision)
     path = resolve(spec)
     check_folder(path)
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    quiet_transformers()
-    torch_dtype = getattr(torch, dtype)
-    if (path / "adapter_config.json").exists():
-        model, tok_path = _load_adapter(path, torch_dtype)
-    else:
-        try:
-            config = AutoConfig.from_pretrained(path)
-        except (ValueError, OSError) as err:
-            raise ModelError(f"{path / 'config.json'}: unreadable model config ({err})") from None
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                path, config=config, dtype=torch_dtype, use_safetensors=True
-            )
-        except ValueError as err:
-            if "Unrecognized configuration" in str(err):
-                raise ModelError(
-                    f"{path / 'config.json'}: model type '{config.model_type}' is not a causal "
-                    "language model; scribe needs a text-generation model such as GPT-2"
-                ) from None
-            raise ModelError(f"{path}: cannot load the weights ({err})") from None
-        except OSError as err:
-            raise ModelError(f"{path}: cannot load the weights ({err})") from None
-        tok_path = path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_path)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"{tok_path}: cannot load the tokenizer ({err})") from None
-    model.eval()
     name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
     card = read_card(path)
-    precision = choose_precision(preferred_precision(precision, spec, path, card), model)
+    precision = preferred_precision(precision, spec, path, card)
+    adapter = (path / "adapter_config.json").exists()
+    if not adapter and dtype == "float32":
+        config = _read_config(path)
+        if gpt2_checkpoint.is_plain(config) and gpt2_checkpoint.tokenizer_is_plain(path):
+            return _load_plain_gpt2(name, path, config, card, precision)
+    import torch
+
+    if adapter:
+        model, tok_path = _load_adapter(path, getattr(torch, dtype))
+        model.eval()
+    else:
+        model, tok_path = _transformers_model(path, dtype), path
+    tokenizer = _transformers_tokenizer(tok_path)
+    params = sum(p.numel() for p in model.parameters())
+    precision = choose_precision(precision, params)
     return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path / 'config.json'}: unreadable model config ({err})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path / 'config.json'}: unreadable model config (not a JSON object)")
+    return data
+
+
+def _load_plain_gpt2(
+    name: str, path: Path, config: dict[str, Any], card: dict[str, Any], precision: str
+) -> LoadedModel:
+    """A plain GPT-2 from its files: safetensors and tokenizers, no transformers import."""
+    from scribe.engine import gpt2_checkpoint
+    from scribe.engine.quantize import choose_precision
+
+    try:
+        weights = gpt2_checkpoint.Weights(sorted(path.glob("model*.safetensors")))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path}: cannot load the weights ({err})") from None
+    try:
+        text = gpt2_checkpoint.TextTokenizer(path, config)
+    except Exception as err:  # noqa: BLE001 - tokenizers raises plain Exception on bad JSON
+        raise ModelError(f"{path}: cannot load the tokenizer ({err})") from None
+    precision = choose_precision(precision, weights.parameters())
+    return LoadedModel(
+        name, path, card=card, precision=precision, config=config, weights=weights, text=text
+    )
+
+
+def _transformers_model(path: Path, dtype: str) -> Any:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (ValueError, OSError) as err:
+        raise ModelError(f"{path / 'config.json'}: unreadable model config ({err})") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=getattr(torch, dtype), use_safetensors=True
+        )
+    except ValueError as err:
+        if "Unrecognized configuration" in str(err):
+            raise ModelError(
+                f"{path / 'config.json'}: model type '{config.model_type}' is not a causal "
+                "language model; scribe needs a text-generation model such as GPT-2"
+            ) from None
+        raise ModelError(f"{path}: cannot load the weights ({err})") from None
+    except OSError as err:
+        raise ModelError(f"{path}: cannot load the weights ({err})") from None
+    return model.eval()
+
+
+def _transformers_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path}: cannot load the tokenizer ({err})") from None
 
 
 def preferred_precision(precision: str, spec: str | None, path: Path, card: dict[str, Any]) -> str:

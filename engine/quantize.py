@@ -18,7 +18,6 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,11 +48,10 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def choose_precision(precision: str, model: Any) -> str:
-    """Resolve "auto" for a loaded model; other precisions pass through."""
+def choose_precision(precision: str, params: int) -> str:
+    """Resolve "auto" for a model of `params` parameters; other precisions pass through."""
     if check_precision(precision) != AUTO:
         return precision
-    params = sum(p.numel() for p in model.parameters())
     if int8_kernel_available() and params >= AUTO_INT8_MIN_PARAMS:
         return "int8"
     return "fp32"
@@ -140,22 +138,23 @@ _LINEAR_DYNAMIC = getattr(
 
 def make_linear(
     precision: str,
-    weight: torch.Tensor,
+    weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     quantized: Quantized | None = None,
     transposed: bool = False,
 ) -> Linear:
     """A function x [n, in] -> [n, out]. `weight` is Conv1D's [in, out] unless `transposed`
-    ([out, in], as the tied LM head); `quantized` is its stored form (computed when None)."""
+    ([out, in], as the tied LM head); `quantized` is its stored form (computed from `weight`
+    when None; then `weight` may be None)."""
     if precision == "fp32":
         if transposed:  # the LM head: exactly what transformers runs
             return lambda x: F.linear(x, weight, bias)
         if bias is None:
             return lambda x: torch.mm(x, weight)
         return lambda x: torch.addmm(bias, x, weight)  # Conv1D's own op, for identical numerics
-    out_in = weight if transposed else weight.t()
     if quantized is None:
-        quantized = quantize(precision, out_in)
+        assert weight is not None
+        quantized = quantize(precision, weight if transposed else weight.t())
     if precision == "bf16":
         w16 = quantized["w"]
         b16 = None if bias is None else bias.to(torch.bfloat16)

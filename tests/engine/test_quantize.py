@@ -133,7 +133,7 @@ def test_scripted_decode_step_is_bit_identical_to_the_python_loop(
     gpt2_vocab_model_dir: Path, precision: str
 ) -> None:
     model = models.load(str(gpt2_vocab_model_dir)).model
-    fast = fast_gpt2.FastGPT2(model, precision)
+    fast = fast_gpt2.FastGPT2.from_model(model, precision)
     assert fast.step is not None  # int8 weights and GPT-2's tanh GELU: the scripted step runs
     prompt = list(range(100, 130))
     scripted = decode_steps(fast, prompt, 12)
@@ -149,14 +149,14 @@ def test_float_weights_and_a_failed_script_keep_the_python_loop(
     gpt2_vocab_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = models.load(str(gpt2_vocab_model_dir)).model
-    assert fast_gpt2.FastGPT2(model, "fp32").step is None
-    assert fast_gpt2.FastGPT2(model, "bf16").step is None
+    assert fast_gpt2.FastGPT2.from_model(model, "fp32").step is None
+    assert fast_gpt2.FastGPT2.from_model(model, "bf16").step is None
 
     def broken() -> None:
         raise RuntimeError("TorchScript is gone")
 
     monkeypatch.setattr(scripted_decode, "_script", broken)
-    fast = fast_gpt2.FastGPT2(model, "int8")
+    fast = fast_gpt2.FastGPT2.from_model(model, "int8")
     assert fast.step is None
     assert decode_steps(fast, [1, 2, 3], 3)[-1].shape == (model.config.vocab_size,)
 

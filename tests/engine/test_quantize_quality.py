@@ -28,7 +28,7 @@ def windows(ids: list[int], count: int, start: int) -> list[list[int]]:
 
 
 def perplexity(model: object, precision: str, chunks: list[list[int]]) -> float:
-    fast = fast_gpt2.FastGPT2(model, precision)
+    fast = fast_gpt2.FastGPT2.from_model(model, precision)
     total, count = 0.0, 0
     for chunk in chunks:
         logits = fast.forward(chunk[:-1], 0, all_positions=True)

