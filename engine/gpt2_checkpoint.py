@@ -97,10 +97,12 @@ class Weights(Mapping[str, torch.Tensor]):
         return len(self._where)
 
     def parameters(self) -> int:
-        """Parameter count from the headers (the tied head counted once)."""
+        """Parameter count from the headers (the tied head counted once; OpenAI's original
+        files also hold each layer's causal mask as "attn.bias", which is no parameter)."""
         total = 0
         for name, (handle, key) in self._where.items():
-            if name != "lm_head.weight" or key.removeprefix("transformer.") != "wte.weight":
+            tied = name == "lm_head.weight" and key.removeprefix("transformer.") == "wte.weight"
+            if not tied and not name.endswith((".attn.bias", ".attn.masked_bias")):
                 total += _numel(handle.get_slice(key).get_shape())
         return total
 

@@ -95,3 +95,29 @@ def test_other_folders_load_through_transformers(
     (unusual / "config.json").write_text(json.dumps(config))
     loaded = models.load(str(unusual))
     assert loaded.weights is None and Generator(loaded).precision == "transformers"
+
+
+def test_the_hub_gpt2_file_layout_loads_the_same(
+    gpt2_vocab_model_dir: Path, tmp_path: Path
+) -> None:
+    """The `gpt2` checkpoint on the hub: tensor names without "transformer.", no lm_head (tied),
+    and each layer's causal mask stored as h.N.attn.bias."""
+    from safetensors.torch import load_file, save_file
+
+    hub = Path(shutil.copytree(gpt2_vocab_model_dir, tmp_path / "hub"))
+    state = load_file(hub / "model.safetensors")
+    layout = {k.removeprefix("transformer."): v for k, v in state.items() if k != "lm_head.weight"}
+    config = json.loads((hub / "config.json").read_text())
+    n = config["n_positions"]
+    for i in range(config["n_layer"]):
+        layout[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+    save_file(layout, hub / "model.safetensors", metadata={"format": "pt"})
+    loaded = models.load(str(hub))
+    assert loaded.weights is not None
+    expected = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(hub).parameters())
+    assert loaded.weights.parameters() == expected
+    options = GenerationOptions(max_new_tokens=8, temperature=0)
+    reference = Generator(models.load(str(gpt2_vocab_model_dir)))
+    assert Generator(loaded).complete_text("The rain", options) == reference.complete_text(
+        "The rain", options
+    )
