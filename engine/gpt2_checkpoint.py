@@ -11,6 +11,7 @@ transformers (engine/models.py).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,16 @@ class Weights(Mapping[str, torch.Tensor]):
     def __getitem__(self, name: str) -> torch.Tensor:
         tensor = self._loaded.get(name)
         if tensor is None:
-            handle, key = self._where[name]
-            tensor = handle.get_tensor(key).to(torch.float32)
-            if name == "lm_head.weight" and key.removeprefix("transformer.") == "wte.weight":
-                tensor = self["wte.weight"]  # tied: one tensor, as in transformers
+            if self._tied(name):
+                tensor = self["wte.weight"]  # one tensor, as in transformers
+            else:
+                handle, key = self._where[name]
+                tensor = handle.get_tensor(key).to(torch.float32)
             self._loaded[name] = tensor
         return tensor
+
+    def _tied(self, name: str) -> bool:
+        return name == "lm_head.weight" and self._where[name] == self._where.get("wte.weight")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._where)
@@ -99,19 +104,11 @@ class Weights(Mapping[str, torch.Tensor]):
     def parameters(self) -> int:
         """Parameter count from the headers (the tied head counted once; OpenAI's original
         files also hold each layer's causal mask as "attn.bias", which is no parameter)."""
-        total = 0
-        for name, (handle, key) in self._where.items():
-            tied = name == "lm_head.weight" and key.removeprefix("transformer.") == "wte.weight"
-            if not tied and not name.endswith((".attn.bias", ".attn.masked_bias")):
-                total += _numel(handle.get_slice(key).get_shape())
-        return total
-
-
-def _numel(shape: list[int]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+        return sum(
+            math.prod(handle.get_slice(key).get_shape())
+            for name, (handle, key) in self._where.items()
+            if not self._tied(name) and not name.endswith((".attn.bias", ".attn.masked_bias"))
+        )
 
 
 class TextTokenizer:
