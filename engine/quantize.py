@@ -91,23 +91,31 @@ def dequantize_int4(data: Quantized) -> torch.Tensor:
     return g.reshape(out_f, -1)
 
 
-def int4_to_int8(data: Quantized, rows: int = 4096) -> Quantized:
-    """int4 weights re-quantized to int8 rows for the int8 kernel, a block of rows at a time:
-    int8 scales are per row, so blocks give the same result, and the float temporaries of a
-    50257-row LM head stay small."""
-    parts = [
-        quantize_int8(dequantize_int4({k: v[start : start + rows] for k, v in data.items()}))
-        for start in range(0, data["packed"].shape[0], rows)
-    ]
-    return {k: torch.cat([part[k] for part in parts]) for k in ("q", "scale")}
+ROW_BLOCK = 4096  # rows converted at a time: a 50257-row LM head makes no full-size temporaries
+
+
+def _join(parts: list[Quantized]) -> Quantized:
+    """Row blocks converted apart, joined: the same result, since int8 scales are per row and
+    int4 groups lie within a row."""
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
+def int4_to_int8(data: Quantized) -> Quantized:
+    """int4 weights re-quantized to int8 rows for the int8 kernel."""
+    blocks = range(0, data["packed"].shape[0], ROW_BLOCK)
+    return _join(
+        [
+            quantize_int8(dequantize_int4({k: v[i : i + ROW_BLOCK] for k, v in data.items()}))
+            for i in blocks
+        ]
+    )
 
 
 def quantize(precision: str, weight: torch.Tensor) -> Quantized:
     """What is stored on disk for one [out, in] weight at `precision`."""
-    if precision == "int8":
-        return quantize_int8(weight)
-    if precision == "int4":
-        return quantize_int4(weight)
+    if precision in ("int8", "int4"):
+        convert = quantize_int8 if precision == "int8" else quantize_int4
+        return _join([convert(weight[i : i + ROW_BLOCK]) for i in range(0, len(weight), ROW_BLOCK)])
     if precision == "bf16":
         return {"w": weight.to(torch.bfloat16).contiguous()}
     raise ValueError(f"{precision} needs no quantized weights")

@@ -27,9 +27,20 @@ def test_int4_packing_round_trips_within_half_a_step() -> None:
     assert ((quantize.dequantize_int4(data) - weight).abs() <= step / 2 + 1e-6).all()
 
 
-def test_int4_to_int8_in_row_blocks_equals_converting_at_once() -> None:
-    data = quantize.quantize_int4(torch.randn(1000, 64))
-    blocks = quantize.int4_to_int8(data, rows=333)
+def test_row_blocks_give_the_same_result_as_converting_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    weight = torch.randn(1000, 64)
+    monkeypatch.setattr(quantize, "ROW_BLOCK", 333)
+    for precision, whole in (
+        ("int8", quantize.quantize_int8(weight)),
+        ("int4", quantize.quantize_int4(weight)),
+    ):
+        blocks = quantize.quantize(precision, weight)
+        assert blocks.keys() == whole.keys()
+        assert all(torch.equal(blocks[k], whole[k]) for k in whole)
+    data = quantize.quantize_int4(weight)
+    blocks = quantize.int4_to_int8(data)
     whole = quantize.quantize_int8(quantize.dequantize_int4(data))
     assert torch.equal(blocks["q"], whole["q"]) and torch.equal(blocks["scale"], whole["scale"])
 
