@@ -1,10 +1,11 @@
 """Streaming generation: one interface for every door (DESIGN.md section 4).
 
 `Generator.stream(prompt, options, cancel)` is a plain generator of text deltas. It runs its own
-KV-cache decode loop over the transformers model and keeps the cache of the last prompt, so a new
-prompt that shares a prefix with the previous one only feeds the new tokens. A plain GPT-2 runs
-through engine/fast_gpt2.py (preallocated cache, quantized weights per `loaded.precision`); any
-other model through transformers' own forward (engine/kv_cache.py).
+KV-cache decode loop and keeps the cache of the last prompt, so a new prompt that shares a prefix
+with the previous one only feeds the new tokens. A plain GPT-2 runs through engine/fast_gpt2.py
+(preallocated cache, quantized weights per `loaded.precision`; its tensors read straight from the
+files by engine/gpt2_checkpoint.py, or taken from a transformers model); any other model runs
+through transformers' own forward (engine/kv_cache.py).
 """
 
 from __future__ import annotations
