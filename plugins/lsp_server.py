@@ -189,4 +189,3 @@ def serve_stdio(service: CompletionService, stdin: Any, stdout: Any) -> int:
     finally:
         service.close()
     return server.exit_code
-

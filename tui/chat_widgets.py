@@ -170,8 +170,10 @@ class HistoryScreen(ModalScreen[int | None]):
                 options.add_option(Option(text, id=str(hit.conversation_id)))
         else:
             for record in self.session.list_conversations(100):
-                text = (f"{record.id:>4}  {_when(record.updated)}  {record.message_count:>3} msgs  "
-                        f"{record.title}")
+                text = (
+                    f"{record.id:>4}  {_when(record.updated)}  {record.message_count:>3} msgs  "
+                    f"{record.title}"
+                )
                 options.add_option(Option(text, id=str(record.id)))
         if options.option_count:
             options.highlighted = 0

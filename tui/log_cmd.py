@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise InputError("--limit must be at least 1")
     if args.md is None and not default_path().exists():
-        print(f"no saved conversations yet ({default_path()} does not exist); start one with "
-              "scribe chat")
+        print(
+            f"no saved conversations yet ({default_path()} does not exist); start one with "
+            "scribe chat"
+        )
         return 0
     store = ConversationStore()
     try:

@@ -146,8 +146,10 @@ class PlainChat:
         elif message.status == "stopped":
             self.note("[stopped]")
         if self.session.save_error:
-            self.note(f"scribe: not saved yet ({self.session.unsaved} messages, will retry): "
-                      f"{self.session.save_error}")
+            self.note(
+                f"scribe: not saved yet ({self.session.unsaved} messages, will retry): "
+                f"{self.session.save_error}"
+            )
 
     # -- input ----------------------------------------------------------------------------
     def _piped_lines(self) -> Iterator[str]:

@@ -89,7 +89,7 @@ def _cmd_template(session: ChatSession, rest: str) -> CommandResult:
         words = shlex.split(rest)
     except ValueError as err:
         raise InputError(
-            f"/template: {err}; quote values with spaces: style=\"very formal\""
+            f'/template: {err}; quote values with spaces: style="very formal"'
         ) from None
     name, values = words[0], {}
     for word in words[1:]:
@@ -124,8 +124,9 @@ def _cmd_set(session: ChatSession, rest: str) -> CommandResult:
     if not parts:
         return CommandResult(f"options: {describe_options(session)}\n{_usage('set')}")
     if len(parts) != 2:
-        raise InputError(f"/set needs an option and a value, e.g. /set temperature 0.5; "
-                         f"options: {OPTION_NAMES}")
+        raise InputError(
+            f"/set needs an option and a value, e.g. /set temperature 0.5; options: {OPTION_NAMES}"
+        )
     key, value = session.set_option(parts[0], parts[1])
     return CommandResult(f"{parts[0]} = {value}")
 
@@ -152,18 +153,22 @@ def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
         hits = session.store.search(rest)
         if not hits:
             return CommandResult(f"no saved conversation mentions '{rest}'")
-        lines = [f"{h.conversation_id:>5}  {_when(h.updated)}  {h.title}\n       {h.snippet}"
-                 for h in hits]
-        return CommandResult("\n".join(lines) + "\nopen one with /history ID", action="history",
-                             rows=hits)
+        lines = [
+            f"{h.conversation_id:>5}  {_when(h.updated)}  {h.title}\n       {h.snippet}"
+            for h in hits
+        ]
+        return CommandResult(
+            "\n".join(lines) + "\nopen one with /history ID", action="history", rows=hits
+        )
     records = session.list_conversations(20)
     if not records:
         return CommandResult("no saved conversations yet", action="history")
     lines = [
         f"{r.id:>5}  {_when(r.updated)}  {r.message_count:>3} msgs  {r.title}" for r in records
     ]
-    return CommandResult("\n".join(lines) + "\nopen one with /history ID", action="history",
-                         rows=records)
+    return CommandResult(
+        "\n".join(lines) + "\nopen one with /history ID", action="history", rows=records
+    )
 
 
 def _cmd_read(session: ChatSession, rest: str) -> CommandResult:
@@ -172,8 +177,9 @@ def _cmd_read(session: ChatSession, rest: str) -> CommandResult:
     path = Path(rest).expanduser()
     text = read_text_file(path)
     where = f"$input of template {session.template.name}" if session.template else "your turn"
-    return CommandResult(f"read {path} ({len(text)} characters) as {where}", action="send",
-                         payload=text)
+    return CommandResult(
+        f"read {path} ({len(text)} characters) as {where}", action="send", payload=text
+    )
 
 
 def _cmd_export(session: ChatSession, rest: str) -> CommandResult:
@@ -199,8 +205,10 @@ def _cmd_quit(session: ChatSession, rest: str) -> CommandResult:
 def describe_options(session: ChatSession) -> str:
     o = session.options()
     seed = f" seed {o.seed}" if o.seed is not None else ""
-    return (f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
-            f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}")
+    return (
+        f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
+        f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}"
+    )
 
 
 def _when(stamp: float) -> str:

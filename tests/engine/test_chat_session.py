@@ -94,8 +94,14 @@ def test_edit_an_earlier_turn_forks_the_conversation() -> None:
     assert [m.content for m in session.thread] == ["a better first question", "r3"]
     assert "second question" not in engine.prompts[-1]
     all_messages = [m.content for m in store.messages(session.conversation_id)]
-    assert all_messages == ["first question", "r1", "second question", "r2",
-                            "a better first question", "r3"]
+    assert all_messages == [
+        "first question",
+        "r1",
+        "second question",
+        "r2",
+        "a better first question",
+        "r3",
+    ]
     assert session.branch_info(session.thread[0]) == (2, 2)
     session.switch_branch(session.thread[0], -1)
     assert [m.content for m in session.thread] == ["first question", "r1", "second question", "r2"]
@@ -201,5 +207,10 @@ def test_messages_wait_out_a_locked_database_and_are_saved_later() -> None:
     assert session.save_error is None and session.unsaved == 0
     saved = ConversationStore(path).thread(session.conversation_id)
     assert [m.content for m in saved] == [
-        "before", "First reply here.", "during the lock", "Second reply.", "after", "Third."
+        "before",
+        "First reply here.",
+        "during the lock",
+        "Second reply.",
+        "after",
+        "Third.",
     ]

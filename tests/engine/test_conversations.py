@@ -73,7 +73,7 @@ def test_list_last_and_search(tmp_path: Path) -> None:
     assert [h.conversation_id for h in hits] == [second]
     assert "[keeper" in hits[0].snippet
     assert [h.conversation_id for h in store.search("lighthouses")] == [first]
-    assert store.search('odd "quote\'s (syntax*') == []  # user text is never FTS syntax
+    assert store.search("odd \"quote's (syntax*") == []  # user text is never FTS syntax
     assert store.search("   ") == []
 
 

@@ -31,8 +31,15 @@ def vocabulary() -> set[str]:
 
 
 def test_the_package_ships_a_complete_model_folder() -> None:
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "scribe.json",
-                 "generation_config.json", "words.txt", "__init__.py"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "scribe.json",
+        "generation_config.json",
+        "words.txt",
+        "__init__.py",
+    ):
         assert (DEFAULT / name).is_file(), name
     models.check_folder(DEFAULT)  # the loader's own checks: tokenizer, complete safetensors
     config = json.loads((DEFAULT / "config.json").read_text(encoding="utf-8"))
@@ -114,7 +121,9 @@ def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> No
     result = subprocess.run(
         f"echo 'It was a dark and stormy night' | {sys.executable} -m scribe.tui.cli complete "
         "--seed 1 --max-tokens 100",
-        shell=True, capture_output=True, timeout=120,
+        shell=True,
+        capture_output=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()
     words = words_of(result.stdout.decode())

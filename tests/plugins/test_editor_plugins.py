@@ -85,9 +85,7 @@ class Editor:
         command = [*program, "-u", str(rc), "-i", "NONE", str(tmp / "draft.md")]
         env = server_env(home)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        self.tmux(
-            "new-session", "-d", "-s", "main", "-x", "110", "-y", "20", *command, env=env
-        )
+        self.tmux("new-session", "-d", "-s", "main", "-x", "110", "-y", "20", *command, env=env)
         self.state = self.wait_for(lambda s: s["mode"] == "n", "the editor to start")
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:

@@ -93,9 +93,7 @@ def completion(uri: str, line: int, character: int) -> dict[str, Any]:
 
 
 def test_initialize_then_inline_completion(client: RawClient) -> None:
-    reply = client.request(
-        "initialize", {"processId": None, "rootUri": None, "capabilities": {}}
-    )
+    reply = client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
     capabilities = reply["result"]["capabilities"]
     assert "inlineCompletionProvider" in capabilities
     assert capabilities["textDocumentSync"]["change"] == 1  # full

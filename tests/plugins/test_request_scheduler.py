@@ -48,9 +48,7 @@ def test_a_queued_request_is_replaced_not_run(scheduler) -> None:
     busy = scheduler.submit("other", blocking_job(started, release, "busy"))
     assert started.wait(WAIT)
     ran = []
-    queued = [
-        scheduler.submit("doc", lambda cancel, i=i: ran.append(i) or i) for i in range(200)
-    ]
+    queued = [scheduler.submit("doc", lambda cancel, i=i: ran.append(i) or i) for i in range(200)]
     assert scheduler.pending() == 1  # 200 requests, one waiting
     release.set()
     assert busy.future.result(WAIT) == "busy"

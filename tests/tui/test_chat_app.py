@@ -325,8 +325,17 @@ async def test_command_palette_has_the_chat_commands() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for expected in ("New conversation", "History", "Regenerate", "Edit turn", "Copy reply",
-                         "Copy code block", "Export Markdown", "Theme", "Template: summarize"):
+        for expected in (
+            "New conversation",
+            "History",
+            "Regenerate",
+            "Edit turn",
+            "Copy reply",
+            "Copy code block",
+            "Export Markdown",
+            "Theme",
+            "Template: summarize",
+        ):
             assert expected in titles
         await pilot.press("ctrl+p")
         await pilot.pause()

@@ -97,8 +97,9 @@ def test_history_picker(snap_compare, monkeypatch) -> None:  # type: ignore[no-u
         first = store.add_message(cid, None, "user", title)
         store.add_message(cid, first, "assistant", f"reply {n}")
         stamp = 1_750_000_000 + n * 3600  # fixed times: the snapshot shows them
-        store.db.execute("UPDATE conversations SET updated = ?, created = ? WHERE id = ?",
-                         (stamp, stamp, cid))
+        store.db.execute(
+            "UPDATE conversations SET updated = ?, created = ? WHERE id = ?", (stamp, stamp, cid)
+        )
     app = make()
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]

@@ -158,4 +158,3 @@ def test_chat_in_a_real_terminal(tiny_model_dir: Path, scribe_home: Path) -> Non
         assert len(store.list_conversations()) == 1
     finally:
         tmux("kill-server")
-

@@ -29,8 +29,9 @@ def run_scribe(args: list[str], stdin: str) -> subprocess.CompletedProcess:
 
 def test_piped_message_gets_a_reply_and_exits_zero(tiny_model_dir: Path) -> None:
     """printf 'Hello there\\n' | scribe chat --plain --model DIR"""
-    out = run_scribe(["chat", "--plain", "--model", str(tiny_model_dir), "--seed", "3"],
-                     "Hello there\n")
+    out = run_scribe(
+        ["chat", "--plain", "--model", str(tiny_model_dir), "--seed", "3"], "Hello there\n"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip(), "no reply printed"
     assert out.stdout.endswith("\n") and "Traceback" not in out.stderr
@@ -44,7 +45,9 @@ def test_piped_message_gets_a_reply_and_exits_zero(tiny_model_dir: Path) -> None
 
 
 def test_not_a_terminal_means_plain_and_continue_carries_on(
-    tiny_model_dir: Path, monkeypatch, capsys  # type: ignore[no-untyped-def]
+    tiny_model_dir: Path,
+    monkeypatch,
+    capsys,  # type: ignore[no-untyped-def]
 ) -> None:
     """In-process (the model loads without a new Python): no --plain, stdin is not a terminal."""
     monkeypatch.setattr(sys, "stdin", io.StringIO("First line\n"))
@@ -70,7 +73,9 @@ def test_continue_without_a_conversation_is_a_clear_error(monkeypatch, capsys) -
     )
 
 
-def plain(lines: str, engine: FakeEngine | None = None, **settings) -> tuple[int, str, str, ChatSession]:  # noqa: E501
+def plain(
+    lines: str, engine: FakeEngine | None = None, **settings
+) -> tuple[int, str, str, ChatSession]:  # noqa: E501
     engine = engine or FakeEngine(["Reply one.", "Reply two.", "Reply three."])
     session = ChatSession(ConversationStore(), FakeLoader(engine), Settings(**settings))
     out, err = io.StringIO(), io.StringIO()
@@ -80,21 +85,26 @@ def plain(lines: str, engine: FakeEngine | None = None, **settings) -> tuple[int
 
 def test_slash_commands_blocks_and_escapes() -> None:
     engine = FakeEngine(["Reply one.", "Reply two.", "Reply three."])
-    script = "\n".join([
-        "/set temperature 0.1",
-        "/set warmth 2",
-        "/frobnicate",
-        '"""',
-        "line one",
-        "line two",
-        '"""',
-        "//etc/hosts is a file",
-        "/template summarize",
-        "A long story about the sea.",
-        "/history",
-        "/quit",
-        "never sent",
-    ]) + "\n"
+    script = (
+        "\n".join(
+            [
+                "/set temperature 0.1",
+                "/set warmth 2",
+                "/frobnicate",
+                '"""',
+                "line one",
+                "line two",
+                '"""',
+                "//etc/hosts is a file",
+                "/template summarize",
+                "A long story about the sea.",
+                "/history",
+                "/quit",
+                "never sent",
+            ]
+        )
+        + "\n"
+    )
     code, out, err, session = plain(script, engine)
     assert code == 0
     assert "temperature = 0.1" in out
@@ -151,7 +161,9 @@ def test_read_and_export(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_database_stops_chat_with_one_line_and_is_kept(
-    scribe_home: Path, monkeypatch, capsys  # type: ignore[no-untyped-def]
+    scribe_home: Path,
+    monkeypatch,
+    capsys,  # type: ignore[no-untyped-def]
 ) -> None:
     db = scribe_home / "data" / "conversations.db"
     db.parent.mkdir(parents=True)
