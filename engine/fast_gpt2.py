@@ -87,8 +87,8 @@ class FastGPT2:
         self.quantized: dict[str, Quantized] = {}
         self.wte = weights["wte.weight"]
         self.wpe = weights["wpe.weight"]
+        # Quantized weights always run the fused tanh GELU; scripted_decode.py relies on it.
         self.act: Activation = gelu_new if precision == "fp32" else _tanh_gelu
-        self.tanh_gelu = self.act is _tanh_gelu
 
         def norm(name: str) -> tuple[torch.Tensor, torch.Tensor]:
             return weights[f"{name}.weight"], weights[f"{name}.bias"]

@@ -65,12 +65,9 @@ class Generator:
         """The fast GPT-2 path when the model allows it, else transformers' own forward."""
         precision = loaded.precision
         if loaded.weights is not None:  # a plain GPT-2 read without transformers
-            shape, weights = Shape.from_config(loaded.config), loaded.weights
+            weights = loaded.weights
         elif fast_gpt2.supports(loaded.model):
-            shape, weights = (
-                Shape.from_config(loaded.model.config),
-                fast_gpt2.model_weights(loaded.model),
-            )
+            weights = fast_gpt2.model_weights(loaded.model)
         else:
             self.precision = "transformers"
             return KVState(loaded.model)
@@ -78,7 +75,7 @@ class Generator:
         has_folder = (loaded.path / "config.json").exists()
         if precision != "fp32" and has_folder:
             cached = quantize.load_cached(loaded.path, precision)
-        fast = fast_gpt2.FastGPT2(shape, weights, precision, cached)
+        fast = fast_gpt2.FastGPT2(Shape.from_config(loaded.config), weights, precision, cached)
         if precision != "fp32":
             if has_folder and cached is None:
                 quantize.save_cached(loaded.path, precision, fast.quantized)

@@ -89,8 +89,6 @@ def build(fast: Any) -> Step | None:
     ]
     if not all(isinstance(lin, FbgemmLinear) for lin in linears):
         return None
-    if not fast.tanh_gelu:
-        return None
     try:
         scripted = _script()
     except Exception:  # noqa: BLE001 - any failure to script means: keep the Python loop
