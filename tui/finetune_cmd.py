@@ -93,6 +93,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="bf16 autocast (default: where the hardware supports it)",
     )
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training step: faster steps after a minute of compiling",
+    )
+    t.add_argument(
+        "--fim",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="teach fill-in-the-middle: rearrange this fraction of training chunks (e.g. 0.5)",
+    )
     t.add_argument("--dropout", type=float, metavar="P")
     t.add_argument("--weight-decay", type=float, default=0.1, metavar="W")
     t.add_argument(
@@ -157,6 +169,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         seed=args.seed,
         threads=args.threads,
         bf16=args.bf16,
+        compile=args.compile,
+        fim=args.fim,
         dropout=args.dropout,
         weight_decay=args.weight_decay,
         warmup=args.warmup,

@@ -16,7 +16,7 @@ import torch
 
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import checkpoints as ckpt
-from scribe.engine.finetune import distributed, hardware, outdir
+from scribe.engine.finetune import distributed, fim, hardware, outdir
 from scribe.engine.finetune.data import ChatFormat, Document, find_files, read_documents
 from scribe.engine.finetune.events import DataReady, EventSink, Stage, TrainStart, ignore
 from scribe.engine.finetune.settings import RESUME_MAY_CHANGE, FinetuneSettings
@@ -110,13 +110,19 @@ class _Run:
         docs = read_documents(files, chat)
         split = split_documents(docs, s.val_fraction, s.test_fraction, s.seed)
         tokenizer, loaded = self._tokenizer_and_base(split)
-        tokens, summary = self._tokens(files, split, tokenizer, chat)
         n_positions = self._n_positions(loaded)
         block = s.block_size or min(n_positions, DEFAULT_BLOCK)
         if block > n_positions:
             raise InputError(
                 f"--block-size {block} is more than the model's {n_positions} positions"
             )
+        if s.fim:
+            split = Split(
+                fim.apply(split.train, s.fim, s.seed, block, tokenizer.eos_token),
+                split.val,
+                split.test,
+            )
+        tokens, summary = self._tokens(files, split, tokenizer, chat)
         eos = tokenizer.eos_token_id
         if eos is None:
             raise InputError(
@@ -152,19 +158,22 @@ class _Run:
 
             self.emit(Stage(f"loading {s.model or 'the default model'}"))
             loaded = load(s.model)
+            if s.fim and fim.add_tokens(loaded.tokenizer, loaded.model):
+                self.emit(Stage("added the fill-in-the-middle tokens to the tokenizer"))
             return loaded.tokenizer, loaded
         from scribe.engine.finetune.scratch import parse_shape, train_tokenizer
 
         shape = parse_shape(s.from_scratch, s.vocab_size, s.n_positions)
         folder = self.run_dir / "tokenizer"
+        specials = fim.TOKENS if s.fim else ()
         if not self.writes:
             self.emit(Stage(f"training a {shape.vocab_size}-token BPE tokenizer"))
-            return train_tokenizer(split.train, shape.vocab_size, shape.n_positions), None
+            return train_tokenizer(split.train, shape.vocab_size, shape.n_positions, specials), None
 
         def make() -> None:
             if not (folder / "tokenizer.json").exists():
                 self.emit(Stage(f"training a {shape.vocab_size}-token BPE tokenizer"))
-                tok = train_tokenizer(split.train, shape.vocab_size, shape.n_positions)
+                tok = train_tokenizer(split.train, shape.vocab_size, shape.n_positions, specials)
                 staging = folder.with_name("tokenizer.tmp")
                 shutil.rmtree(staging, ignore_errors=True)
                 tok.save_pretrained(staging)
@@ -185,6 +194,8 @@ class _Run:
             "test": s.test_fraction,
             "chat": chat.as_dict(),
             "vocab": len(tokenizer),
+            "fim": s.fim,
+            "block": s.block_size,
         }
         tok_file = (
             Path(tokenizer.name_or_path) / "tokenizer.json" if tokenizer.name_or_path else None
@@ -248,6 +259,7 @@ class _Run:
             keep_checkpoints=s.keep_checkpoints,
             seed=s.seed,
             bf16=hardware.bf16_native(d.device) if s.bf16 is None else s.bf16,
+            compile=s.compile,
         )
 
     # -- training -----------------------------------------------------------------------------
@@ -454,6 +466,8 @@ class _Run:
                 result.prompts, result.samples_before, result.samples_after, strict=False
             )
         ]
+        if s.fim:
+            card["fim"] = fim.card_entry(s.fim)
         cards.write_card(staging, card)
         text = report.render(
             card, self.out.name, result.prompts, result.samples_before, result.samples_after

@@ -69,8 +69,11 @@ def _texts(docs: list[Document]) -> Iterator[str]:
         yield "".join(seg.text for seg in doc.segments)
 
 
-def train_tokenizer(docs: list[Document], vocab_size: int, n_positions: int) -> Any:
-    """A GPT-2-style byte-level BPE (no unknown tokens, exact round trip) trained on `docs`."""
+def train_tokenizer(
+    docs: list[Document], vocab_size: int, n_positions: int, extra_special: tuple[str, ...] = ()
+) -> Any:
+    """A GPT-2-style byte-level BPE (no unknown tokens, exact round trip) trained on `docs`;
+    `extra_special` (the FIM tokens) become single special tokens after the end-of-text one."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -80,13 +83,14 @@ def train_tokenizer(docs: list[Document], vocab_size: int, n_positions: int) -> 
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS],
+        special_tokens=[EOS, *extra_special],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(_texts(docs), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
+        additional_special_tokens=list(extra_special),
         eos_token=EOS,
         bos_token=EOS,
         unk_token=EOS,

@@ -42,6 +42,8 @@ class FinetuneSettings:
     seed: int = 0
     threads: int | None = None  # None: measured
     bf16: bool | None = None  # None: when the hardware runs bf16 natively
+    compile: bool = False  # torch.compile the training step (faster steps after a warm-up)
+    fim: float = 0.0  # fraction of training chunks rearranged for fill-in-the-middle
     weight_decay: float = 0.1
     warmup: float = 0.05  # fraction of the steps (or a step count when >= 1)
     dropout: float | None = None  # default: the base model's own (0.1 from scratch)
@@ -108,6 +110,8 @@ class FinetuneSettings:
             raise InputError("--patience must be 0 (off) or more")
         if self.sample_every is not None and self.sample_every < 0:
             raise InputError("--sample-every must be 0 (off) or more")
+        if not 0 <= self.fim <= 1:
+            raise InputError(f"--fim must be a fraction in [0, 1], got {self.fim}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError("--dropout must be in [0, 1)")
         if self.patience and self.val_fraction == 0:

@@ -38,6 +38,7 @@ def scratch_settings(data: Path, **changes) -> FinetuneSettings:
         patience=0,
         sample_prompts=["The writer"],
         lr=5e-3,
+        bf16=False,  # fp32 arithmetic: these tests compare numbers that bf16 would move
     )
     base.update(changes)
     return FinetuneSettings(**base)
