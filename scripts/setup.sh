@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # torch is pinned to the CPU wheel; a looser pin would pull a multi-GB CUDA build.
-.venv/bin/pip install -q --disable-pip-version-check -e '.[finetune,lsp,test]' 2>&1 \
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -E "^WARNING: Location .* is ignored" || true
 .venv/bin/python -c "import scribe.engine, torch, transformers" >/dev/null
 

@@ -19,6 +19,25 @@ RUN = "run"
 SETTINGS = "settings.json"
 NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 MODEL_MARKERS = ("config.json", "adapter_config.json")
+# Everything scribe itself writes into an output folder; --overwrite deletes nothing else.
+OWN_FILES = {
+    RUN,
+    ".staging",
+    "scribe.json",
+    "report.md",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "README.md",  # peft writes a model card beside an adapter
+}
 
 
 def out_folder(spec: str) -> Path:
@@ -49,19 +68,72 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; choose another --out")
     if out.is_dir() and any(out.iterdir()):
+        if restartable(out):
+            return
         if not overwrite:
             raise InputError(
                 f"--out {out} already exists; pass --resume to continue its run, --overwrite to "
                 "replace it, or choose another --out"
             )
-        looks_ours = run_dir(out).is_dir() or is_finished(out) or (out / "scribe.json").exists()
-        if not looks_ours:
-            raise InputError(
-                f"--out {out}: refusing to overwrite a folder that is not a scribe model or run"
-            )
+        refuse_foreign(out)
+
+
+def _is_scribe_file(entry: Path) -> bool:
+    # The derived weights scribe caches beside a model (scribe-int8.safetensors, ...) too.
+    return entry.name in OWN_FILES or (
+        entry.name.startswith("scribe-") and entry.suffix == ".safetensors"
+    )
+
+
+def refuse_foreign(out: Path) -> None:
+    """--overwrite replaces only a folder scribe wrote: its card says it is a scribe model (or it
+    holds only an unfinished run), and nothing else is in it."""
+    foreign = sorted(p.name for p in out.iterdir() if not _is_scribe_file(p))
+    if foreign:
+        raise InputError(
+            f"--out {out}: refusing to overwrite: it holds {foreign[0]!r}, which scribe did not "
+            "write; move it away or choose another --out"
+        )
+    card = out / "scribe.json"
+    if card.exists() and not _is_scribe_card(card):
+        raise InputError(
+            f"--out {out}: refusing to overwrite: {card.name} is not a scribe model card; "
+            "choose another --out"
+        )
+    if not card.exists() and not (run_dir(out) / SETTINGS).exists():
+        raise InputError(
+            f"--out {out}: refusing to overwrite a folder that is not a scribe model or run; "
+            "choose another --out"
+        )
+
+
+def _is_scribe_card(card: Path) -> bool:
+    import json
+
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "base_model" in data and "method" in data
+
+
+def restartable(out: Path) -> bool:
+    """A run folder that never saved a checkpoint (a start that failed or was stopped early):
+    starting again replaces it, so a failed start never blocks a retry."""
+    from scribe.engine.finetune.checkpoints import list_checkpoints
+
+    entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    return (
+        entries == {RUN}
+        and (run_dir(out) / SETTINGS).exists()
+        and not list_checkpoints(run_dir(out))
+    )
 
 
 def create_out(out: Path, overwrite: bool) -> None:
-    if overwrite and out.is_dir():
+    if out.is_dir() and (overwrite or restartable(out)):
+        refuse_foreign(out)  # checked again right before deleting anything
         shutil.rmtree(out)
     run_dir(out).mkdir(parents=True, exist_ok=True)
+    # A model learned from the user's own text is private, like their conversations.
+    out.chmod(0o700)

@@ -3,6 +3,7 @@ after-evaluation, model folder with card and report. See __init__.py."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
@@ -62,6 +63,14 @@ def run_finetune(settings: FinetuneSettings, on_event: EventSink | None = None) 
     d = distributed.setup()
     try:
         return _Run(settings, emit, d).go()
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        # Checkpoints are written atomically, so the last complete one is intact.
+        raise InputError(
+            f"cannot write {err.filename or 'the run folder'}: {err.strerror}; free space (or "
+            "fix the permissions) and continue with the same command plus --resume"
+        ) from None
     finally:
         distributed.teardown(d)
 
@@ -345,10 +354,8 @@ class _Run:
         # Dropout draws from the global RNG: seed it, so a run is a function of its settings
         # (a resumed run restores the RNG state saved with its checkpoint instead).
         torch.manual_seed(s.seed * 1000 + d.rank)
-        checkpoints = ckpt.list_checkpoints(self.run_dir)
-        if s.resume and checkpoints:
-            trainer.resume(checkpoints[-1])
-            self.emit(Stage(f"resuming from step {trainer.state.step}"))
+        if s.resume and ckpt.list_checkpoints(self.run_dir):
+            self._resume(trainer)
         block = blocks["train"].ids.shape[1]
         self.emit(
             TrainStart(
@@ -376,6 +383,26 @@ class _Run:
             )
         distributed.barrier(d)
         return result
+
+    def _resume(self, trainer: Trainer) -> None:
+        """Continue from the newest intact checkpoint; a damaged one (a kill mid-write on a
+        filesystem without atomic rename, a bad disk) is passed over and named."""
+        damaged: list[str] = []
+        for checkpoint in reversed(ckpt.list_checkpoints(self.run_dir)):
+            try:
+                trainer.resume(checkpoint)
+            except Exception as err:  # noqa: BLE001 - any unreadable piece means "damaged"
+                damaged.append(f"{checkpoint.name} ({type(err).__name__})")
+                continue
+            if damaged:
+                gone = ", ".join(damaged)
+                self.emit(Stage(f"checkpoint {gone} is damaged; resuming from an earlier one"))
+            self.emit(Stage(f"resuming from step {trainer.state.step}"))
+            return
+        raise InputError(
+            f"{ckpt.checkpoint_dir(self.run_dir)}: no intact checkpoint to resume from "
+            f"({', '.join(damaged)}); start again with --overwrite"
+        )
 
     def _threads(self, model: Any, train: Blocks, plan: Plan) -> int:
         s, d = self.settings, self.d

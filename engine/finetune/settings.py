@@ -6,6 +6,7 @@ The settings are saved in the run folder, so `--resume` continues with exactly t
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from scribe.engine.errors import InputError
 METHODS = ("full", "lora", "prefix")
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
 # Flags that may differ on --resume without changing the result of the run.
+MAX_INT = 2**31 - 1  # seeds are mixed into torch generator seeds; counts never come near it
 RESUME_MAY_CHANGE = ("threads", "resume", "overwrite", "dry_run")
 
 
@@ -95,6 +97,7 @@ class FinetuneSettings:
             "--vocab-size": self.vocab_size,
             "--n-positions": self.n_positions,
         }
+        self._check_numbers()
         for flag, value in {**positive, **optional}.items():
             if value is not None and value <= 0:
                 raise InputError(f"{flag} must be more than 0, got {value}")
@@ -118,6 +121,52 @@ class FinetuneSettings:
             raise InputError(
                 "early stopping needs a validation split: set --val-fraction or --patience 0"
             )
+
+    def _check_numbers(self) -> None:
+        """Finite floats and integers in the range torch and the JSON card can hold."""
+        floats = {
+            "--epochs": self.epochs,
+            "--lr": self.lr,
+            "--val-fraction": self.val_fraction,
+            "--test-fraction": self.test_fraction,
+            "--weight-decay": self.weight_decay,
+            "--warmup": self.warmup,
+            "--dropout": self.dropout,
+            "--max-grad-norm": self.max_grad_norm,
+            "--lora-dropout": self.lora_dropout,
+            "--fim": self.fim,
+        }
+        for flag, value in floats.items():
+            if value is not None and not math.isfinite(value):
+                raise InputError(f"{flag} must be a finite number, got {value}")
+        ints = {
+            "--seed": self.seed,
+            "--max-steps": self.max_steps,
+            "--batch-size": self.batch_size,
+            "--grad-accum": self.grad_accum,
+            "--block-size": self.block_size,
+            "--eval-every": self.eval_every,
+            "--save-every": self.save_every,
+            "--sample-every": self.sample_every,
+            "--threads": self.threads,
+            "--vocab-size": self.vocab_size,
+            "--n-positions": self.n_positions,
+            "--patience": self.patience,
+            "--lora-r": self.lora_r,
+            "--lora-alpha": self.lora_alpha,
+            "--prefix-tokens": self.prefix_tokens,
+            "--keep-checkpoints": self.keep_checkpoints,
+            "--eval-examples": self.eval_examples,
+        }
+        for flag, value in ints.items():
+            if value is not None and not -MAX_INT <= value <= MAX_INT:
+                raise InputError(f"{flag} {value} is out of range (at most {MAX_INT})")
+        if self.seed < 0:
+            raise InputError(f"--seed must be 0 or more, got {self.seed}")
+        if self.epochs is not None and self.epochs > 10_000:
+            raise InputError(f"--epochs {self.epochs} is more than 10000; use fewer")
+        if self.weight_decay < 0 or self.max_grad_norm < 0 or self.warmup < 0:
+            raise InputError("--weight-decay, --max-grad-norm and --warmup must be 0 or more")
 
     def default_lr(self) -> float:
         if self.lr is not None:

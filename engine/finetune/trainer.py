@@ -38,6 +38,10 @@ from scribe.engine.finetune.tokens import Blocks
 METRICS = "metrics.jsonl"
 
 
+class TrainingDiverged(ScribeError):
+    """The loss went NaN or infinite: nothing is saved as a model."""
+
+
 class TrainingInterrupted(ScribeError):
     """Ctrl-C: a checkpoint was saved; the message says how to resume."""
 
@@ -218,6 +222,11 @@ class Trainer:
         while state.step < plan.total_steps:
             t0 = time.perf_counter()
             loss = self._step(model, state.step)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"training diverged: the loss is {loss} at step {state.step + 1}; "
+                    "lower --lr (and keep --max-grad-norm on)"
+                )
             state.step += 1
             steps_here += 1
             train_time += time.perf_counter() - t0
