@@ -25,7 +25,18 @@ data formats (detected per file):
   JSONL {"messages": [{"role", "content"}...]}  chat transcripts rendered with the chat
                                           template's [chat] formats; loss on assistant turns
 
+defaults that fit the base model (any flag given wins; printed at the start):
+  base parameters   --lr full   lora    prefix     training tokens   --epochs
+  under 20M         1e-3        3e-3    1e-2       under 300k        5
+  20M-60M           5e-4        2e-3    1e-2       300k-1M           3
+  60M-200M          1e-4        1e-3    1e-2       1M-10M            2
+  200M+             5e-5        3e-4    1e-2       10M+              1
+  from scratch      1e-3
+  epochs are capped to about 4 minutes of training on a 2-core CPU (at least one epoch);
+  --dry-run shows the plan and its estimated time.
+
 examples:
+  scribe finetune notes/ --out my-style
   scribe finetune notes/ --out my-style --model gpt2 --epochs 2
   scribe finetune pairs.jsonl --out summarizer --model gpt2 --method lora --merge
   scribe finetune books/ --out base --from-scratch small --max-steps 20000 --save-dtype float16
@@ -56,12 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = p.add_argument_group("training")
     length = t.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, metavar="N", help="passes over the data (3)")
+    length.add_argument(
+        "--epochs", type=float, metavar="N", help="passes over the data (by data size)"
+    )
     length.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps instead")
     t.add_argument(
         "--lr",
         type=float,
-        help="peak learning rate (full 5e-5, lora 3e-4, prefix 1e-2, scratch 1e-3)",
+        help="peak learning rate (default: by the base model's size and --method, below)",
     )
     t.add_argument("--batch-size", type=int, default=8, metavar="N", help="blocks per micro-step")
     t.add_argument("--grad-accum", type=int, default=1, metavar="N", help="micro-steps per step")
@@ -265,10 +278,23 @@ class FinetuneView:
         )
         self.progress.start()
 
-    def note(self, text: str) -> None:
+    def note(self, text: Any) -> None:
         if self.quiet:
             return
         (self.progress.console if self.progress else self.err).print(text, highlight=False)
+
+    def _sample_line(self, step: int, prompt: str, text: str) -> None:
+        """One line per sample, never wider than the terminal, so the bar stays in view."""
+        from rich.text import Text
+
+        from scribe.engine.finetune.report import EMPTY
+
+        console = self.progress.console if self.progress else self.err
+        line = Text(f"step {step} sample: ", style="dim")
+        line.append(_one_line(prompt, 60))
+        line.append(" " + (_one_line(text) if text.strip() else EMPTY), style="cyan")
+        line.truncate(max(20, console.width - 1), overflow="ellipsis")
+        self.note(line)
 
     def on_event(self, event: Any) -> None:
         from scribe.engine.finetune import events as ev
@@ -298,7 +324,7 @@ class FinetuneView:
                 self.progress.update(self.task, val=self.val)
         elif isinstance(event, ev.SampleDone):
             for prompt, text in event.samples:
-                self.note(f"[dim]step {event.step} sample:[/dim] {prompt}[cyan]{text}[/cyan]")
+                self._sample_line(event.step, prompt, text)
         elif isinstance(event, ev.CheckpointSaved):
             pass  # frequent; the run folder shows them
         elif isinstance(event, ev.TrainEnd):
@@ -328,9 +354,14 @@ class FinetuneView:
             self.out.print(f"files: {files}", highlight=False)
             self.out.print(data)
             plan = result.plan
+            from scribe.engine.finetune.defaults import short
+
+            minutes, seconds = divmod(round(plan["estimated_seconds"]), 60)
             self.out.print(
-                f"plan: {plan['total_steps']} steps, block {summary['block_size']} tokens, "
-                f"batch {plan['micro_batch']} x {plan['grad_accum']}, lr {plan['lr']}",
+                f"plan: {plan['total_steps']} steps of {plan['micro_batch']} x "
+                f"{plan['grad_accum']} blocks of {summary['block_size']} tokens "
+                f"({plan['tokens']:,} tokens), lr {short(plan['lr'])}; about {minutes} min "
+                f"{seconds:02d} s of training on this machine (plus evaluation)",
                 highlight=False,
             )
             if summary.get("truncated_examples"):
@@ -339,7 +370,7 @@ class FinetuneView:
             self.out.print(result.example, markup=False, highlight=False)
             self.out.print("dry run: nothing trained, nothing written", highlight=False)
             return
-        from scribe.engine.finetune.report import metric_rows
+        from scribe.engine.finetune.report import metric_rows, shown
 
         metrics = Table("test split", "before", "after", title=f"evaluation: {result.out.name}")
         for name, before, after in metric_rows(result.before, result.after):
@@ -350,7 +381,7 @@ class FinetuneView:
             for prompt, b, a in zip(
                 result.prompts, result.samples_before, result.samples_after, strict=False
             ):
-                samples.add_row(_one_line(prompt), _one_line(b), _one_line(a))
+                samples.add_row(_one_line(prompt), _one_line(shown(b)), _one_line(shown(a)))
             self.out.print(samples)
         self.out.print(
             f"saved {result.out} (report: {result.report}); try it: "

@@ -96,13 +96,23 @@ def default_prompts(docs: list[Any], count: int = 2) -> list[str]:
     for doc in docs[:count]:
         first = doc.segments[0]
         if doc.kind == "text":
-            words = first.text.split()[:PROMPT_WORDS]
-            text = " ".join(words)
+            text = _opening(first.text)
         else:
             text = "".join(s.text for s in doc.segments[: _first_trainable(doc)])
         if text.strip():
             prompts.append(text)
     return prompts
+
+
+def _opening(text: str) -> str:
+    """The document's first sentence or line, cut back to a word boundary when it is long, so
+    a sample starts where a reader would and not mid-phrase."""
+    line = next((ln.strip() for ln in text.splitlines() if len(ln.split()) >= 3), text.strip())
+    words = line.split()
+    for i, word in enumerate(words[: PROMPT_WORDS * 2]):
+        if i + 1 >= 4 and word.endswith((".", ":", "?", "!")):
+            return " ".join(words[: i + 1])  # a whole first sentence
+    return " ".join(words[:PROMPT_WORDS])
 
 
 def _first_trainable(doc: Any) -> int:

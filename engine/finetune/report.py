@@ -78,8 +78,16 @@ def render(
     if prompts:
         lines += ["", "## Samples (greedy)", "", "| prompt | before | after |", "|---|---|---|"]
         for prompt, b, a in zip(prompts, before, after, strict=False):
-            lines.append(f"| {_cell(prompt)} | {_cell(b)} | {_cell(a)} |")
+            lines.append(f"| {_cell(prompt)} | {_cell(shown(b))} | {_cell(shown(a))} |")
     return "\n".join(lines) + "\n"
+
+
+EMPTY = "(empty: the model ended the text)"
+
+
+def shown(sample: str) -> str:
+    """A sample as a reader sees it: never a silent blank."""
+    return sample if sample.strip() else EMPTY
 
 
 def _num(value: float | None) -> str:

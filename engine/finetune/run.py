@@ -17,7 +17,7 @@ import torch
 
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import checkpoints as ckpt
-from scribe.engine.finetune import distributed, fim, hardware, outdir
+from scribe.engine.finetune import defaults, distributed, fim, hardware, outdir
 from scribe.engine.finetune.data import ChatFormat, Document, find_files, read_documents
 from scribe.engine.finetune.events import DataReady, EventSink, Stage, TrainStart, ignore
 from scribe.engine.finetune.settings import RESUME_MAY_CHANGE, FinetuneSettings
@@ -33,7 +33,6 @@ from scribe.engine.finetune.tokens import (
 )
 from scribe.engine.finetune.trainer import Plan, Trainer, TrainOutcome
 
-DEFAULT_EPOCHS = 3.0
 DEFAULT_BLOCK = 512
 SCRATCH_DROPOUT = 0.1
 EXAMPLE_CHARS = 800
@@ -148,13 +147,34 @@ class _Run:
                 f"the training split has {int(len(tokens['train'].ids))} tokens, less than one "
                 f"block of {block}; add data or lower --block-size"
             )
-        plan = self._plan(len(blocks["train"]))
+        plan = self._plan(len(blocks["train"]), self._base_parameters(loaded), blocks["train"])
         self.emit(DataReady(summary))
         result = FinetuneResult(self.out, s, summary, plan=asdict(plan), dry_run=s.dry_run)
         result.example = _example(split, tokenizer)
         if s.dry_run:
+            result.plan["tokens"] = plan.total_steps * plan.micro_batch * plan.grad_accum * block
+            result.plan["estimated_seconds"] = self._estimate(tokenizer, loaded, blocks, plan)
             return result
         return self._train(result, split, tokenizer, loaded, blocks, plan, chat)
+
+    def _estimate(
+        self, tokenizer: Any, loaded: Any, blocks: dict[str, Blocks], plan: Plan
+    ) -> float:
+        """Seconds the training steps would take here: one micro-step timed after a warm-up."""
+        import time
+
+        from scribe.engine.finetune.trainer import token_loss_sum
+
+        model = self._model(tokenizer, loaded)[0].to(self.d.device).train()
+        rows = blocks["train"].ids[: plan.micro_batch], blocks["train"].mask[: plan.micro_batch]
+        ids, mask = (t.to(self.d.device) for t in rows)
+        timings = []
+        for _ in range(2):
+            start = time.perf_counter()
+            token_loss_sum(model, ids, mask, plan.bf16).backward()
+            timings.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+        return timings[-1] * plan.grad_accum * plan.total_steps
 
     def _create(self) -> None:
         outdir.create_out(self.out, self.settings.overwrite)
@@ -243,21 +263,38 @@ class _Run:
         s = self.settings
         return parse_shape(s.from_scratch or "", s.vocab_size, s.n_positions).n_positions
 
-    def _plan(self, train_blocks: int) -> Plan:
+    def _base_parameters(self, loaded: Any) -> int:
+        if loaded is not None:
+            return sum(p.numel() for p in loaded.model.parameters())
+        from scribe.engine.finetune.scratch import parse_shape
+
+        s = self.settings
+        return parse_shape(s.from_scratch or "", s.vocab_size, s.n_positions).parameters
+
+    def _plan(self, train_blocks: int, params: int, train: Blocks) -> Plan:
         s, d = self.settings, self.d
+        chosen = defaults.choose(
+            params,
+            s.method,
+            bool(s.from_scratch),
+            train.targets,
+            s.lr,
+            s.epochs if s.epochs is not None or s.max_steps is None else 1.0,
+        )
+        if chosen.note:
+            self.emit(Stage(chosen.note))
         global_batch = s.batch_size * s.grad_accum * d.world
         if s.max_steps is not None:
             total = s.max_steps
         else:
-            epochs = s.epochs if s.epochs is not None else DEFAULT_EPOCHS
-            total = max(1, math.ceil(epochs * train_blocks / global_batch))
+            total = max(1, math.ceil(chosen.epochs * train_blocks / global_batch))
         every = s.eval_every or max(1, total // 10)
         warmup = int(s.warmup) if s.warmup >= 1 else max(1, round(s.warmup * total))
         return Plan(
             total_steps=total,
             micro_batch=s.batch_size,
             grad_accum=s.grad_accum,
-            lr=s.default_lr(),
+            lr=chosen.lr,
             warmup_steps=min(warmup, total),
             weight_decay=s.weight_decay,
             max_grad_norm=s.max_grad_norm,

@@ -25,6 +25,12 @@ class Shape:
     def n_head(self) -> int:
         return max(1, self.n_embd // 64)
 
+    @property
+    def parameters(self) -> int:
+        """About how many weights the model has (tied embeddings): blocks, embeddings."""
+        blocks = 12 * self.n_layer * self.n_embd**2
+        return blocks + (self.vocab_size + self.n_positions) * self.n_embd
+
     def describe(self) -> dict[str, int]:
         return {**asdict(self), "n_head": self.n_head}
 

@@ -168,13 +168,6 @@ class FinetuneSettings:
         if self.weight_decay < 0 or self.max_grad_norm < 0 or self.warmup < 0:
             raise InputError("--weight-decay, --max-grad-norm and --warmup must be 0 or more")
 
-    def default_lr(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        if self.from_scratch:
-            return 1e-3
-        return {"full": 5e-5, "lora": 3e-4, "prefix": 1e-2}[self.method]
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
