@@ -118,6 +118,47 @@ def _word_start(text: str, offset: int, limit: int) -> int:
     return match.start() + 1 if match else offset
 
 
+@dataclass(frozen=True)
+class FimFormat:
+    """The fill-in-the-middle tokens a model's card declares (`"fim"` in scribe.json): the
+    prompt is PREFIX before SUFFIX after MIDDLE, and the model writes the middle."""
+
+    prefix: str
+    suffix: str
+    middle: str
+
+    @classmethod
+    def from_card(cls, card: dict, encode: Encode) -> FimFormat | None:
+        """The card's format, if it has one whose markers are single tokens of the model."""
+        fim = card.get("fim")
+        if not isinstance(fim, dict):
+            return None
+        marks = [fim.get(k) for k in ("prefix", "suffix", "middle")]
+        if not all(isinstance(m, str) and m and len(encode(m)) == 1 for m in marks):
+            return None
+        return cls(*marks)
+
+    def prompt(self, before: str, after: str) -> str:
+        # The prefix comes first, so consecutive prompts while typing share it (prefix cache).
+        return f"{self.prefix}{before}{self.suffix}{after}{self.middle}"
+
+
+def fim_suffix(suffix: str, encode: Encode, budget: int) -> str:
+    """The text after the cursor that a FIM prompt shows: whole lines (the cursor's line
+    always) up to `budget` tokens, so the model sees what it must lead into."""
+    lines = suffix[: budget * CHARS_PER_TOKEN].split("\n")
+    kept = lines[0]
+    for line in lines[1:]:
+        candidate = f"{kept}\n{line}"
+        if len(encode(candidate)) > budget:
+            break
+        kept = candidate
+    if len(encode(kept)) > budget:  # one very long first line: keep its start
+        cut = kept[: len(kept) * budget // max(1, len(encode(kept)))]
+        kept = cut.rsplit(" ", 1)[0] if " " in cut else cut  # end on a word
+    return kept
+
+
 def split_trailing_blanks(prompt: str) -> tuple[str, str]:
     """('The cat', ' ') for 'The cat ': a BPE model predicts ' sat' better than 'sat' after a
     lone space token, so the space is given back by the model and then removed from its text."""

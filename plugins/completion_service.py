@@ -14,8 +14,10 @@ from typing import Any
 
 from scribe.plugins.completion_prompt import (
     MARGIN,
+    FimFormat,
     PromptWindow,
     StopRule,
+    fim_suffix,
     is_prose,
     split_trailing_blanks,
     trim_suffix_overlap,
@@ -28,6 +30,7 @@ DEFAULT_MAX_TOKENS = 32
 DEFAULT_DEBOUNCE_MS = 150
 MAX_WINDOWS = 64  # documents whose prompt anchor is remembered
 SUFFIX_CHARS = 2000  # the suffix is only used to trim overlap: its first line is plenty
+FIM_SUFFIX_TOKENS = 128  # text after the cursor a FIM prompt shows: a few lines is what matters
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class CompletionService:
         self.state = "loading"
         self.error = ""
         self.weights = ""  # the precision the engine runs the model at, once loaded
+        self.fim: FimFormat | None = None  # set when the model's card declares FIM
         self._windows: OrderedDict[str, PromptWindow] = OrderedDict()
         self._latencies: deque[float] = deque(maxlen=1000)
         self._stats_lock = threading.Lock()
@@ -94,6 +98,7 @@ class CompletionService:
         except Exception as err:
             self.state, self.error = "error", str(err)
             raise
+        self.fim = FimFormat.from_card(loaded.card, generator.encode)
         self.generator, self.model_name, self.state = generator, loaded.name, "warm"
         self.weights = getattr(generator, "precision", "")
         log.info(
@@ -141,8 +146,21 @@ class CompletionService:
         generator = self.generator
         max_tokens = max(1, min(request.max_tokens, generator.n_positions // 2))
         budget = generator.n_positions - max_tokens - MARGIN
+        after = ""
+        if self.fim is not None:
+            # A fixed share for the text after the cursor keeps the prefix window's budget, and
+            # so its anchor and the prefix cache, the same from one keystroke to the next.
+            share = min(FIM_SUFFIX_TOKENS, budget // 4)
+            budget -= share + 3  # and the three markers
+            if request.suffix.strip():
+                after = fim_suffix(request.suffix, generator.encode, share)
         prompt = self._window(request.document, budget).prompt(request.text, request.cursor)
-        model_prompt, blanks = split_trailing_blanks(prompt)
+        if after and self.fim is not None:
+            # Fill in the middle: the model reads both sides; blanks before the cursor stay,
+            # as in training, where the split points fall anywhere.
+            model_prompt, blanks = self.fim.prompt(prompt, after), ""
+        else:
+            model_prompt, blanks = split_trailing_blanks(prompt)
         prose = is_prose(request.language)
         rule = StopRule(prose)
         options = GenerationOptions(
@@ -194,6 +212,7 @@ class CompletionService:
             "model": self.model_name,
             "state": self.state,  # "loading", "warm" or "error"
             "precision": self.weights,
+            "fim": self.fim is not None,
             "requests": requests,
             "served": served,
             "cancelled": self.scheduler.dropped_jobs,

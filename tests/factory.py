@@ -88,3 +88,19 @@ def gpt2_vocab_model(path: Path, seed: int = 0) -> Path:
 def gpt2_124m(path: Path, seed: int = 0) -> Path:
     """GPT-2 124M's shape with random weights (speed does not depend on trained values)."""
     return save_model(path, gpt2_tokenizer(), seed=seed)
+
+
+def fim_model(path: Path, seed: int = 0) -> Path:
+    """A tiny model whose tokenizer has the three fill-in-the-middle tokens and whose card
+    declares them (random weights: what matters is that the prompt changes)."""
+    import json
+
+    from scribe.engine.finetune import fim
+
+    path.mkdir(parents=True, exist_ok=True)
+    tiny_tokenizer().save_pretrained(path)  # a copy: the cached tokenizer stays unchanged
+    tokenizer = type(tiny_tokenizer()).from_pretrained(path)
+    tokenizer.add_tokens(list(fim.TOKENS), special_tokens=True)
+    save_model(path, tokenizer, seed=seed, n_layer=2, n_head=2, n_embd=32, n_positions=256)
+    (path / "scribe.json").write_text(json.dumps({"fim": fim.card_entry(0.5)}), encoding="utf-8")
+    return path

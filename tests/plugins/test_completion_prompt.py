@@ -154,3 +154,25 @@ def test_blank_suggestion_is_empty() -> None:
 def test_prose_languages() -> None:
     assert is_prose("markdown") and is_prose("text") and is_prose(None)
     assert not is_prose("python")
+
+
+def test_fim_format_needs_single_token_markers_from_the_card() -> None:
+    from scribe.plugins.completion_prompt import FimFormat
+
+    card = {"fim": {"prefix": "<P>", "suffix": "<S>", "middle": "<M>"}}
+    one = FimFormat.from_card(card, lambda text: [0] if text.startswith("<") else [0, 1])
+    assert one is not None and one.prompt("a", "b") == "<P>a<S>b<M>"
+    assert FimFormat.from_card(card, lambda text: [0, 1]) is None  # markers not single tokens
+    assert FimFormat.from_card({}, lambda text: [0]) is None
+    assert FimFormat.from_card({"fim": "yes"}, lambda text: [0]) is None
+
+
+def test_fim_suffix_keeps_whole_lines_within_the_budget() -> None:
+    from scribe.plugins.completion_prompt import fim_suffix
+
+    def encode(text: str) -> list[int]:
+        return list(range(len(text.split())))
+
+    suffix = "rest of line\nsecond line here\nthird line is long enough\nfourth"
+    assert fim_suffix(suffix, encode, 7) == "rest of line\nsecond line here"
+    assert fim_suffix("one two three four five", encode, 2) == "one two"
