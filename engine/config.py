@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError
@@ -26,17 +28,24 @@ class Config:
     precision: dict[str, str] = field(default_factory=dict)  # model name or path -> precision
 
 
+KEYS = ("default_model", "precision")
+
+
 def load_config() -> Config:
     path = paths.config_file()
     if not path.exists():
         return Config()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: malformed config ({err}); fix or delete the file") from None
+    data = _read(path)
+    unknown = [key for key in data if key not in KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key '{unknown[0]}'; config.toml knows: {', '.join(KEYS)}"
+        )
     model = data.get("default_model")
-    if model is not None and not isinstance(model, str):
-        raise ConfigError(f'{path}: default_model must be a string, e.g. default_model = "gpt2"')
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise ConfigError(
+            f'{path}: default_model must be a model name, e.g. default_model = "gpt2"'
+        )
     precision = data.get("precision", {})
     if not isinstance(precision, dict):
         raise ConfigError(f'{path}: precision must be a table, e.g. [precision] then gpt2 = "int8"')
@@ -47,3 +56,12 @@ def load_config() -> Config:
                 + ", ".join(PRECISIONS)
             )
     return Config(default_model=model, precision=dict(precision))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: malformed config ({err}); fix or delete the file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None

@@ -25,3 +25,7 @@ class TemplateError(ScribeError):
 
 class ConfigError(ScribeError):
     """A malformed configuration file."""
+
+
+class OutputError(ScribeError):
+    """Output that cannot be written: stdout on a full disk, or a file that cannot be saved."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported when a tensor is read: `scribe models` checks folders
+    import torch  # with config_problem and tensors_problem, and needs no torch for that
 
 # Config keys whose non-default values change GPT-2's arithmetic; engine/fast_gpt2.py runs none.
 UNUSUAL = {
@@ -64,7 +66,77 @@ def is_plain(config: dict[str, Any]) -> bool:
     )
 
 
-class Weights(Mapping[str, torch.Tensor]):
+# config.json's sizes: each must be a positive whole number for Shape and the forward pass.
+REQUIRED_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What in a GPT-2 config.json would break Shape.from_config or the forward pass, or None."""
+    for key in REQUIRED_SIZES:
+        if key not in config:
+            return f"{key} is missing"
+        if not _positive_int(config[key]):
+            return f"{key} must be a positive whole number, not {config[key]!r}"
+    if config["n_embd"] % config["n_head"]:
+        return f"n_embd ({config['n_embd']}) must be a multiple of n_head ({config['n_head']})"
+    inner = config.get("n_inner")
+    if inner is not None and not _positive_int(inner):
+        return f"n_inner must be a positive whole number or null, not {inner!r}"
+    eps = config.get("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
+        return f"layer_norm_epsilon must be a small positive number, not {eps!r}"
+    return None
+
+
+def expected_shapes(config: dict[str, Any]) -> dict[str, list[int]]:
+    """The tensors a GPT2LMHeadModel of this (checked) config holds, by Weights' names, with
+    Conv1D's [in, out] layout; the LM head is tied to wte unless the file has its own."""
+    c, v, p = config["n_embd"], config["vocab_size"], config["n_positions"]
+    inner = config.get("n_inner") or 4 * c
+    shapes = {"wte.weight": [v, c], "wpe.weight": [p, c], "ln_f.weight": [c], "ln_f.bias": [c]}
+    for layer in range(config["n_layer"]):
+        for name, shape in (
+            ("ln_1.weight", [c]),
+            ("ln_1.bias", [c]),
+            ("attn.c_attn.weight", [c, 3 * c]),
+            ("attn.c_attn.bias", [3 * c]),
+            ("attn.c_proj.weight", [c, c]),
+            ("attn.c_proj.bias", [c]),
+            ("ln_2.weight", [c]),
+            ("ln_2.bias", [c]),
+            ("mlp.c_fc.weight", [c, inner]),
+            ("mlp.c_fc.bias", [inner]),
+            ("mlp.c_proj.weight", [inner, c]),
+            ("mlp.c_proj.bias", [c]),
+        ):
+            shapes[f"h.{layer}.{name}"] = shape
+    return shapes
+
+
+def tensors_problem(config: dict[str, Any], shapes: dict[str, list[int]]) -> str | None:
+    """How a file's tensor shapes (names with or without "transformer.") disagree with a checked
+    config: a missing tensor, another size, more layers than n_layer; or None."""
+    found = {name.removeprefix("transformer."): shape for name, shape in shapes.items()}
+    expected = expected_shapes(config)
+    if "lm_head.weight" in found:
+        expected["lm_head.weight"] = expected["wte.weight"]
+    for name, shape in expected.items():
+        if name not in found:
+            return f"tensor {name} is missing"
+        if list(found[name]) != shape:
+            return f"tensor {name} is {found[name]}, config.json's sizes need {shape}"
+    layers = [int(m.group(1)) for name in found if (m := re.match(r"h\.(\d+)\.", name))]
+    n_layer = config["n_layer"]
+    if layers and max(layers) >= n_layer:
+        return f"the weights have {max(layers) + 1} layers, config.json says n_layer = {n_layer}"
+    return None
+
+
+class Weights(Mapping[str, "torch.Tensor"]):
     """GPT-2's tensors by transformers' names without the "transformer." prefix ("wte.weight",
     "h.0.attn.c_attn.weight", ...; "lm_head.weight" is the tied wte), as float32, each read from
     the safetensors file the first time it is asked for."""
@@ -82,6 +154,8 @@ class Weights(Mapping[str, torch.Tensor]):
         self._loaded: dict[str, torch.Tensor] = {}
 
     def __getitem__(self, name: str) -> torch.Tensor:
+        import torch
+
         tensor = self._loaded.get(name)
         if tensor is None:
             if self._tied(name):
@@ -122,6 +196,11 @@ class TextTokenizer:
         eos = _special_token(path, "eos_token")
         eos_id = self._tok.token_to_id(eos) if eos else None
         self.eos_token_id: int | None = eos_id if eos_id is not None else config.get("eos_token_id")
+
+    @property
+    def vocab_size(self) -> int:
+        """Every id the tokenizer can produce, added tokens included."""
+        return int(self._tok.get_vocab_size(with_added_tokens=True))
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return self._tok.encode(text, add_special_tokens=add_special_tokens).ids

@@ -4,6 +4,7 @@ embedded default (DESIGN.md section 3). Weights load from safetensors only; neve
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from scribe.engine.config import PRECISIONS, load_config
 from scribe.engine.errors import ModelError
 
 CARD_FILE = "scribe.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
@@ -74,7 +77,13 @@ class LoadedModel:
 
     @property
     def n_positions(self) -> int:
-        return int(self.config.get("n_positions") or self.config["max_position_embeddings"])
+        value = self.config.get("n_positions") or self.config.get("max_position_embeddings")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(
+                f"{self.path / 'config.json'}: no n_positions or max_position_embeddings, so "
+                "the context length is unknown; restore the config saved with the model"
+            )
+        return value
 
     @property
     def eos_token_id(self) -> int | None:
@@ -94,12 +103,7 @@ def default_model_spec() -> str | None:
 def resolve(spec: str | None) -> Path:
     """The model folder for --model SPEC (downloading into the transformers cache if needed)."""
     if spec is None:
-        spec = default_model_spec()
-        if spec is None:
-            raise ModelError(
-                "no model given: pass --model DIR|NAME|HUB_ID, or set default_model in "
-                f"{paths.config_file()}"
-            )
+        return _resolve_default()
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
@@ -116,6 +120,27 @@ def resolve(spec: str | None) -> Path:
             "and not a hub id; see `scribe models`"
         )
     return _from_hub(spec)
+
+
+def _resolve_default() -> Path:
+    """config.toml's default_model (an error that names config.toml when it is mistyped), else
+    the embedded model."""
+    configured = load_config().default_model
+    if configured:
+        try:
+            return resolve(configured)
+        except ModelError as err:
+            raise ModelError(
+                f"{paths.config_file()}: default_model = {configured!r} does not resolve "
+                f"({err}); fix default_model there, or pass --model"
+            ) from None
+    spec = default_model_spec()
+    if spec is None:
+        raise ModelError(
+            "no model given: pass --model DIR|NAME|HUB_ID, or set default_model in "
+            f"{paths.config_file()}"
+        )
+    return Path(spec)
 
 
 def _from_hub(repo_id: str) -> Path:
@@ -135,10 +160,18 @@ def _from_hub(repo_id: str) -> Path:
         ) from None
 
 
+def weight_files(path: Path) -> list[Path]:
+    """A model folder's own weights (model.safetensors, or its shards); not scribe's derived
+    scribe-int8.safetensors caches beside them (engine/quantize.py rebuilds a damaged one)."""
+    return sorted(path.glob("model*.safetensors"))
+
+
 def check_folder(path: Path) -> None:
-    """Fail with one line naming the file and the fix, before transformers sees the folder."""
-    if (path / "adapter_config.json").exists():
-        return  # a peft adapter; its base model is checked when it loads
+    """Fail with one line naming the file and the fix, before transformers sees the folder:
+    every safetensors header is read whole, and a GPT-2's config is checked against it."""
+    if (path / ADAPTER_CONFIG).exists():
+        _check_adapter(path)
+        return
     if not (path / "config.json").exists() and (path / "run" / "settings.json").exists():
         raise ModelError(
             f"{path}: an unfinished `scribe finetune` run, not a model yet; finish it with "
@@ -154,36 +187,143 @@ def check_folder(path: Path) -> None:
             f"{path}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt); "
             "save the tokenizer beside the model with tokenizer.save_pretrained"
         )
-    weights = sorted(path.glob("*.safetensors"))
-    if not weights:
-        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
-        hint = f" ({', '.join(pickled)} is pickle, which scribe never loads)" if pickled else ""
+    files = weight_files(path)
+    if not files:
         raise ModelError(
-            f"{path}: no model.safetensors{hint}; re-save the model with "
+            f"{path}: no model.safetensors{_pickle_hint(path)}; re-save the model with "
             "save_pretrained(..., safe_serialization=True)"
         )
-    for file in weights:
-        _check_safetensors(file)
+    config = _read_config(path)
+    shapes: dict[str, list[int]] = {}
+    for file in files:
+        shapes.update(_checked_shapes(file))
+    if config.get("model_type") == "gpt2":
+        _check_gpt2(path, config, shapes)
 
 
-def _check_safetensors(file: Path) -> None:
-    """Reads the header and checks every tensor lies inside the file (catches truncation)."""
-    size = file.stat().st_size
-    try:
-        with file.open("rb") as handle:
-            header_len = int.from_bytes(handle.read(8), "little")
-            if header_len <= 0 or 8 + header_len > size:
-                raise ValueError("header larger than the file")
-            header = json.loads(handle.read(header_len))
-        end = max(
-            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+def _pickle_hint(path: Path) -> str:
+    pickled = sorted(p.name for p in [*path.glob("*.bin"), *path.glob("*.pt")])
+    return f" ({', '.join(pickled)} is pickle, which scribe never loads)" if pickled else ""
+
+
+def _check_gpt2(path: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+    """A GPT-2 config that would break the forward pass, or that belongs to other weights."""
+    from scribe.engine import gpt2_checkpoint
+
+    problem = gpt2_checkpoint.config_problem(config)
+    if problem:
+        raise ModelError(
+            f"{path / 'config.json'}: {problem}; restore the config.json saved with the weights"
         )
-        if 8 + header_len + end > size:
-            raise ValueError(f"{size} bytes, expected {8 + header_len + end}")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+    problem = gpt2_checkpoint.tensors_problem(config, shapes)
+    if problem:
+        raise ModelError(
+            f"{path}: the weights do not match config.json ({problem}); restore the "
+            "config.json saved with these weights"
+        )
+
+
+def _check_adapter(path: Path) -> None:
+    """A peft adapter: its config names a base, and its weights are safetensors (peft would
+    fall back to unpickling adapter_model.bin, which scribe never does)."""
+    read_adapter_config(path)
+    weights = path / ADAPTER_WEIGHTS
+    if not weights.exists():
+        raise ModelError(
+            f"{path}: no {ADAPTER_WEIGHTS}{_pickle_hint(path)}; re-save the adapter as "
+            "safetensors with save_pretrained(..., safe_serialization=True)"
+        )
+    _checked_shapes(weights)
+
+
+def read_adapter_config(path: Path) -> dict[str, Any]:
+    """adapter_config.json, with the base model it needs as a non-empty string."""
+    file = path / ADAPTER_CONFIG
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise ModelError(
+            f"{file}: unreadable adapter config ({err}); save the adapter again"
+        ) from None
+    base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(base, str) or not base.strip():
+        raise ModelError(
+            f"{file}: base_model_name_or_path must name the base model (a folder, a name "
+            "under models/, or a hub id); set it, or save the adapter again"
+        )
+    return data
+
+
+def _checked_shapes(file: Path) -> dict[str, list[int]]:
+    """The tensors' shapes in a safetensors file, or a ModelError naming it."""
+    try:
+        shapes = safetensors_shapes(file)
+    except (OSError, ValueError) as err:
         raise ModelError(
             f"{file}: corrupt or truncated weights ({err}); copy or download the model again"
         ) from None
+    if not shapes:
+        raise ModelError(f"{file}: holds no tensors; copy or download the model again")
+    return shapes
+
+
+# Bytes per element of safetensors' dtypes; an unlisted (newer) dtype skips the size check.
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2,
+    "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+MAX_HEADER = 100_000_000  # safetensors' own limit
+
+
+def safetensors_shapes(file: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, from a header checked whole as the safetensors library would: a
+    JSON object whose tensors have a dtype, a shape, and byte ranges that exactly fill the
+    file. A ValueError says what is wrong (a torn download, a list for a header...)."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        prefix = handle.read(8)
+        header_len = int.from_bytes(prefix, "little")
+        if len(prefix) < 8 or not 0 < header_len <= min(size - 8, MAX_HEADER):
+            raise ValueError(f"a header of {header_len} bytes does not fit a {size}-byte file")
+        raw = handle.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("the header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"the header is a JSON {type(header).__name__}, not an object")
+    data_size = size - 8 - header_len
+    shapes, end = {}, 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            shapes[name], stop = _tensor_entry(name, entry, data_size)
+            end = max(end, stop)
+    if end != data_size:
+        raise ValueError(f"{data_size - end} bytes beyond the last tensor")
+    return shapes
+
+
+def _tensor_entry(name: str, entry: Any, data_size: int) -> tuple[list[int], int]:
+    """(shape, end offset) of one header entry, or a ValueError naming the tensor."""
+
+    def whole(values: Any) -> bool:
+        return isinstance(values, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+        )
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        raise ValueError(f"tensor {name}: no dtype")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not whole(shape):
+        raise ValueError(f"tensor {name}: bad shape {shape!r}")
+    if not whole(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+        raise ValueError(f"tensor {name}: bad data_offsets {offsets!r}")
+    if offsets[1] > data_size:
+        raise ValueError(f"tensor {name} ends past the end of the file (truncated)")
+    width = DTYPE_BYTES.get(entry["dtype"])
+    if width is not None and offsets[1] - offsets[0] != math.prod(shape) * width:
+        raise ValueError(f"tensor {name}: its bytes do not match {entry['dtype']} {shape}")
+    return shape, offsets[1]
 
 
 def read_card(path: Path) -> dict[str, Any]:
@@ -209,19 +349,18 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
     card = read_card(path)
     precision = preferred_precision(precision, spec, path, card)
-    adapter = (path / "adapter_config.json").exists()
+    adapter = (path / ADAPTER_CONFIG).exists()
     if not adapter and dtype == "float32":
         config = _read_config(path)
         if gpt2_checkpoint.is_plain(config) and gpt2_checkpoint.tokenizer_is_plain(path):
             return _load_plain_gpt2(name, path, config, card, precision)
-    import torch
-
     if adapter:
-        model, tok_path = _load_adapter(path, getattr(torch, dtype))
+        model, tok_path = _load_adapter(path, dtype)
         model.eval()
     else:
         model, tok_path = _transformers_model(path, dtype), path
     tokenizer = _transformers_tokenizer(tok_path)
+    _check_vocab(tok_path, len(tokenizer), _embedding_rows(model))
     params = sum(p.numel() for p in model.parameters())
     precision = choose_precision(precision, params)
     return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
@@ -241,21 +380,39 @@ def _load_plain_gpt2(
     name: str, path: Path, config: dict[str, Any], card: dict[str, Any], precision: str
 ) -> LoadedModel:
     """A plain GPT-2 from its files: safetensors and tokenizers, no transformers import."""
+    from safetensors import SafetensorError
+
     from scribe.engine import gpt2_checkpoint
     from scribe.engine.quantize import choose_precision
 
     try:
-        weights = gpt2_checkpoint.Weights(sorted(path.glob("model*.safetensors")))
-    except (OSError, ValueError, RuntimeError) as err:
+        weights = gpt2_checkpoint.Weights(weight_files(path))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"{path}: cannot load the weights ({err})") from None
     try:
         text = gpt2_checkpoint.TextTokenizer(path, config)
     except Exception as err:  # noqa: BLE001 - tokenizers raises plain Exception on bad JSON
         raise ModelError(f"{path}: cannot load the tokenizer ({err})") from None
+    _check_vocab(path, text.vocab_size, int(config["vocab_size"]))
     precision = choose_precision(precision, weights.parameters())
     return LoadedModel(
         name, path, card=card, precision=precision, config=config, weights=weights, text=text
     )
+
+
+def _embedding_rows(model: Any) -> int:
+    """Rows of the input embedding table (scribe's PrefixModel keeps its base as `.base`)."""
+    get = getattr(model, "get_input_embeddings", None) or model.base.get_input_embeddings
+    return int(get().num_embeddings)
+
+
+def _check_vocab(path: Path, tokens: int, embeddings: int) -> None:
+    """A token id past the embedding table would fail deep inside the forward pass."""
+    if tokens > embeddings:
+        raise ModelError(
+            f"{path}: the tokenizer has {tokens} tokens but the model only {embeddings} "
+            "embeddings; the tokenizer belongs to another model: save the matching one beside it"
+        )
 
 
 def _transformers_model(path: Path, dtype: str) -> Any:
@@ -278,7 +435,7 @@ def _transformers_model(path: Path, dtype: str) -> Any:
                 "language model; scribe needs a text-generation model such as GPT-2"
             ) from None
         raise ModelError(f"{path}: cannot load the weights ({err})") from None
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # RuntimeError: a size mismatch
         raise ModelError(f"{path}: cannot load the weights ({err})") from None
     return model.eval()
 
@@ -319,21 +476,19 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _load_adapter(path: Path, torch_dtype: Any) -> tuple[Any, Path]:
-    """A peft adapter folder (LoRA or prefix tuning) on top of its base model."""
+def _load_adapter(path: Path, dtype: str) -> tuple[Any, Path]:
+    """A peft adapter folder (LoRA or prefix tuning) on top of its base model; check_folder
+    has seen to it that its weights are safetensors, so peft never unpickles."""
     try:
-        from peft import PeftConfig, PeftModel
+        from peft import PeftModel
     except ImportError:
         raise ModelError(
             f"{path}: is a peft adapter; install scribe[finetune] to load it"
         ) from None
-    from transformers import AutoModelForCausalLM
-
-    base_spec = PeftConfig.from_pretrained(path).base_model_name_or_path
-    base_path = resolve(base_spec)
-    check_folder(base_path)
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype, use_safetensors=True)
-    if PeftConfig.from_pretrained(path).peft_type == "PREFIX_TUNING":
+    config = read_adapter_config(path)
+    base_path = _adapter_base(path, config["base_model_name_or_path"])
+    base = _transformers_model(base_path, dtype)
+    if config.get("peft_type") == "PREFIX_TUNING":
         # peft's prefix is ignored by transformers 5's GPT-2; scribe's own wrapper applies it.
         from scribe.engine.finetune.prefix import load_prefix_model
 
@@ -342,6 +497,27 @@ def _load_adapter(path: Path, torch_dtype: Any) -> tuple[Any, Path]:
         except (ValueError, KeyError, OSError) as err:
             raise ModelError(f"{path}: cannot load the prefix adapter ({err})") from None
     else:
-        model = PeftModel.from_pretrained(base, path)
+        try:
+            model = PeftModel.from_pretrained(base, path)
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
+            raise ModelError(f"{path}: cannot load the adapter ({err})") from None
     has_tokenizer = any((path / name).exists() for name in TOKENIZER_FILES)
     return model, path if has_tokenizer else base_path
+
+
+def _adapter_base(path: Path, base_spec: str) -> Path:
+    """The base model folder an adapter names, checked like any model folder."""
+    try:
+        base_path = resolve(base_spec)
+    except ModelError as err:
+        raise ModelError(
+            f"{path / ADAPTER_CONFIG}: base model {base_spec!r} not found ({err}); fix "
+            "base_model_name_or_path"
+        ) from None
+    if (base_path / ADAPTER_CONFIG).exists():
+        raise ModelError(
+            f"{path / ADAPTER_CONFIG}: base model {base_spec!r} is itself an adapter; point "
+            "base_model_name_or_path at a full model"
+        )
+    check_folder(base_path)
+    return base_path

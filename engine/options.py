@@ -1,11 +1,45 @@
-"""Generation options shared by every door (chat, complete, editor, templates)."""
+"""Generation options shared by every door (chat, complete, editor, templates).
+
+Every number is checked where it enters (a flag, a template's [options], /set): a NaN or an
+infinity would reach the sampler as a probability of NaN, and a seed outside torch's 64-bit range
+would overflow inside torch, both as tracebacks far from the value that caused them.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from scribe.engine.errors import InputError
+
+# Far more than any GPT-2 window (generation stops at the window anyway): a bigger number is a typo.
+MAX_NEW_TOKENS = 1_000_000
+# torch.Generator.manual_seed takes 64 bits; scribe's seeds are the unsigned half of that range.
+SEED_MAX = 2**64 - 1
+INT_FIELDS = ("max_new_tokens", "top_k", "seed")
+
+
+# Each option's allowed range: (test, what the error says).
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "max_new_tokens": (lambda v: 1 <= v <= MAX_NEW_TOKENS, f"must be from 1 to {MAX_NEW_TOKENS}"),
+    "temperature": (lambda v: v >= 0, "must be 0 (greedy) or more"),
+    "top_k": (lambda v: v >= 0, "must be 0 (off) or more"),
+    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "repetition_penalty": (lambda v: v > 0, "must be more than 0 (1.0 is off)"),
+    "seed": (lambda v: 0 <= v <= SEED_MAX, f"must be from 0 to {SEED_MAX} (2**64 - 1)"),
+}
+
+
+def range_problem(key: str, value: float | None) -> str | None:
+    """Why `value` is out of range for option `key` (a field name), or None when it is fine."""
+    if value is None:
+        return None  # only seed may be None (no seed)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    test, reason = RANGES[key]
+    return None if test(value) else reason
 
 
 @dataclass(frozen=True)
@@ -19,16 +53,11 @@ class GenerationOptions:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise InputError("max tokens must be at least 1")
-        if self.temperature < 0:
-            raise InputError("temperature must be 0 (greedy) or more")
-        if self.top_k < 0:
-            raise InputError("top_k must be 0 (off) or more")
-        if not 0 < self.top_p <= 1:
-            raise InputError("top_p must be in (0, 1]")
-        if self.repetition_penalty <= 0:
-            raise InputError("repetition_penalty must be more than 0 (1.0 is off)")
+        for key in SETTABLE:
+            problem = range_problem(key, getattr(self, key))
+            if problem:
+                name = "max tokens" if key == "max_new_tokens" else key
+                raise InputError(f"{name} {problem}")
         if any(not s for s in self.stop):
             raise InputError("a stop sequence cannot be empty")
 
@@ -44,16 +73,42 @@ ALIASES = {"max_tokens": "max_new_tokens"}
 SETTABLE = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
 
 
+def typed_value(key: str, value: Any) -> int | float:
+    """`value` (text, or a TOML/JSON value) as option `key`'s type, in range; a ValueError says
+    why not. Booleans are refused (TOML's `true` is no temperature), as are fractional counts."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"needs a number, got {value!r}")
+    if key in INT_FIELDS:
+        typed: int | float = _whole_number(value)
+    else:
+        try:
+            typed = float(value)
+        except ValueError:
+            raise ValueError(f"needs a number, got {value!r}") from None
+    problem = range_problem(key, typed)
+    if problem:
+        raise ValueError(f"{problem}; got {value!r}")
+    return typed
+
+
+def _whole_number(value: int | float | str) -> int:
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"needs a whole number, got {value!r}")
+        return int(value)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"needs a whole number, got {value!r}") from None
+
+
 def parse_option(name: str, value: Any) -> tuple[str, Any]:
     """Validate one option given as text or a TOML value; returns (field name, typed value)."""
     key = ALIASES.get(name, name)
     if key not in SETTABLE:
         accepted = ", ".join(["max_tokens", *SETTABLE[1:]])
         raise InputError(f"unknown option '{name}'; accepted: {accepted}")
-    caster = int if key in ("max_new_tokens", "top_k", "seed") else float
     try:
-        typed = caster(value)
-    except (TypeError, ValueError):
-        raise InputError(f"option {name} needs a {caster.__name__}, got {value!r}") from None
-    GenerationOptions().updated(**{key: typed})  # validates the range
-    return key, typed
+        return key, typed_value(key, value)
+    except ValueError as err:
+        raise InputError(f"option {name} {err}") from None

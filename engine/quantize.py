@@ -202,8 +202,19 @@ def _fingerprint(model_dir: Path) -> str:
     return "|".join(parts)
 
 
+# The parts each precision stores per weight, with their dtypes (see quantize()).
+STORED_PARTS: dict[str, dict[str, torch.dtype]] = {
+    "int8": {"q": torch.int8, "scale": torch.float32},
+    "int4": {"packed": torch.uint8, "scale": torch.float32, "low": torch.float32},
+    "bf16": {"w": torch.bfloat16},
+}
+
+
 def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
-    from safetensors import safe_open
+    """The cached quantized weights, or None when there are none or they cannot be trusted
+    (a stale fingerprint, a truncated or garbage file, wrong parts): the cache is derived from
+    the model, so the caller quantizes again and overwrites it rather than failing."""
+    from safetensors import SafetensorError, safe_open
 
     file = cache_file(model_dir, precision)
     if not file.exists():
@@ -213,13 +224,29 @@ def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
             if (handle.metadata() or {}).get("fingerprint") != _fingerprint(model_dir):
                 return None
             flat = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, SafetensorError):
         return None  # unreadable cache: quantize again
+    return _unflatten(flat, STORED_PARTS.get(precision, {}))
+
+
+def _unflatten(
+    flat: dict[str, torch.Tensor], parts: dict[str, torch.dtype]
+) -> dict[str, Quantized] | None:
+    """{"h.0.attn.c_attn:q": t, ...} as {"h.0.attn.c_attn": {"q": t, ...}}, or None unless
+    every weight has exactly `parts`, with their dtypes, a 2-D matrix first and matching rows."""
+    matrix = next(iter(parts), "")
     out: dict[str, Quantized] = {}
     for key, tensor in flat.items():
-        name, part = key.rsplit(":", 1)
+        name, _, part = key.rpartition(":")
+        if not name or parts.get(part) != tensor.dtype:
+            return None
         out.setdefault(name, {})[part] = tensor
-    return out
+    for data in out.values():
+        if set(data) != set(parts) or data[matrix].dim() != 2:
+            return None
+        if any(t.dim() == 0 or t.shape[0] != data[matrix].shape[0] for t in data.values()):
+            return None
+    return out or None
 
 
 def save_cached(model_dir: Path, precision: str, tensors: dict[str, Quantized]) -> Path | None:

@@ -11,6 +11,10 @@ def decode_text(data: bytes, source: str) -> str:
     """UTF-8 text from bytes, or an InputError naming `source`, the problem and the fix."""
     if not data.strip():
         raise InputError(f"{source} is empty; give it some text, e.g. scribe complete < draft.md")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # what Windows tools often write
+        raise InputError(
+            f"{source} is UTF-16, not UTF-8; convert it first, e.g. iconv -f UTF-16 -t UTF-8"
+        )
     nul = data.find(b"\x00")
     if nul >= 0:
         raise InputError(

@@ -13,7 +13,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 # Subcommand name -> module under scribe.tui with `register(subparsers)`.
-COMMANDS = ["complete", "chat", "log", "finetune", "models", "templates", "lsp"]
+COMMANDS = ["complete", "chat", "log", "finetune", "models", "templates", "lsp", "export"]
 
 
 def _version() -> str:
@@ -44,27 +44,59 @@ def error_line(message: str) -> None:
     print(f"scribe: error: {message}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
-    from scribe.engine.errors import ScribeError
+# A Unix filter whose reader went away dies of SIGPIPE; its shell sees 128 + 13.
+EXIT_BROKEN_PIPE = 128 + 13
 
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit cannot fail (and print
+    "Exception ignored ...") on what is still buffered for a closed pipe or a full disk."""
     try:
-        return int(args.func(args) or 0)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):  # no stdout at all: nothing to flush
+        pass
+
+
+def stdout_failed() -> bool:
+    """True when stdout itself cannot be written (a full disk, a dead terminal)."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    from scribe.engine.errors import OutputError, ScribeError
+
+    parser = build_parser()
+    try:
+        # Inside the try: the generation flags' types raise ScribeError for a bad number.
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # fails here, not at exit, when stdout cannot take the last bytes
+        return code
     except ScribeError as err:
+        if isinstance(err, OutputError):
+            silence_stdout()
         error_line(str(err))
         return err.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python from complaining
-        # about the unflushed stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        silence_stdout()  # the reader went away (`| head`): stop quietly, as Unix filters do
+        return EXIT_BROKEN_PIPE
+    except OSError as err:
+        if not stdout_failed():
+            raise  # not about stdout: a real bug, keep its traceback
+        silence_stdout()
+        error_line(f"cannot write to stdout ({err.strerror}); free some space or write elsewhere")
+        return 1
 
 
 def entry() -> None:

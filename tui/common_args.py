@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 
@@ -34,17 +35,39 @@ def add_template_args(parser: argparse.ArgumentParser, template_help: str) -> No
     )
 
 
+def option_value(flag: str, key: str) -> Callable[[str], int | float]:
+    """An argparse type for `flag`, checked as generation option `key`. It raises InputError,
+    not ArgumentTypeError, so the CLI prints one line naming the flag (argparse's own would add
+    the usage text), and a NaN, an infinity or an overflowing seed never reaches torch."""
+
+    def parse(text: str) -> int | float:
+        from scribe.engine.errors import InputError
+        from scribe.engine.options import typed_value
+
+        try:
+            return typed_value(key, text)
+        except ValueError as err:
+            raise InputError(f"{flag} {err}") from None
+
+    parse.__name__ = key  # what argparse would name in its own messages
+    return parse
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation")
-    group.add_argument("--max-tokens", type=int, metavar="N", help="most new tokens to generate")
-    group.add_argument("--temperature", type=float, metavar="T", help="0 is greedy (deterministic)")
-    group.add_argument("--top-k", type=int, metavar="K", help="sample from the K likeliest (0 off)")
-    group.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling mass (1 off)")
-    group.add_argument("--repetition-penalty", type=float, metavar="R", help="1.0 is off")
+
+    def number(flag: str, key: str, metavar: str, text: str) -> None:
+        group.add_argument(flag, type=option_value(flag, key), metavar=metavar, help=text)
+
+    number("--max-tokens", "max_new_tokens", "N", "most new tokens to generate")
+    number("--temperature", "temperature", "T", "0 is greedy (deterministic)")
+    number("--top-k", "top_k", "K", "sample from the K likeliest (0 off)")
+    number("--top-p", "top_p", "P", "nucleus sampling mass (1 off)")
+    number("--repetition-penalty", "repetition_penalty", "R", "1.0 is off")
     group.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop before TEXT (repeatable)"
     )
-    group.add_argument("--seed", type=int, metavar="N", help="same seed, same text")
+    number("--seed", "seed", "N", "same seed, same text")
 
 
 def option_overrides(args: argparse.Namespace) -> dict[str, Any]:

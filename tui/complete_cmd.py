@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
 from scribe.tui.common_args import (
     add_generation_args,
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.param and not args.template:
         raise InputError("-p/--param sets a template variable; name the template with -t")
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise InputError("stdout is closed; send it to a file or a pipe")
 
     text = decode_text(sys.stdin.buffer.read(), "stdin")
     from scribe.engine.context import fit_template
@@ -40,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from scribe.engine.templates import get_template
 
     template = get_template(args.template) if args.template else None
+    values = dict(args.param)
+    if template:
+        template.check_values(values)  # before the model loads: a typo fails fast
     options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
     if template:
         options = template.apply_options(options)
@@ -47,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
     generator = Generator(load(args.model, precision=args.precision))
     prompt: str = text
     if template:
-        values = {key: value for key, value in args.param}
         values["input"] = text
         prompt = fit_template(
             template,
@@ -57,10 +62,26 @@ def run(args: argparse.Namespace) -> int:
             generator.encode,
             generator.decode,
         )
-    out = sys.stdout
-    for delta in generator.stream(prompt, options):
-        out.write(delta)
-        out.flush()
-    if out.isatty():
-        out.write("\n")
+    _write_stream(generator.stream(prompt, options))
     return 0
+
+
+def _write_stream(deltas: Iterator[str]) -> None:
+    """Stream to stdout, flushing each delta. A reader that went away (BrokenPipeError) is the
+    CLI's to end quietly; any other write failure (a full disk) becomes one error line."""
+    from scribe.engine.errors import OutputError
+
+    out = sys.stdout
+    try:
+        for delta in deltas:
+            out.write(delta)
+            out.flush()
+        if out.isatty():
+            out.write("\n")
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise OutputError(
+            f"cannot write to stdout ({err.strerror}); free some space or write elsewhere"
+        ) from None

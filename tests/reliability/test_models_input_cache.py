@@ -1,0 +1,63 @@
+"""The int8/int4/bf16 weight cache beside a model is scribe's own derived file, not the user's
+model: when it is damaged (torn write, garbage, wrong parts) the next start quietly rebuilds it
+and generates exactly what an intact cache gives."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from scribe.engine import quantize
+from tests.reliability.test_models_input_numbers import Cli, cli
+
+__all__ = ["cli"]  # the fixture, shared
+
+
+def truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def garbage(file: Path) -> None:
+    file.write_bytes(b"\xff" * 256)
+
+
+def empty(file: Path) -> None:
+    file.write_bytes(b"")
+
+
+def wrong_parts(file: Path) -> None:
+    """A readable safetensors with the right fingerprint but a float where int8 belongs."""
+    with safe_open(str(file), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file({"h.0.attn.c_attn:q": torch.zeros(4, 4)}, str(file), metadata=metadata)
+
+
+@pytest.mark.parametrize("damage", [truncate, garbage, empty, wrong_parts])
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_a_damaged_cache_is_rebuilt_and_gives_the_same_text(
+    cli: Cli,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    precision: str,
+    damage: Callable[[Path], None],
+) -> None:
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    args = ["complete", "--model", str(model), "--precision", precision]
+    args += ["--temperature", "0", "--max-tokens", "12"]
+    code, first, err = cli(*args)
+    cache = quantize.cache_file(model, precision)
+    assert code == 0 and err == "" and first and cache.exists()
+    assert quantize.load_cached(model, precision) is not None
+
+    damage(cache)
+    assert quantize.load_cached(model, precision) is None  # not trusted...
+    code, again, err = cli(*args)
+    assert (code, err) == (0, "")
+    assert again == first
+    assert quantize.load_cached(model, precision) is not None  # ...and written anew
