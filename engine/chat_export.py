@@ -24,6 +24,14 @@ class _Message(Protocol):
 ROLE_NAMES = {"user": "You", "assistant": "Assistant"}
 
 
+def when(stamp: float) -> str:
+    """A saved time as local "YYYY-MM-DD HH:MM"; a damaged one (out of range) as question marks."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+    except (OverflowError, OSError, ValueError):
+        return "????-??-?? ??:??"
+
+
 def to_markdown(
     conversation: _Conversation,
     thread: Sequence[_Message],
@@ -35,7 +43,7 @@ def to_markdown(
     if conversation.id is not None:
         facts.append(f"conversation {conversation.id}")
     if created:
-        facts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(created)))
+        facts.append(when(created))
     if conversation.model:
         facts.append(f"model `{conversation.model}`")
     if conversation.template:
@@ -48,5 +56,5 @@ def to_markdown(
         heading = f"## {ROLE_NAMES.get(message.role, message.role)}"
         if message.status != "complete":
             heading += f" ({message.status})"
-        lines += [heading, "", message.content.rstrip() or "*(empty)*", ""]
+        lines += [heading, "", str(message.content or "").rstrip() or "*(empty)*", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -29,6 +29,7 @@ from scribe.engine.conversations import (
     ConversationRecord,
     ConversationStore,
     StorageError,
+    describe_damage,
     make_title,
 )
 from scribe.engine.errors import InputError, ScribeError
@@ -124,6 +125,7 @@ class ChatSession:
         self.title = ""
         self.created: float | None = None
         self.thread: list[Message] = []
+        self.warning = ""  # one line about damage in the opened conversation, for the UI
         self.save_error: StorageError | None = None
         self._unsaved: list[Message] = []
         self._lock = threading.RLock()  # the store is used from the UI thread and workers
@@ -229,15 +231,18 @@ class ChatSession:
         self.settings.model = model
         self.set_template(self.settings.template, self.settings.template_values)
         self.conversation_id, self.title, self.created, self.thread = None, "", None, []
+        self.warning = ""
 
     def open(self, conversation_id: int) -> ConversationRecord:
         """Show a saved conversation with its settings; the caller loads its model if needed."""
         store = self._require_store()
         with self._lock:
             record = store.get_conversation(conversation_id)
-            records = store.thread(conversation_id, record.head_id)
+            read = store.read_thread(conversation_id, record.head_id)
         self.conversation_id, self.title, self.created = record.id, record.title, record.created
-        self.thread = _messages(records)
+        self.thread = _messages(read.messages)
+        problems = [*record.problems, *read.problems]
+        self.warning = describe_damage(record.id, problems) if problems else ""
         self.settings = Settings(
             model=record.model if record.model is not None else self.settings.model,
             system=record.system,

@@ -4,7 +4,10 @@ WAL journal, a schema version with forward-only migrations, messages linked by p
 regenerated reply or an edited turn is a sibling branch, and nothing is ever overwritten), and an
 FTS5 index for search. Every write is one short transaction, committed as each message completes.
 Failures become a `StorageError` that names the file, the problem and the fix; scribe never deletes,
-truncates or rewrites a database it cannot read.
+truncates or rewrites a database it cannot read, and looks at an existing file read-only before it
+writes anything: another program's database is refused untouched. The data dir is 0700 and the
+database files 0600. Damaged rows (a parent loop, a missing parent, NULL or mistyped fields) are
+read as far as they can be and listed in the records' `problems`, never looped on or crashed on.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine import paths
-from scribe.engine.errors import ScribeError
+from scribe.engine.errors import InputError, ScribeError
 
 DB_NAME = "conversations.db"
+SIDECARS = ("-wal", "-shm")  # SQLite's WAL files next to the database
 LOCK_TIMEOUT_S = 5.0  # how long a write waits for another scribe's transaction to finish
+MAX_ID = 2**63 - 1  # SQLite's INTEGER range: a larger id cannot even be looked up
+# Around the matched words of a search snippet; private-use characters, never in real text.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 
 # Migration N brings a database from schema version N-1 to N. Append, never edit a shipped one.
 MIGRATIONS: list[str] = [
@@ -76,10 +84,27 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# What scribe's own tables must have, by the schema version that added them.
+SCHEMA_TABLES: dict[str, tuple[int, set[str]]] = {
+    "conversations": (
+        1,
+        {"id", "title", "created", "updated", "model", "system", "template", "head_id"}
+        | {"template_values", "options"},
+    ),
+    "messages": (
+        1,
+        {"id", "conversation_id", "parent_id", "role", "content", "status", "meta", "created"},
+    ),
+    "messages_fts": (2, set()),
+}
 
 
 class StorageError(ScribeError):
     """The conversation database cannot be opened, read or written."""
+
+
+class ForeignDatabaseError(StorageError):
+    """conversations.db is an SQLite database of another program; scribe leaves it untouched."""
 
 
 @dataclass
@@ -95,6 +120,7 @@ class ConversationRecord:
     options: dict[str, Any] = field(default_factory=dict)  # option overrides (/set, flags)
     head_id: int | None = None  # the newest message of the branch being shown
     message_count: int = 0
+    problems: list[str] = field(default_factory=list)  # malformed fields, read as defaults
 
 
 @dataclass
@@ -107,6 +133,23 @@ class MessageRecord:
     status: str
     meta: dict[str, Any]
     created: float
+    problems: list[str] = field(default_factory=list)  # malformed fields, read as defaults
+
+
+@dataclass
+class ThreadRead:
+    """A branch read from the store: its messages, root first, and what was wrong with it."""
+
+    messages: list[MessageRecord]
+    problems: list[str] = field(default_factory=list)
+
+
+def describe_damage(conversation_id: int, problems: list[str]) -> str:
+    """Problems found reading a conversation, as one line for a warning."""
+    return (
+        f"conversation {conversation_id} is damaged ({'; '.join(problems)}); showing the part "
+        "that could be read, nothing in the file was changed"
+    )
 
 
 @dataclass
@@ -114,8 +157,17 @@ class SearchHit:
     conversation_id: int
     message_id: int
     title: str
-    snippet: str
+    snippet: str  # plain text: no markup, the matched words are at `marks`
     updated: float
+    marks: list[tuple[int, int]] = field(default_factory=list)  # (start, end) in `snippet`
+
+    def bracketed(self, left: str = "[", right: str = "]") -> str:
+        """The snippet with each match between `left` and `right`, for plain-text output."""
+        out, last = [], 0
+        for start, end in self.marks:
+            out += [self.snippet[last:start], left, self.snippet[start:end], right]
+            last = end
+        return "".join(out) + self.snippet[last:]
 
 
 def default_path() -> Path:
@@ -148,34 +200,144 @@ def _classify(path: Path, err: Exception) -> StorageError:
     return StorageError(f"{path}: database error ({text})")
 
 
+def _make_folder(path: Path) -> None:
+    """The database's folder; the data dir itself is made (or tightened to) 0700. Another folder
+    given explicitly is only created private, never chmod-ed: it may be shared on purpose."""
+    folder = path.parent
+    try:
+        if folder == paths.data_dir():
+            paths.make_private_dir(folder)
+        else:
+            with paths.private_umask():
+                folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _classify(path, PermissionError(str(err))) from None
+    if not os.access(folder, os.W_OK):
+        raise _classify(path, PermissionError("no write permission"))
+
+
+def _read_only_uri(path: Path) -> str:
+    """A URI that opens `path` without any write. With no WAL content beside it, the file holds
+    everything, so `immutable` also keeps SQLite from creating -wal/-shm files next to it."""
+    wal = Path(f"{path}-wal")
+    immutable = not wal.exists() or wal.stat().st_size == 0
+    quoted = urllib.parse.quote(str(path.absolute()))
+    return f"file:{quoted}?mode=ro" + ("&immutable=1" if immutable else "")
+
+
+def check_existing(path: Path) -> None:
+    """Refuse, reading only, a file that is not scribe's database; nothing is written to it.
+
+    No file, an empty one, or one without tables is a new database. Tables without scribe's
+    schema are another program's (ForeignDatabaseError); a schema newer than this scribe knows
+    is refused too, and bytes that are not SQLite at all are reported by `_classify`."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        db = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            names = [
+                str(row[0])
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite%' ORDER BY name"
+                )
+            ]
+            columns = {
+                name: {str(row[1]) for row in db.execute(f'PRAGMA table_info("{name}")')}
+                for name in SCHEMA_TABLES
+                if name in names
+            }
+        finally:
+            db.close()
+    except (sqlite3.Error, OSError) as err:
+        raise _classify(path, err) from None
+    if names and not _is_scribe_schema(version, columns):
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        raise ForeignDatabaseError(
+            f"{path} is not a scribe database (it holds another program's tables: {shown}); "
+            f"scribe left it untouched: move it aside (mv {path} {path}.bak) or point "
+            "SCRIBE_HOME at another folder"
+        )
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path} was written by a newer scribe (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}); upgrade scribe to open it"
+        )
+
+
+def _is_scribe_schema(version: int, columns: dict[str, set[str]]) -> bool:
+    """Every table (and column) scribe's migrations up to `version` create is there. Version 0
+    with tables is never scribe's: a migration sets the version with the tables it creates."""
+    if version < 1:
+        return False
+    return all(
+        name in columns and needed <= columns[name]
+        for name, (since, needed) in SCHEMA_TABLES.items()
+        if since <= version
+    )
+
+
+def _decode_text(data: bytes) -> str:
+    """TEXT that is not valid UTF-8 (written by another tool) is read with U+FFFD, not an error."""
+    return data.decode("utf-8", errors="replace")
+
+
+def clean_text(text: str) -> str:
+    """`text` without lone surrogates (undecodable bytes of argv or stdin, kept by Python's
+    surrogateescape): each becomes U+FFFD, so the text can be stored, printed and tokenized."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
+
+def parse_id(text: str, what: str = "a conversation id") -> int:
+    """A whole number from 1 to MAX_ID typed by the user, or an InputError saying so."""
+    value = text.strip()
+    if value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID)):
+        number = int(value)
+        if 1 <= number <= MAX_ID:
+            return number
+    shown = clean_text(text if len(text) <= 30 else text[:29] + "…")
+    raise InputError(f"{what} must be a whole number from 1 to {MAX_ID}, not '{shown}'")
+
+
 class ConversationStore:
     """The conversations database. Not shared between threads: open one per thread."""
 
     def __init__(self, path: Path | None = None, timeout: float = LOCK_TIMEOUT_S) -> None:
         self.path = path or default_path()
+        _make_folder(self.path)
+        check_existing(self.path)  # read-only: before anything can be written to the file
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise _classify(self.path, PermissionError(str(err))) from None
-        if not os.access(self.path.parent, os.W_OK):
-            raise _classify(self.path, PermissionError("no write permission"))
-        try:
-            self.db = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            with paths.private_umask():  # a new database (and its -wal, -shm) is 0600
+                self.db = sqlite3.connect(
+                    self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+                )
         except sqlite3.Error as err:
             raise _classify(self.path, err) from None
         self.db.row_factory = sqlite3.Row
+        self.db.text_factory = _decode_text
         try:
-            self._setup()
+            with paths.private_umask():
+                self._setup()
         except sqlite3.Error as err:
             self.db.close()
             raise _classify(self.path, err) from None
+        except BaseException:
+            self.db.close()
+            raise
+        for file in (self.path, *(Path(f"{self.path}{end}") for end in SIDECARS)):
+            if file.exists():
+                paths.tighten(file)  # one made before scribe kept its files private
 
     # -- schema ---------------------------------------------------------------------------
     def _setup(self) -> None:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:  # written since check_existing, by a newer scribe
             raise StorageError(
                 f"{self.path} was written by a newer scribe (schema {version}, this one knows "
                 f"{SCHEMA_VERSION}); upgrade scribe to open it"
@@ -247,11 +409,11 @@ class ConversationStore:
                 (
                     now,
                     now,
-                    model,
-                    system,
-                    template,
-                    json.dumps(template_values or {}),
-                    json.dumps(options or {}),
+                    _storable(model),
+                    _storable(system),
+                    _storable(template),
+                    _json(template_values or {}),
+                    _json(options or {}),
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -265,7 +427,8 @@ class ConversationStore:
         if not changes:
             return
         values = [
-            json.dumps(v) if k in ("template_values", "options") else v for k, v in changes.items()
+            _json(v) if k in ("template_values", "options") else _storable(v)
+            for k, v in changes.items()
         ]
         assignments = ", ".join(f"{key} = ?" for key in changes)
         with self._write() as db:
@@ -275,11 +438,13 @@ class ConversationStore:
             )
 
     def get_conversation(self, conversation_id: int) -> ConversationRecord:
-        rows = self._read(
-            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-            "FROM conversations c WHERE c.id = ?",
-            (conversation_id,),
-        )
+        rows = []
+        if 0 <= conversation_id <= MAX_ID:  # beyond it SQLite cannot even compare (OverflowError)
+            rows = self._read(
+                "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "AS n FROM conversations c WHERE c.id = ?",
+                (conversation_id,),
+            )
         if not rows:
             raise StorageError(
                 f"no conversation with id {conversation_id}; `scribe log` lists the saved ones"
@@ -298,7 +463,7 @@ class ConversationStore:
             "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
             "FROM conversations c WHERE c.head_id IS NOT NULL "
             "ORDER BY c.updated DESC, c.id DESC LIMIT ?",
-            (limit,),
+            (min(limit, MAX_ID),),
         )
         return [_conversation(row) for row in rows]
 
@@ -318,13 +483,21 @@ class ConversationStore:
             cursor = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, status, meta, "
                 "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, parent_id, role, content, status, json.dumps(meta or {}), now),
+                (
+                    conversation_id,
+                    parent_id,
+                    role,
+                    clean_text(content),
+                    status,
+                    _json(meta or {}),
+                    now,
+                ),
             )
             message_id = int(cursor.lastrowid or 0)
             db.execute(
                 "UPDATE conversations SET head_id = ?, updated = ?, "
                 "title = CASE WHEN title = '' AND ? = 'user' THEN ? ELSE title END WHERE id = ?",
-                (message_id, now, role, make_title(content), conversation_id),
+                (message_id, now, role, make_title(clean_text(content)), conversation_id),
             )
             return message_id
 
@@ -340,15 +513,39 @@ class ConversationStore:
 
     def thread(self, conversation_id: int, head_id: int | None = None) -> list[MessageRecord]:
         """The branch that ends at `head_id` (default: the conversation's head), root first."""
+        return self.read_thread(conversation_id, head_id).messages
+
+    def read_thread(self, conversation_id: int, head_id: int | None = None) -> ThreadRead:
+        """`thread`, with what is wrong with it: a parent loop or a missing parent ends the
+        branch there (it is shown from that message on), a missing head falls back to the
+        newest message, and malformed fields are read as defaults. Never loops, never raises
+        on bad rows."""
+        problems: list[str] = []
         if head_id is None:
-            head_id = self.get_conversation(conversation_id).head_id
+            record = self.get_conversation(conversation_id)
+            head_id, problems = record.head_id, list(record.problems)
         by_id = {m.id: m for m in self.messages(conversation_id)}
+        if head_id is not None and head_id not in by_id:
+            problems.append(f"its head message {head_id} is missing")
+            head_id = max(by_id, default=None)
         chain: list[MessageRecord] = []
+        seen: set[int] = set()
         current = by_id.get(head_id) if head_id is not None else None
         while current is not None:
             chain.append(current)
-            current = by_id.get(current.parent_id) if current.parent_id is not None else None
-        return chain[::-1]
+            seen.add(current.id)
+            problems += current.problems
+            parent_id = current.parent_id
+            if parent_id is None:
+                break
+            if parent_id in seen:
+                problems.append(f"message {current.id}'s parent {parent_id} makes a loop")
+                break
+            if parent_id not in by_id:
+                problems.append(f"message {current.id}'s parent {parent_id} is missing")
+                break
+            current = by_id[parent_id]
+        return ThreadRead(chain[::-1], problems)
 
     def siblings(self, message_id: int) -> list[MessageRecord]:
         """The message and its alternatives (same parent, same role), oldest first."""
@@ -362,14 +559,15 @@ class ConversationStore:
 
     def newest_leaf(self, message_id: int) -> int:
         """The newest message at the end of the branches under `message_id` (itself if none)."""
-        current = message_id
+        current, seen = message_id, {message_id}
         while True:
             rows = self._read(
                 "SELECT id FROM messages WHERE parent_id = ? ORDER BY id DESC LIMIT 1", (current,)
             )
-            if not rows:
+            if not rows or rows[0]["id"] in seen:  # a parent loop has no end: stop where it turns
                 return current
             current = int(rows[0]["id"])
+            seen.add(current)
 
     # -- search ---------------------------------------------------------------------------
     def search(self, text: str, limit: int = 20) -> list[SearchHit]:
@@ -379,7 +577,7 @@ class ConversationStore:
             return []
         rows = self._read(
             "SELECT m.conversation_id, m.id, c.title, c.updated, "
-            "snippet(messages_fts, 0, '[', ']', '…', 12) AS snip "
+            f"snippet(messages_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}', '…', 12) AS snip "
             "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
             "JOIN conversations c ON c.id = m.conversation_id "
             "WHERE messages_fts MATCH ? ORDER BY rank",
@@ -387,14 +585,17 @@ class ConversationStore:
         )
         hits: dict[int, SearchHit] = {}
         for row in rows:
-            conversation_id = int(row["conversation_id"])
+            fields = _Fields(row, f"message {row['id']}")
+            conversation_id = fields.integer("conversation_id") or 0
             if conversation_id not in hits:
+                snippet, marks = _unmark(fields.text("snip"))
                 hits[conversation_id] = SearchHit(
                     conversation_id=conversation_id,
                     message_id=int(row["id"]),
-                    title=row["title"],
-                    snippet=" ".join(str(row["snip"]).split()),
-                    updated=float(row["updated"]),
+                    title=fields.text("title"),
+                    snippet=snippet,
+                    updated=fields.number("updated"),
+                    marks=marks,
                 )
             if len(hits) >= limit:
                 break
@@ -403,8 +604,26 @@ class ConversationStore:
 
 def fts_query(text: str) -> str:
     """Each word quoted, so punctuation in the user's text is never FTS5 syntax."""
-    words = [w.replace('"', '""') for w in text.split()]
+    words = [w.replace('"', '""') for w in clean_text(text).split()]
     return " ".join(f'"{w}"' for w in words if w.strip('"'))
+
+
+def _unmark(snippet: str) -> tuple[str, list[tuple[int, int]]]:
+    """A snippet with MARK_OPEN/MARK_CLOSE around its matches as plain text (whitespace runs as
+    one space) and the (start, end) of each match in it."""
+    plain: list[str] = []
+    marks: list[tuple[int, int]] = []
+    start: int | None = None
+    for char in " ".join(snippet.split()):
+        if char == MARK_OPEN:
+            start = len(plain)
+        elif char == MARK_CLOSE:
+            if start is not None and start < len(plain):
+                marks.append((start, len(plain)))
+            start = None
+        else:
+            plain.append(char)
+    return "".join(plain), marks
 
 
 def make_title(text: str, width: int = 60) -> str:
@@ -412,30 +631,99 @@ def make_title(text: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
+def _storable(value: Any) -> Any:
+    return clean_text(value) if isinstance(value, str) else value
+
+
+def _json(value: Any) -> str:
+    return clean_text(json.dumps(value, ensure_ascii=False))
+
+
+class _Fields:
+    """One row's fields read as the types scribe writes. A malformed field (NULL, another type,
+    broken JSON: another tool edited the file) is read as a default and described in `problems`,
+    so one bad row is reported instead of crashing every command that reads it."""
+
+    def __init__(self, row: sqlite3.Row, what: str) -> None:
+        self.row, self.what = row, what
+        self.problems: list[str] = []
+
+    def _bad(self, key: str, why: str) -> None:
+        self.problems.append(f"{self.what} has {why} {key}")
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.row[key]
+        if isinstance(value, str):
+            return value
+        if value is None:
+            self._bad(key, "NULL")
+            return default
+        self._bad(key, f"non-text ({type(value).__name__})")
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+        return str(value)
+
+    def optional_text(self, key: str) -> str | None:
+        return None if self.row[key] is None else self.text(key)
+
+    def number(self, key: str, default: float = 0.0) -> float:
+        value = self.row[key]
+        if isinstance(value, (int, float)):
+            return float(value)
+        self._bad(key, "NULL" if value is None else "non-numeric")
+        return default
+
+    def integer(self, key: str) -> int | None:
+        value = self.row[key]
+        if value is None or isinstance(value, int):
+            return value
+        self._bad(key, "non-integer")
+        return None
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.row[key]
+        if value is None or value == "":
+            return {}
+        try:
+            parsed = json.loads(value)
+        except (TypeError, ValueError):
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+        self._bad(key, "malformed (not a JSON object)")
+        return {}
+
+
 def _conversation(row: sqlite3.Row) -> ConversationRecord:
-    return ConversationRecord(
+    fields = _Fields(row, f"conversation {row['id']}")
+    record = ConversationRecord(
         id=int(row["id"]),
-        title=row["title"],
-        created=float(row["created"]),
-        updated=float(row["updated"]),
-        model=row["model"],
-        system=row["system"],
-        template=row["template"],
-        template_values=json.loads(row["template_values"] or "{}"),
-        options=json.loads(row["options"] or "{}"),
-        head_id=row["head_id"],
+        title=fields.text("title"),
+        created=fields.number("created"),
+        updated=fields.number("updated"),
+        model=fields.optional_text("model"),
+        system=fields.optional_text("system"),
+        template=fields.optional_text("template"),
+        template_values={str(k): str(v) for k, v in fields.mapping("template_values").items()},
+        options=fields.mapping("options"),
+        head_id=fields.integer("head_id"),
         message_count=int(row["n"]) if "n" in row.keys() else 0,
     )
+    record.problems = fields.problems
+    return record
 
 
 def _message(row: sqlite3.Row) -> MessageRecord:
-    return MessageRecord(
+    fields = _Fields(row, f"message {row['id']}")
+    record = MessageRecord(
         id=int(row["id"]),
-        conversation_id=int(row["conversation_id"]),
-        parent_id=row["parent_id"],
-        role=row["role"],
-        content=row["content"],
-        status=row["status"],
-        meta=json.loads(row["meta"] or "{}"),
-        created=float(row["created"]),
+        conversation_id=fields.integer("conversation_id") or 0,
+        parent_id=fields.integer("parent_id"),
+        role=fields.text("role", "user"),
+        content=fields.text("content"),
+        status=fields.text("status", "complete"),
+        meta=fields.mapping("meta"),
+        created=fields.number("created"),
     )
+    record.problems = fields.problems
+    return record

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 APP = "scribe"
@@ -50,3 +53,36 @@ def templates_dir() -> Path:
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
+
+
+# -- privacy: conversations, prompts and models are the user's alone -----------------------------
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created inside this block are readable by their owner only."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def tighten(path: Path) -> None:
+    """Drop group and other permissions from an existing file or folder. Best effort: one that
+    belongs to someone else (chmod refused) is left as it is."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & PRIVATE_UMASK:
+            path.chmod(mode & ~PRIVATE_UMASK)
+    except OSError:
+        pass
+
+
+def make_private_dir(folder: Path) -> Path:
+    """Create `folder` (and missing parents) as 0700; an existing one loses group/other access."""
+    with private_umask():
+        folder.mkdir(parents=True, exist_ok=True)
+    tighten(folder)
+    return folder

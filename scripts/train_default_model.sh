@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 SCRIBE=.venv/bin/scribe
-STEPS1=${STEPS1:-2600}
+STEPS1=${STEPS1:-2000}
 STEPS2=${STEPS2:-250}
 THREADS=${THREADS:-2}
 P1=build/default-model-p1

@@ -16,11 +16,13 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker
 
 from scribe.engine.chat_session import ChatSession, Message, Reply, message_key
+from scribe.engine.conversations import clean_text
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat_style import CHAT_CSS
 from scribe.tui.chat_widgets import (
@@ -34,8 +36,10 @@ from scribe.tui.slash_commands import describe_options, is_command, run_command,
 
 KEYS_HELP = (
     "Keys: Enter sends · Ctrl+J new line · Esc stops a reply · Ctrl+R regenerate · "
-    "F2 edit a turn (Tab/Shift+Tab to pick one; ←/→ switch branches) · F3 copy reply · "
-    "F4 copy code block · Ctrl+O history · Ctrl+N new · Ctrl+P commands and themes · Ctrl+Q quit"
+    "F2 edit your last turn · F3 copy the last reply · F4 copy code block · "
+    "Tab/Shift+Tab select a turn: Enter (or F2/F3) edits or copies it, ←/→ switch branches, "
+    "typing goes on in the prompt · Ctrl+O history · Ctrl+N new · "
+    "Ctrl+P commands and themes · Ctrl+Q quit"
 )
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 BUSY_COMMANDS = {"new", "history", "model", "read"}
@@ -81,7 +85,29 @@ class ChatApp(App[int]):
         self.sub_title = self.session.title or "new conversation"
         await self.render_thread()
         self.query_one(PromptArea).focus()
+        self.warn_if_damaged()
         self.start_loading(self.session.settings.model)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notices carry user text (a command, a title, a path), so they are not markup by
+        default: [brackets] would vanish, and a stray [/x] would raise."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C outside the prompt (Textual's own notice is markup)."""
+        self.notify("Press Ctrl+Q to quit", title="Do you want to quit?")
+
+    def warn_if_damaged(self) -> None:
+        if self.session.warning:
+            self.notify(self.session.warning, severity="warning", timeout=15)
 
     @property
     def conversation(self) -> VerticalScroll:
@@ -103,7 +129,11 @@ class ChatApp(App[int]):
             await self.conversation.mount_all(views)
         self.sub_title = self.session.title or "new conversation"
         await self.update_window()
-        self.conversation.scroll_end(animate=False)
+        # Anchored, the view stays at the newest turn while the Markdown of each turn lays out
+        # (a single scroll_end now would land above it); scrolling up releases the anchor.
+        self.conversation.anchor()
+        if self.focused in (None, self.conversation):  # the selected turn was removed
+            self.prompt.focus()
 
     def message_views(self) -> list[MessageView]:
         return list(self.conversation.query(MessageView))
@@ -198,6 +228,7 @@ class ChatApp(App[int]):
         await self.submit(event.text)
 
     async def submit(self, text: str) -> None:
+        text = clean_text(text)  # a paste with undecodable bytes: U+FFFD, not a crash later
         stripped = text.strip()
         if not stripped:
             return
@@ -311,6 +342,7 @@ class ChatApp(App[int]):
         elif action in ("new", "opened"):
             self.editing = None
             await self.render_thread()
+            self.prompt.focus()  # typing goes on in the prompt, whatever turn was selected
             loaded = self.session.engine.spec if self.session.engine else None
             if action == "opened" and self.session.settings.model != loaded:
                 self.start_loading(self.session.settings.model)
@@ -402,6 +434,11 @@ class ChatApp(App[int]):
             await self._reply_worker.wait()
         self.session.flush()
         self.exit(0)
+
+    def on_message_view_typed(self, event: MessageView.Typed) -> None:
+        """A character typed on a selected turn: carry on typing in the prompt."""
+        self.prompt.focus()
+        self.prompt.insert(event.text)
 
     async def on_message_view_branch_requested(self, event: MessageView.BranchRequested) -> None:
         if self.generating:

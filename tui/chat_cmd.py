@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from scribe.tui.common_args import (
     add_generation_args,
@@ -12,6 +13,10 @@ from scribe.tui.common_args import (
     add_template_args,
     option_overrides,
 )
+
+if TYPE_CHECKING:
+    from scribe.engine.chat_session import ChatSession, Settings
+    from scribe.engine.conversations import ConversationStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "-c", "--continue", dest="resume", action="store_true", help="reopen the last conversation"
     )
-    which.add_argument("--id", type=int, metavar="ID", help="reopen conversation ID (scribe log)")
+    # Checked in `run`: a bad id is one clear line, not argparse's usage text.
+    which.add_argument("--id", metavar="ID", help="reopen conversation ID (scribe log)")
     parser.add_argument(
         "--plain", action="store_true", help="line mode (automatic when not on a terminal)"
     )
@@ -40,48 +46,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scribe.engine.chat_session import ChatSession, Settings
-    from scribe.engine.conversations import ConversationStore
+    from scribe.engine.chat_session import Settings
+    from scribe.engine.conversations import ConversationStore, clean_text, parse_id
     from scribe.engine.errors import InputError
     from scribe.engine.options import GenerationOptions
 
+    conversation_id = parse_id(args.id, "--id") if args.id is not None else None
     overrides = {k: v for k, v in option_overrides(args).items() if v is not None}
     stop = overrides.pop("stop", None)
     GenerationOptions().updated(**overrides)  # a bad flag value fails here, with its message
+    # Undecodable bytes in argv (surrogateescape) become U+FFFD: they reach the tokenizer and
+    # the database, which need real text. --model stays as typed: it may be a path.
+    system = clean_text(args.system) if args.system is not None else None
     settings = Settings(
         model=args.model,
-        system=args.system,
-        template=args.template,
-        template_values={key: value for key, value in args.param},
+        system=system,
+        template=clean_text(args.template) if args.template else args.template,
+        template_values={clean_text(key): clean_text(value) for key, value in args.param},
         options=overrides,
     )
     if args.param and not args.template:
         raise InputError("-p sets template variables; name the template with -t NAME")
     store = ConversationStore()
-    from scribe.engine.chat_engine import load_engine
-
-    precision = args.precision
-    session = ChatSession(
-        store, loader=lambda spec: load_engine(spec, precision), settings=settings
-    )
-    if stop:
-        session.settings.options["stop"] = tuple(stop)
-    if args.resume or args.id is not None:
-        record = session.open(args.id) if args.id is not None else session.open_last()
-        if record is None:
-            raise InputError("no saved conversation to continue yet; start one with scribe chat")
-        # Flags given now override what the conversation saved.
-        if args.model:
-            session.settings.model = args.model
-        if args.system is not None:
-            session.set_system(args.system)
-        if args.template:
-            session.set_template(args.template, settings.template_values)
-        for key, value in overrides.items():
-            session.set_option(key, value)
-    plain = args.plain or not (sys.stdin.isatty() and sys.stdout.isatty())
     try:
-        if plain:
+        session = _session(store, settings, args.precision)
+        if stop:
+            session.settings.options["stop"] = tuple(clean_text(text) for text in stop)
+        if args.resume or conversation_id is not None:
+            _resume(session, conversation_id, args.model, settings, overrides)
+        if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
             from scribe.tui.plain_chat import run_plain
 
             return run_plain(session)
@@ -92,3 +85,34 @@ def run(args: argparse.Namespace) -> int:
         return app.return_code or 0
     finally:
         store.close()
+
+
+def _session(store: ConversationStore, settings: Settings, precision: str) -> ChatSession:
+    from scribe.engine.chat_engine import load_engine
+    from scribe.engine.chat_session import ChatSession
+
+    return ChatSession(store, loader=lambda spec: load_engine(spec, precision), settings=settings)
+
+
+def _resume(
+    session: ChatSession,
+    conversation_id: int | None,
+    model: str | None,
+    given: Settings,
+    overrides: dict[str, Any],
+) -> None:
+    """Open conversation `conversation_id` (None: the last one); flags given now override what
+    it saved."""
+    from scribe.engine.errors import InputError
+
+    record = session.open(conversation_id) if conversation_id else session.open_last()
+    if record is None:
+        raise InputError("no saved conversation to continue yet; start one with scribe chat")
+    if model:
+        session.settings.model = model
+    if given.system is not None:
+        session.set_system(given.system)
+    if given.template:
+        session.set_template(given.template, given.template_values)
+    for key, value in overrides.items():
+        session.set_option(key, value)

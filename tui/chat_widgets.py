@@ -3,8 +3,7 @@ history picker."""
 
 from __future__ import annotations
 
-import time
-
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,9 +14,12 @@ from textual.widgets import Input, Label, Markdown, OptionList, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 from textual.widgets.option_list import Option
 
+from scribe.engine.chat_export import when
 from scribe.engine.chat_session import ChatSession, Message
+from scribe.engine.conversations import ConversationRecord, SearchHit
 
 NEWLINE_KEYS = {"ctrl+j", "newline", "shift+enter"}
+MATCH_STYLE = "bold reverse"  # a search match in the history picker
 
 
 class PromptArea(TextArea):
@@ -45,18 +47,29 @@ class PromptArea(TextArea):
 
 class MessageView(Vertical, can_focus=True):
     """One turn: a role line and the text as Markdown. Dimmed (class -outside) when it lies
-    outside the model's context window."""
+    outside the model's context window.
+
+    A selected (focused) turn has no letter keys: typing goes on in the prompt (`Typed`), so a
+    word typed after Tab never runs hidden commands. Its keys: ←/→ switch branches, Enter edits
+    your turn or copies a reply."""
 
     BINDINGS = [
         Binding("left", "branch(-1)", "Prev branch"),
         Binding("right", "branch(1)", "Next branch"),
-        Binding("e", "edit_this", "Edit", show=False),
-        Binding("y", "copy_this", "Copy", show=False),
+        Binding("enter", "edit_this", "Edit"),  # on your turns
+        Binding("enter", "copy_this", "Copy"),  # on replies
     ]
 
     class BranchRequested(TextualMessage):
         def __init__(self, view: MessageView, step: int) -> None:
             self.view, self.step = view, step
+            super().__init__()
+
+    class Typed(TextualMessage):
+        """A character typed while this turn was selected; the app puts it in the prompt."""
+
+        def __init__(self, text: str) -> None:
+            self.text = text
             super().__init__()
 
     def __init__(self, message: Message, branch: tuple[int, int] = (1, 1)) -> None:
@@ -107,11 +120,24 @@ class MessageView(Vertical, can_focus=True):
         await self.query_one(Markdown).update(self.message.content or "")
         self.refresh_header()
 
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Typed(event.character))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "edit_this":
+            return self.message.role == "user"
+        if action == "copy_this":
+            return self.message.role != "user"
+        return True
+
     def action_branch(self, step: int) -> None:
         self.post_message(self.BranchRequested(self, step))
 
-    def action_edit_this(self) -> None:
-        self.app.run_action("edit")
+    async def action_edit_this(self) -> None:
+        await self.app.run_action("edit")  # the app's edit acts on the focused turn
 
     def action_copy_this(self) -> None:
         self.app.copy_to_clipboard(self.message.content)
@@ -161,20 +187,13 @@ class HistoryScreen(ModalScreen[int | None]):
         options.clear_options()
         if self.session.store is None:
             return
+        # Rich Text, never markup: a title or snippet with [brackets] is shown as it is.
         if query.strip():
             for hit in self.session.store.search(query):
-                text = (
-                    f"{hit.conversation_id:>4}  {_when(hit.updated)}  {hit.title}\n"
-                    f"      {hit.snippet}"
-                )
-                options.add_option(Option(text, id=str(hit.conversation_id)))
+                options.add_option(Option(hit_text(hit), id=str(hit.conversation_id)))
         else:
             for record in self.session.list_conversations(100):
-                text = (
-                    f"{record.id:>4}  {_when(record.updated)}  {record.message_count:>3} msgs  "
-                    f"{record.title}"
-                )
-                options.add_option(Option(text, id=str(record.id)))
+                options.add_option(Option(record_text(record), id=str(record.id)))
         if options.option_count:
             options.highlighted = 0
 
@@ -203,5 +222,17 @@ class HistoryScreen(ModalScreen[int | None]):
         self.dismiss(None)
 
 
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+def hit_text(hit: SearchHit) -> Text:
+    """A search hit: its conversation's line, then the snippet with the matches highlighted."""
+    text = Text(f"{hit.conversation_id:>4}  {when(hit.updated)}  {hit.title}\n      ")
+    offset = len(text)
+    text.append(hit.snippet)
+    for start, end in hit.marks:
+        text.stylize(MATCH_STYLE, offset + start, offset + end)
+    return text
+
+
+def record_text(record: ConversationRecord) -> Text:
+    return Text(
+        f"{record.id:>4}  {when(record.updated)}  {record.message_count:>3} msgs  {record.title}"
+    )

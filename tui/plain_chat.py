@@ -4,7 +4,8 @@ Used automatically when stdin or stdout is not a terminal. With a terminal it is
 prompt with persistent history: Enter sends, Ctrl+J (or Esc then Enter) inserts a newline, and a
 paste keeps its newlines. From a pipe it reads lines; a block between two lines of three quotes
 (\"\"\") is one multi-line message. Replies stream to stdout; notes go to stderr. Ctrl+C stops the
-reply, not the program; end of input ends the session with exit status 0.
+reply, not the program; end of input ends the session with exit status 0. Input bytes that are not
+UTF-8 are replaced by U+FFFD, with one note saying so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TextIO
 
 from scribe.engine import paths
 from scribe.engine.chat_session import ChatSession
+from scribe.engine.conversations import clean_text
 from scribe.engine.errors import ScribeError
 from scribe.tui.slash_commands import is_command, run_command, unescape
 
@@ -35,7 +37,7 @@ class PlainChat:
         stderr: TextIO | None = None,
     ) -> None:
         self.session = session
-        self.stdin = stdin or sys.stdin
+        self.stdin = _tolerant(stdin or sys.stdin)
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         self.interactive = self.stdin.isatty() and self.out.isatty()
@@ -47,6 +49,8 @@ class PlainChat:
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> int:
         self.load_model(self.session.settings.model)
+        if self.session.warning:
+            self.note(f"scribe: warning: {self.session.warning}")
         if self.interactive:
             self.note(f"scribe chat · {self.session.model_name} · /help for commands · {KEYS}")
             for message in self.session.thread:
@@ -65,6 +69,10 @@ class PlainChat:
 
     def handle(self, text: str) -> bool:
         """One message or command; False ends the session."""
+        cleaned = clean_text(text)
+        if cleaned != text:
+            self.note("scribe: that input had bytes that are not UTF-8; they were replaced by �")
+            text = cleaned
         if not text.strip():
             return True
         try:
@@ -187,8 +195,10 @@ class PlainChat:
 
         history_path = paths.data_dir() / HISTORY_FILE
         try:
-            history_path.parent.mkdir(parents=True, exist_ok=True)
-            history_path.touch()
+            paths.make_private_dir(history_path.parent)  # what you typed is as private as chats
+            with paths.private_umask():
+                history_path.touch()
+            paths.tighten(history_path)
             history: FileHistory | InMemoryHistory = FileHistory(str(history_path))
         except OSError:
             history = InMemoryHistory()
@@ -200,6 +210,18 @@ class PlainChat:
                 continue  # Ctrl+C at the prompt clears the line, as in a shell
             except EOFError:
                 return
+
+
+def _tolerant(stream: TextIO) -> TextIO:
+    """Read undecodable bytes as lone surrogates (`handle` replaces them and says so) instead of
+    raising UnicodeDecodeError mid-session. A stream that cannot be reconfigured is left as is."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="surrogateescape")
+        except (ValueError, OSError):
+            pass
+    return stream
 
 
 def run_plain(session: ChatSession) -> int:

@@ -9,12 +9,13 @@ message says what is accepted; nothing reaches the model.
 from __future__ import annotations
 
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scribe.engine.chat_export import when
 from scribe.engine.chat_session import ChatSession
+from scribe.engine.conversations import parse_id
 from scribe.engine.errors import InputError
 from scribe.engine.options import SETTABLE
 from scribe.engine.text_input import read_text_file
@@ -143,18 +144,19 @@ def _cmd_new(session: ChatSession, rest: str) -> CommandResult:
 
 
 def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
-    if rest.isdigit():
-        record = session.open(int(rest))
-        return CommandResult(
-            f"opened conversation {record.id}: {record.title}", action="opened", payload=record
-        )
+    if rest.isascii() and rest.isdigit():
+        record = session.open(parse_id(rest, "/history ID"))
+        text = f"opened conversation {record.id}: {record.title}"
+        if session.warning:
+            text += f"\nwarning: {session.warning}"
+        return CommandResult(text, action="opened", payload=record)
     if rest:
         assert session.store is not None
         hits = session.store.search(rest)
         if not hits:
             return CommandResult(f"no saved conversation mentions '{rest}'")
         lines = [
-            f"{h.conversation_id:>5}  {_when(h.updated)}  {h.title}\n       {h.snippet}"
+            f"{h.conversation_id:>5}  {when(h.updated)}  {h.title}\n       {h.bracketed()}"
             for h in hits
         ]
         return CommandResult(
@@ -163,9 +165,7 @@ def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
     records = session.list_conversations(20)
     if not records:
         return CommandResult("no saved conversations yet", action="history")
-    lines = [
-        f"{r.id:>5}  {_when(r.updated)}  {r.message_count:>3} msgs  {r.title}" for r in records
-    ]
+    lines = [f"{r.id:>5}  {when(r.updated)}  {r.message_count:>3} msgs  {r.title}" for r in records]
     return CommandResult(
         "\n".join(lines) + "\nopen one with /history ID", action="history", rows=records
     )
@@ -209,10 +209,6 @@ def describe_options(session: ChatSession) -> str:
         f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
         f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}"
     )
-
-
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
 
 
 HANDLERS = {

@@ -71,7 +71,10 @@ def test_list_last_and_search(tmp_path: Path) -> None:
     assert store.last_conversation().id == second
     hits = store.search("keeper lamp")
     assert [h.conversation_id for h in hits] == [second]
-    assert "[keeper" in hits[0].snippet
+    # Plain text with the matches' spans: no markup that a renderer could read and drop.
+    assert hits[0].snippet == "The keeper's lamp burned all night."
+    assert [hits[0].snippet[a:b] for a, b in hits[0].marks] == ["keeper", "lamp"]
+    assert hits[0].bracketed() == "The [keeper]'s [lamp] burned all night."
     assert [h.conversation_id for h in store.search("lighthouses")] == [first]
     assert store.search("odd \"quote's (syntax*") == []  # user text is never FTS syntax
     assert store.search("   ") == []

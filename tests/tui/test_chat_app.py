@@ -340,3 +340,114 @@ async def test_command_palette_has_the_chat_commands() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "CommandPalette"
+
+
+async def test_typing_on_a_selected_turn_goes_to_the_prompt() -> None:
+    app, engine, session = make_app(replies=["a reply to copy"])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await say(app, pilot, "my question")
+        user, reply = app.message_views()
+        user.focus()
+        await pilot.pause()
+        await pilot.press(*"yes e")  # letters were hidden copy/edit keys here
+        assert app.focused is app.prompt and app.prompt.text == "yes e"
+        assert app.editing is None and app.clipboard == ""
+        app.prompt.clear()
+        # Enter on a selected turn edits yours, or copies a reply; the footer names it.
+        user.focus()
+        await pilot.pause()
+        assert app.active_bindings["enter"].binding.description == "Edit"
+        await pilot.press("enter")
+        assert app.editing is user.message and app.prompt.text == "my question"
+        await pilot.press("escape")
+        reply.focus()
+        await pilot.pause()
+        assert app.active_bindings["enter"].binding.description == "Copy"
+        await pilot.press("enter")
+        assert app.clipboard == "a reply to copy" and len(engine.prompts) == 1  # nothing sent
+
+
+async def test_opening_history_from_a_selected_turn_gives_the_prompt_focus() -> None:
+    app, _, session = make_app(replies=["about whales", "about ships"])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await say(app, pilot, "Tell me about whales")
+        await pilot.press("ctrl+n")
+        await say(app, pilot, "Tell me about ships")
+        app.message_views()[1].focus()
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press(*"whales", "enter")
+        await ready(app, pilot)
+        assert app.message_views()[0].message.content == "Tell me about whales"
+        assert app.focused is app.prompt
+        await pilot.press(*"more")
+        assert app.prompt.text == "more"
+
+
+async def test_continue_opens_scrolled_to_the_latest_turn() -> None:
+    store = ConversationStore()
+    cid = store.create_conversation()
+    parent = None
+    for n in range(12):
+        role = "user" if n % 2 == 0 else "assistant"
+        parent = store.add_message(cid, parent, role, f"turn {n}\n\n" + "word " * 80)
+    engine = FakeEngine()
+    session = ChatSession(store, FakeLoader(engine), Settings())
+    session.open_last()  # what `scribe chat --continue` does before the app starts
+    app = ChatApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        conversation = app.conversation
+        assert conversation.max_scroll_y > 0
+        assert conversation.scroll_y == conversation.max_scroll_y
+        last = app.message_views()[-1]
+        assert last.region.bottom <= conversation.region.bottom  # the newest turn is in view
+
+
+def option_lines(app: ChatApp) -> list[str]:
+    options = app.screen.query_one("#history-list")
+    return ["".join(s.text for s in options.render_line(y)).rstrip() for y in range(4)]
+
+
+async def test_history_picker_shows_matches_and_brackets_as_typed() -> None:
+    app, _, session = make_app(replies=["its lamp [sweeping] the sea"])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await say(app, pilot, "Explain [/x] and [bold]tags[/bold]")  # markup-like, and broken
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert "Explain [/x] and [bold]tags[/bold]" in option_lines(app)[0]
+        await pilot.press(*"sweeping")
+        await pilot.pause()
+        lines = option_lines(app)
+        assert lines[1].strip() == "its lamp [sweeping] the sea"  # the word is kept
+        prompt = app.screen.query_one("#history-list").get_option_at_index(0).prompt
+        marked = [prompt.plain[span.start : span.end] for span in prompt.spans]
+        assert marked == ["sweeping"]
+
+
+async def test_notices_show_user_text_with_brackets() -> None:
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await say(app, pilot, "/set [/x] 1")
+        await pilot.pause()
+        assert any("unknown option '[/x]'" in n for n in notices(app))
+        await say(app, pilot, "/history [bold]")
+        assert app.is_running
+
+
+async def test_regenerate_from_a_selected_turn_leaves_typing_in_the_prompt() -> None:
+    app, _, _ = make_app(replies=["first take", "second take"])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        await say(app, pilot, "Write a title")
+        app.message_views()[1].focus()
+        await pilot.press("ctrl+r")
+        await ready(app, pilot)
+        assert app.message_views()[1].message.content == "second take"
+        await pilot.press(*"ok")
+        assert app.prompt.text == "ok"
