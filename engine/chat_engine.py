@@ -49,7 +49,7 @@ class ModelEngine:
     def stream(
         self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
     ) -> Iterator[str]:
-        return self.generator.stream(prompt, options, cancel=cancel)
+        return self.generator.answer(prompt, options, cancel=cancel)
 
 
 def load_engine(spec: str | None, precision: str = "auto") -> ModelEngine:

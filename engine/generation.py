@@ -20,6 +20,7 @@ import torch
 
 from scribe.engine import fast_gpt2, quantize, threads
 from scribe.engine.detokenize import IncrementalDecoder
+from scribe.engine.errors import ScribeError
 from scribe.engine.gpt2_checkpoint import Shape
 from scribe.engine.kv_cache import FastKVState, KVState
 from scribe.engine.models import LoadedModel
@@ -41,6 +42,13 @@ class StreamStats:
     decode_s: float = 0.0  # time spent choosing and computing tokens after the first
     finish_reason: str = ""  # "length", "eos", "stop", "cancelled"
     precision: str = ""  # the weights that ran: fp32, bf16, int8, int4, or "transformers"
+
+
+ANSWER_RETRIES = 2
+
+
+class EmptyAnswer(ScribeError):
+    """Every try at an answer came back empty."""
 
 
 class Generator:
@@ -128,7 +136,7 @@ class Generator:
             generator = torch.Generator().manual_seed(options.seed)
         eos = self.loaded.eos_token_id
         decoder = IncrementalDecoder(self.decode, context=ids)
-        stops = StopFilter(options.stop)
+        stops = StopFilter(options.stop, options.lstrip)
         stats = StreamStats(prompt_tokens=len(ids), precision=self.precision)
         self.last = stats
         started = time.perf_counter()
@@ -172,6 +180,38 @@ class Generator:
                 tail += stops.flush()
             if tail:
                 yield tail
+
+    def answer(
+        self,
+        prompt: str | list[int],
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+        retries: int = ANSWER_RETRIES,
+    ) -> Iterator[str]:
+        """Like `stream`, but never a silent blank: an answer that is only whitespace (the model
+        ended the text at once, or met a stop) is tried again with sampling and a fresh seed;
+        after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
+        text follows, so a retried attempt leaves nothing on the screen."""
+        options = options or GenerationOptions()
+        for attempt in range(retries + 1):
+            held = ""
+            visible = False
+            for delta in self.stream(prompt, options, cancel):
+                if visible:
+                    yield delta
+                elif delta.strip():
+                    visible = True
+                    yield held + delta
+                else:
+                    held += delta
+            if visible or (cancel is not None and cancel.is_set()):
+                return
+            seed = (options.seed or 0) + attempt + 1
+            options = options.updated(temperature=max(options.temperature, 0.8), seed=seed)
+        raise EmptyAnswer(
+            f"the model gave an empty answer {retries + 1} times (it ended the text at once); "
+            "rephrase the input, or try a larger --model"
+        )
 
     def complete_text(
         self, prompt: str | list[int], options: GenerationOptions | None = None

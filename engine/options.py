@@ -51,6 +51,9 @@ class GenerationOptions:
     repetition_penalty: float = 1.0  # 1.0 disables; same formula as transformers
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None
+    # Drop the reply's leading whitespace before stop sequences apply: a template's answer
+    # that starts with "\n\n" would otherwise meet its own stop and come back empty.
+    lstrip: bool = False
 
     def __post_init__(self) -> None:
         for key in SETTABLE:

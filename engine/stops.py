@@ -4,13 +4,19 @@ from __future__ import annotations
 
 
 class StopFilter:
-    def __init__(self, stops: tuple[str, ...]) -> None:
+    def __init__(self, stops: tuple[str, ...], lstrip: bool = False) -> None:
         self._stops = stops
         self._pending = ""
+        self._lstrip = lstrip  # whitespace before the first visible character is dropped
         self.stopped = False
 
     def feed(self, text: str) -> str:
         """The text safe to emit now; sets `stopped` once a stop sequence appears."""
+        if self._lstrip:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self._lstrip = False
         if not self._stops:
             return text
         self._pending += text

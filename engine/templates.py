@@ -118,6 +118,11 @@ def _options(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], tuple[st
     for key, value in table.items():
         if key == "stop":
             continue
+        if key == "lstrip":
+            if not isinstance(value, bool):
+                raise TemplateError(f"{path}: [options] lstrip must be true or false")
+            options["lstrip"] = value
+            continue
         try:
             field_name, typed = parse_option(key, value)
         except InputError as err:

@@ -6,7 +6,8 @@ In:  {"id": 1, "prefix": "text before the cursor", "suffix": "text after", "max_
      {"cancel": 1}
 Out: {"id": 1, "text": "the suggestion"}  or  {"id": 1, "error": "what went wrong"}
 
-A bad line gets an error line and the bridge goes on. At the end of input it answers what is
+A bad line (not UTF-8, not JSON, nested too deeply, longer than MAX_LINE_BYTES, fields of the
+wrong type) gets one error line and the bridge goes on. At the end of input it answers what is
 still queued, then exits.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import IO, Any
 
@@ -24,6 +26,8 @@ from scribe.plugins.request_scheduler import Job
 log = logging.getLogger("scribe.plugins.jsonl")
 
 MAX_TOKENS_LIMIT = 512
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is skipped without being held in memory
+_SKIP_CHUNK = 1024 * 1024
 
 
 class RequestError(ValueError):
@@ -43,7 +47,7 @@ class JsonlBridge:
     def serve(self, lines: IO[bytes]) -> None:
         self.service.start()
         try:
-            for number, raw in enumerate(lines, start=1):
+            for number, raw in enumerate(_read_lines(lines, MAX_LINE_BYTES), start=1):
                 if self.closed:
                     break
                 self.handle_line(raw, number)
@@ -51,19 +55,13 @@ class JsonlBridge:
         finally:
             self.service.close()
 
-    def handle_line(self, raw: bytes, number: int) -> None:
-        if not raw.strip():
+    def handle_line(self, raw: bytes | None, number: int) -> None:
+        """Answer one line; `None` stands for a line over MAX_LINE_BYTES."""
+        if raw is not None and not raw.strip():
             return
         msg_id: Any = None
         try:
-            try:
-                message = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as err:
-                raise RequestError(
-                    f"line {number}: not valid JSON ({err}); send one JSON object per line"
-                ) from None
-            if not isinstance(message, dict):
-                raise RequestError(f"line {number}: expected a JSON object, got {_kind(message)}")
+            message = _decode(raw, number)
             if "cancel" in message:
                 self._cancel(message["cancel"])
                 return
@@ -71,6 +69,10 @@ class JsonlBridge:
             self._submit(msg_id, _parse_request(message, self.service.max_tokens))
         except RequestError as err:
             self._reply({"id": msg_id if _valid_id(msg_id) else None, "error": str(err)})
+        except Exception as err:  # a bug of ours: one error line, never a traceback
+            log.exception("line %d could not be served", number)
+            error = f"line {number}: internal error ({type(err).__name__}: {err})"
+            self._reply({"id": msg_id if _valid_id(msg_id) else None, "error": error})
 
     def _submit(self, msg_id: Any, request: CompletionRequest) -> None:
         job = self.service.submit(request)
@@ -95,6 +97,8 @@ class JsonlBridge:
             self._reply({"id": msg_id, "text": future.result().text})
 
     def _cancel(self, msg_id: Any) -> None:
+        if not _valid_id(msg_id):
+            raise RequestError('"cancel" must be the id of a request (a string or an integer)')
         key = json.dumps(msg_id)
         with self._jobs_lock:
             entry = self._jobs.get(key)
@@ -116,7 +120,7 @@ class JsonlBridge:
                 pass
 
     def _reply(self, message: dict[str, Any]) -> None:
-        line = json.dumps(message, ensure_ascii=False) + "\n"
+        line = _encode(message) + "\n"
         with self._write_lock:
             if self.closed:
                 return
@@ -126,6 +130,52 @@ class JsonlBridge:
             except (BrokenPipeError, ValueError, OSError):
                 log.info("the client closed its end; stopping")
                 self.closed = True
+
+
+def _read_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
+    """The stream's lines, with None for one longer than `limit` (its bytes are read and
+    dropped piece by piece, so a client cannot make the bridge hold a huge line)."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(_SKIP_CHUNK)
+        yield None
+
+
+def _decode(raw: bytes | None, number: int) -> dict[str, Any]:
+    if raw is None:
+        raise RequestError(f"line {number}: longer than {MAX_LINE_BYTES} bytes; skipped")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RequestError(
+            f"line {number}: not valid UTF-8 (byte {raw[err.start]:#04x} at offset {err.start})"
+        ) from None
+    try:
+        message = json.loads(text)
+    except ValueError as err:
+        raise RequestError(
+            f"line {number}: not valid JSON ({err}); send one JSON object per line"
+        ) from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise RequestError(f"line {number}: JSON nested too deeply") from None
+    if not isinstance(message, dict):
+        raise RequestError(f"line {number}: expected a JSON object, got {_kind(message)}")
+    return message
+
+
+def _encode(message: dict[str, Any]) -> str:
+    line = json.dumps(message, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): send it escaped
+        line = json.dumps(message)
+    return line
 
 
 def _parse_request(message: dict[str, Any], default_max_tokens: int) -> CompletionRequest:

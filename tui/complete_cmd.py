@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             generator.encode,
             generator.decode,
         )
-    _write_stream(generator.stream(prompt, options))
+    _write_stream(generator.answer(prompt, options))
     return 0
 
 
