@@ -38,6 +38,7 @@ class LoadedModel:
         config: dict[str, Any] | None = None,
         weights: Any = None,
         text: Any = None,
+        tokenizer_path: Path | None = None,
     ) -> None:
         self.name = name
         self.path = path
@@ -49,19 +50,23 @@ class LoadedModel:
         self._tokenizer = tokenizer
         self._config = config
         self._text = text
+        self._tokenizer_path = tokenizer_path or path  # an adapter may use its base's
 
     @property
     def model(self) -> Any:
-        """transformers' PreTrainedModel, in eval mode."""
+        """transformers' PreTrainedModel (or peft's, for an adapter), in eval mode."""
         if self._model is None:
-            self._model = _transformers_model(self.path, "float32")
+            if (self.path / ADAPTER_CONFIG).exists():
+                self._model = _load_adapter(self.path, "float32")[0].eval()
+            else:
+                self._model = _transformers_model(self.path, "float32")
         return self._model
 
     @property
     def tokenizer(self) -> Any:
         """transformers' fast tokenizer."""
         if self._tokenizer is None:
-            self._tokenizer = _transformers_tokenizer(self.path)
+            self._tokenizer = _transformers_tokenizer(self._tokenizer_path)
         return self._tokenizer
 
     @property
@@ -350,6 +355,10 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     card = read_card(path)
     precision = preferred_precision(precision, spec, path, card)
     adapter = (path / ADAPTER_CONFIG).exists()
+    if adapter and dtype == "float32":
+        fast = _load_merged_lora(name, path, card, precision)
+        if fast is not None:
+            return fast
     if not adapter and dtype == "float32":
         config = _read_config(path)
         if gpt2_checkpoint.is_plain(config) and gpt2_checkpoint.tokenizer_is_plain(path):
@@ -376,8 +385,38 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _load_merged_lora(
+    name: str, path: Path, card: dict[str, Any], precision: str
+) -> LoadedModel | None:
+    """A LoRA adapter on a plain GPT-2, merged into the base's weights (cached) and run on the
+    fast path: no peft, no transformers, no progress bars. None: load it through peft."""
+    from scribe.engine import gpt2_checkpoint, lora_merge
+
+    config = read_adapter_config(path)
+    if not lora_merge.mergeable(config):
+        return None
+    base_path = _adapter_base(path, config["base_model_name_or_path"])
+    base_config = _read_config(base_path)
+    has_tokenizer = any((path / name).exists() for name in TOKENIZER_FILES)
+    tok_path = path if has_tokenizer else base_path
+    if not (gpt2_checkpoint.is_plain(base_config) and gpt2_checkpoint.tokenizer_is_plain(tok_path)):
+        return None
+    try:
+        merged = lora_merge.merged_weights(path, config, weight_files(base_path))
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path}: cannot merge the adapter into its base ({err})") from None
+    card = {"base_model": config["base_model_name_or_path"], **card}
+    return _load_plain_gpt2(name, path, base_config, card, precision, [merged], tok_path)
+
+
 def _load_plain_gpt2(
-    name: str, path: Path, config: dict[str, Any], card: dict[str, Any], precision: str
+    name: str,
+    path: Path,
+    config: dict[str, Any],
+    card: dict[str, Any],
+    precision: str,
+    files: list[Path] | None = None,
+    tokenizer_path: Path | None = None,
 ) -> LoadedModel:
     """A plain GPT-2 from its files: safetensors and tokenizers, no transformers import."""
     from safetensors import SafetensorError
@@ -385,18 +424,26 @@ def _load_plain_gpt2(
     from scribe.engine import gpt2_checkpoint
     from scribe.engine.quantize import choose_precision
 
+    tokenizer_path = tokenizer_path or path
     try:
-        weights = gpt2_checkpoint.Weights(weight_files(path))
+        weights = gpt2_checkpoint.Weights(files or weight_files(path))
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"{path}: cannot load the weights ({err})") from None
     try:
-        text = gpt2_checkpoint.TextTokenizer(path, config)
+        text = gpt2_checkpoint.TextTokenizer(tokenizer_path, config)
     except Exception as err:  # noqa: BLE001 - tokenizers raises plain Exception on bad JSON
-        raise ModelError(f"{path}: cannot load the tokenizer ({err})") from None
-    _check_vocab(path, text.vocab_size, int(config["vocab_size"]))
+        raise ModelError(f"{tokenizer_path}: cannot load the tokenizer ({err})") from None
+    _check_vocab(tokenizer_path, text.vocab_size, int(config["vocab_size"]))
     precision = choose_precision(precision, weights.parameters())
     return LoadedModel(
-        name, path, card=card, precision=precision, config=config, weights=weights, text=text
+        name,
+        path,
+        card=card,
+        precision=precision,
+        config=config,
+        weights=weights,
+        text=text,
+        tokenizer_path=tokenizer_path,
     )
 
 

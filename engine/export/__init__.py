@@ -1,0 +1,1 @@
+"""Exporting scribe's models to other runtimes' formats (GGUF for llama.cpp and Ollama)."""

@@ -1,0 +1,426 @@
+"""GGUF export: a GPT-2 that scribe loads (a full model, a LoRA adapter merged into its base, or
+the embedded default) as one .gguf file for llama.cpp, with an Ollama Modelfile beside it.
+
+The file is laid out as llama.cpp's convert_hf_to_gguf.py writes the "gpt2" architecture: its
+metadata keys, its tensor names (gguf's own GPT-2 name map), Conv1D weights transposed to
+llama.cpp's [out, in] layout, norms, biases and position embeddings in F32, the other matrices in
+the chosen type (F16 where a row does not fill whole 32-value quantization blocks), and the
+byte-level BPE vocabulary with its merges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gguf
+import numpy as np
+
+from scribe.engine import models
+from scribe.engine.errors import InputError, ModelError, OutputError
+
+Q = gguf.GGMLQuantizationType
+# --quant -> (general.file_type, the type of the 2-D weight matrices).
+QUANTS: dict[str, tuple[gguf.LlamaFileType, gguf.GGMLQuantizationType]] = {
+    "f16": (gguf.LlamaFileType.MOSTLY_F16, Q.F16),
+    "q8_0": (gguf.LlamaFileType.MOSTLY_Q8_0, Q.Q8_0),
+    "q4_0": (gguf.LlamaFileType.MOSTLY_Q4_0, Q.Q4_0),
+}
+ARCH = gguf.MODEL_ARCH.GPT2
+POSITION_EMBD = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.POS_EMBD] + ".weight"
+TOKEN_EMBD = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.TOKEN_EMBD] + ".weight"
+OUTPUT = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.OUTPUT] + ".weight"
+# GPT-2's Conv1D layers store [in, out]; llama.cpp, like nn.Linear, wants [out, in].
+CONV1D_WEIGHTS = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")
+# Attention-mask buffers in old checkpoints: not weights, and the converter drops them too.
+MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
+# Activations llama.cpp's gpt2 graph computes (its GELU is the tanh approximation).
+GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu")
+MODELFILE = "Modelfile"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    gguf_path: Path
+    modelfile: Path
+    name: str
+    quant: str
+    tensors: int
+    size_bytes: int
+    # Matrices written F16 instead of --quant: their rows are not whole quantization blocks.
+    f16_fallbacks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    tokens: list[str]
+    types: list[int]
+    merges: list[str]
+
+
+def export_gguf(
+    spec: str | None, quant: str = "f16", out: str | Path | None = None
+) -> ExportResult:
+    """Write model `spec` (as --model takes it; None or "default": the default model) to a
+    GGUF file at `out` (a .gguf file, or a folder for NAME-QUANT.gguf; default: the current
+    folder) and an Ollama Modelfile beside it."""
+    if quant not in QUANTS:
+        raise InputError(f"--quant {quant!r}: choose one of {', '.join(QUANTS)}")
+    loaded = models.load(_spec(spec), precision="fp32")
+    n_ctx = loaded.n_positions
+    model = _merged_model(loaded)
+    config = model.config.to_dict()
+    _check_gpt2(loaded.path, config)
+    name = export_name(spec, loaded)
+    target = target_path(out, name, quant)
+    vocab = read_vocab(_tokenizer_json(loaded), int(config["vocab_size"]), loaded.path)
+    written = _write_atomically(
+        target, lambda part: write_gguf(part, config, model, vocab, loaded, n_ctx, quant)
+    )
+    generation = _generation_config(loaded.path)
+    text = modelfile_text(target.name, generation, _stops(loaded, generation), n_ctx)
+    modelfile = target.parent / MODELFILE
+    _write_atomically(modelfile, lambda part: part.write_text(text, encoding="utf-8"))
+    wanted = QUANTS[quant][1]
+    fallbacks = [n for n, (want, got) in written.items() if want == wanted and got != wanted]
+    return ExportResult(
+        target, modelfile, name, quant, len(written), target.stat().st_size, fallbacks
+    )
+
+
+def _spec(spec: str | None) -> str | None:
+    """`scribe models` lists the embedded model as "default": accept that name too, unless a
+    folder or a model of that name exists."""
+    if spec == "default" and not Path(spec).is_dir():
+        from scribe.engine import paths
+
+        if not (paths.models_dir() / spec).is_dir():
+            return str(models.DEFAULT_MODEL_DIR)
+    return spec
+
+
+def export_name(spec: str | None, loaded: models.LoadedModel) -> str:
+    """The name the files are called by: the model's folder, or a hub id's last part (its
+    folder is a snapshot hash), made safe for a file name."""
+    name = loaded.name
+    if spec and loaded.path.parent.name == "snapshots":
+        name = spec.rsplit("/", 1)[-1]
+    return re.sub(r"[^\w.-]+", "-", name).strip("-.") or "model"
+
+
+def target_path(out: str | Path | None, name: str, quant: str) -> Path:
+    """`out` itself when it names a .gguf file, else NAME-QUANT.gguf in the folder `out` (made
+    if needed); in the current folder when None."""
+    filename = f"{name}-{quant}.gguf"
+    if out is None:
+        return Path(filename)
+    folder = str(out).endswith(("/", os.sep))  # a slash Path would drop
+    out = Path(out).expanduser()
+    if folder or out.is_dir() or out.suffix.lower() != ".gguf":
+        return out / filename
+    return out
+
+
+def _merged_model(loaded: models.LoadedModel) -> Any:
+    """transformers' model; a LoRA adapter is merged into its base first, so the file holds
+    plain weights (llama.cpp's gpt2 graph has no adapter slots)."""
+    model = loaded.model
+    if not (loaded.path / models.ADAPTER_CONFIG).exists():
+        return model
+    merge = getattr(model, "merge_and_unload", None)
+    if merge is None:
+        kind = models.read_adapter_config(loaded.path).get("peft_type", "this")
+        raise ModelError(
+            f"{loaded.path}: a {kind} adapter cannot be merged into its base model, so it has "
+            "no GGUF form; export its base, or finetune with --method lora"
+        )
+    return merge()
+
+
+def _check_gpt2(path: Path, config: Mapping[str, Any]) -> None:
+    """What llama.cpp's gpt2 graph would compute differently fails here, not in llama.cpp."""
+    if config.get("model_type") != "gpt2":
+        raise ModelError(
+            f"{path}: model type {config.get('model_type')!r} is not GPT-2; scribe exports "
+            "GPT-2 models to GGUF"
+        )
+    activation = config.get("activation_function", "gelu_new")
+    problems = {
+        f"activation {activation!r}": activation not in GELU,
+        "scale_attn_by_inverse_layer_idx": bool(config.get("scale_attn_by_inverse_layer_idx")),
+        "scale_attn_weights false": not config.get("scale_attn_weights", True),
+    }
+    unsupported = [what for what, bad in problems.items() if bad]
+    if unsupported:
+        raise ModelError(
+            f"{path / 'config.json'}: {', '.join(unsupported)} is not part of llama.cpp's GPT-2, "
+            "so a GGUF file would not reproduce this model"
+        )
+
+
+def _tokenizer_json(loaded: models.LoadedModel) -> dict[str, Any]:
+    """The tokenizer as tokenizer.json holds it (also for a vocab.json + merges.txt folder,
+    which transformers converts)."""
+    return json.loads(loaded.tokenizer.backend_tokenizer.to_str())
+
+
+def read_vocab(tokenizer: Mapping[str, Any], rows: int, path: Path) -> Vocab:
+    """llama.cpp's "gpt2" vocabulary: one token per embedding row (rows no token uses are
+    [PADn], unused, as the converter writes them), added special tokens as control tokens."""
+    model = tokenizer.get("model") or {}
+    if model.get("type") != "BPE" or not _byte_level(tokenizer.get("pre_tokenizer")):
+        raise ModelError(
+            f"{path}: the tokenizer is not a byte-level BPE, which llama.cpp's gpt2 tokenizer "
+            "needs; export a model with a GPT-2 style tokenizer"
+        )
+    by_id = {int(i): str(token) for token, i in model.get("vocab", {}).items()}
+    added = {int(t["id"]): t for t in tokenizer.get("added_tokens", [])}
+    by_id.update({i: str(t["content"]) for i, t in added.items()})
+    if by_id and max(by_id) >= rows:
+        raise ModelError(
+            f"{path}: token id {max(by_id)} is past the model's {rows} embeddings; the "
+            "tokenizer belongs to another model"
+        )
+    tokens, types = [], []
+    for i in range(rows):
+        token = by_id.get(i)
+        tokens.append(f"[PAD{i}]" if token is None else token)
+        types.append(_token_type(token, added.get(i)))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    return Vocab(tokens, types, merges)
+
+
+def _byte_level(pre_tokenizer: Any) -> bool:
+    if not isinstance(pre_tokenizer, dict):
+        return False
+    if pre_tokenizer.get("type") == "ByteLevel":
+        return True
+    return any(_byte_level(p) for p in pre_tokenizer.get("pretokenizers") or [])
+
+
+def _token_type(token: str | None, added: Mapping[str, Any] | None) -> int:
+    if token is None:
+        return gguf.TokenType.UNUSED
+    if added is None:
+        return gguf.TokenType.NORMAL
+    # <|endoftext|>, <|fim_prefix|>...: matched whole, never split or merged by llama.cpp.
+    looks_special = token.startswith("<|") and token.endswith("|>")
+    special = added.get("special") or looks_special
+    return gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
+
+
+def gguf_tensors(state: Mapping[str, Any], n_layer: int) -> Iterator[tuple[str, np.ndarray]]:
+    """(llama.cpp name, float32 array in llama.cpp's layout) for each of the model's tensors;
+    a tied LM head is written out as a copy of the token embeddings, as the converter does."""
+    names = gguf.get_tensor_name_map(ARCH, n_layer)
+    seen = set()
+    for hf_name, tensor in state.items():
+        if hf_name.endswith(MASK_BUFFERS):
+            continue
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise ModelError(f"tensor {hf_name} has no place in llama.cpp's GPT-2 layout")
+        array = tensor.detach().float().cpu().numpy()
+        if hf_name.endswith(CONV1D_WEIGHTS):
+            array = array.T
+        seen.add(name)
+        yield name, np.ascontiguousarray(array)
+    if OUTPUT not in seen:
+        token_embd = next(t for n, t in state.items() if names.get_name(n) == TOKEN_EMBD)
+        yield OUTPUT, np.ascontiguousarray(token_embd.detach().float().cpu().numpy())
+
+
+def tensor_type(name: str, array: np.ndarray, quant: str) -> gguf.GGMLQuantizationType:
+    """F32 for what llama.cpp only reads as F32 (1-D tensors, norms, biases, position
+    embeddings, as the converter decides); --quant's type for the weight matrices."""
+    if array.ndim <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight"):
+        return Q.F32
+    if name == POSITION_EMBD:
+        return Q.F32
+    return QUANTS[quant][1]
+
+
+def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType) -> tuple[np.ndarray, Any]:
+    """The tensor's bytes in `qtype`, or in F16 when its rows are not whole 32-value blocks
+    (the converter's fallback)."""
+    try:
+        return gguf.quants.quantize(array, qtype), qtype
+    except gguf.QuantError:
+        return gguf.quants.quantize(array, Q.F16), Q.F16
+
+
+def write_gguf(
+    path: Path,
+    config: Mapping[str, Any],
+    model: Any,
+    vocab: Vocab,
+    loaded: models.LoadedModel,
+    n_ctx: int,
+    quant: str,
+) -> dict[str, tuple[Any, Any]]:
+    """Write the GGUF file; returns each tensor's (wanted type, written type)."""
+    writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[ARCH])
+    _add_general(writer, loaded)
+    _add_hparams(writer, config, n_ctx, quant)
+    _add_tokenizer(writer, vocab, loaded, config)
+    written = {}
+    for name, array in gguf_tensors(model.state_dict(), int(config["n_layer"])):
+        wanted = tensor_type(name, array, quant)
+        data, qtype = encode(array, wanted)
+        written[name] = (wanted, qtype)
+        writer.add_tensor(name, data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return written
+
+
+def _add_general(writer: gguf.GGUFWriter, loaded: models.LoadedModel) -> None:
+    """general.* from the scribe card (scribe.json), else the model's folder name."""
+    card = loaded.card
+    writer.add_type(gguf.GGUFType.MODEL)
+    name = card.get("name")
+    writer.add_name(name if isinstance(name, str) and name else loaded.name)
+    description = card.get("description")
+    if isinstance(description, str) and description:
+        writer.add_description(description)
+    licence = card.get("licence", card.get("license"))
+    if isinstance(licence, str) and licence:
+        writer.add_license(licence)
+
+
+def _add_hparams(
+    writer: gguf.GGUFWriter, config: Mapping[str, Any], n_positions: int, quant: str
+) -> None:
+    n_embd = int(config["n_embd"])
+    writer.add_context_length(n_positions)
+    writer.add_embedding_length(n_embd)
+    writer.add_feed_forward_length(int(config.get("n_inner") or 4 * n_embd))
+    writer.add_block_count(int(config["n_layer"]))
+    writer.add_head_count(int(config["n_head"]))
+    writer.add_layer_norm_eps(float(config.get("layer_norm_epsilon", 1e-5)))
+    writer.add_file_type(QUANTS[quant][0])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+def _add_tokenizer(
+    writer: gguf.GGUFWriter, vocab: Vocab, loaded: models.LoadedModel, config: Mapping[str, Any]
+) -> None:
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # byte-level BPE split by GPT-2's pattern
+    writer.add_token_list(vocab.tokens)
+    writer.add_token_types(vocab.types)
+    writer.add_token_merges(vocab.merges)
+    tokenizer = loaded.tokenizer
+    bos = _first_id(tokenizer.bos_token_id, config.get("bos_token_id"))
+    eos = _first_id(tokenizer.eos_token_id, config.get("eos_token_id"))
+    if bos is not None:
+        writer.add_bos_token_id(bos)
+    if eos is not None:
+        writer.add_eos_token_id(eos)
+    if tokenizer.pad_token_id is not None:
+        writer.add_pad_token_id(int(tokenizer.pad_token_id))
+    # scribe encodes prompts without special tokens; llama.cpp must not add a BOS either.
+    writer.add_add_bos_token(False)
+    writer.add_add_eos_token(False)
+
+
+def _first_id(*candidates: Any) -> int | None:
+    for value in candidates:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _write_atomically(target: Path, write: Callable[[Path], T]) -> T:
+    """Call write(partial path), then move it over `target`: a failed export leaves no
+    half-written file that llama.cpp or Ollama would choke on."""
+    part = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = write(part)
+        os.replace(part, target)
+    except OSError as err:
+        _remove(part)
+        raise OutputError(
+            f"{target}: cannot write ({err.strerror or err}); free some space or pass --out "
+            "somewhere writable"
+        ) from None
+    except BaseException:
+        _remove(part)
+        raise
+    return result
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # its folder is a file, or is gone: nothing was written there
+        pass
+
+
+# -- the Ollama Modelfile ----------------------------------------------------------------------
+def _generation_config(path: Path) -> dict[str, Any]:
+    """generation_config.json of the model, or of an adapter's base; {} when there is none."""
+    folders = [path]
+    if (path / models.ADAPTER_CONFIG).exists():
+        base = models.read_adapter_config(path)["base_model_name_or_path"]
+        folders.append(models.resolve(base))
+    for folder in folders:
+        try:
+            data = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def _stops(loaded: models.LoadedModel, generation: Mapping[str, Any]) -> list[str]:
+    """The end-of-text token(s) generation_config names, then its stop_strings."""
+    eos = generation.get("eos_token_id", loaded.eos_token_id)
+    ids = eos if isinstance(eos, list) else [eos]
+    stops = [
+        loaded.tokenizer.convert_ids_to_tokens(i)
+        for i in ids
+        if isinstance(i, int) and not isinstance(i, bool)
+    ]
+    extra = generation.get("stop_strings") or []
+    stops += [extra] if isinstance(extra, str) else [s for s in extra if isinstance(s, str)]
+    return list(dict.fromkeys(s for s in stops if s))
+
+
+def modelfile_text(
+    gguf_name: str, generation: Mapping[str, Any], stops: list[str], n_ctx: int
+) -> str:
+    """An Ollama Modelfile: the GGUF beside it, plain completion (the prompt passes through
+    untouched), and the sampling settings of generation_config.json, scribe's defaults for
+    those it lacks."""
+    from scribe.engine.options import GenerationOptions
+
+    defaults = GenerationOptions()
+    lines = [f"FROM ./{gguf_name}", "", 'TEMPLATE """{{ .Prompt }}"""', ""]
+    for key in ("temperature", "top_k", "top_p"):
+        value = generation.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            value = getattr(defaults, key)
+        lines.append(f"PARAMETER {key} {value}")
+    # Ollama's default window is larger than GPT-2's position table: keep it inside.
+    lines.append(f"PARAMETER num_ctx {n_ctx}")
+    lines += [f"PARAMETER stop {_quoted(stop)}" for stop in stops if '"""' not in stop]
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(value: str) -> str:
+    """A Modelfile value as Ollama's parser reads it back: quotes, no escapes (a newline is
+    written as itself); triple quotes when the value holds a quote."""
+    return f'"""{value}"""' if '"' in value else f'"{value}"'
