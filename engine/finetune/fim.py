@@ -69,11 +69,15 @@ def apply(docs: list[Document], rate: float, seed: int, block: int, eos: str) ->
     return out
 
 
+def has_tokens(tokenizer: Any) -> bool:
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in TOKENS]
+    return all(i is not None and i != tokenizer.unk_token_id for i in ids)
+
+
 def add_tokens(tokenizer: Any, model: Any | None) -> bool:
     """Give a base model's tokenizer the FIM tokens (and the model rows for them) when it lacks
     them; True when anything was added."""
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in TOKENS]
-    if all(i is not None and i != tokenizer.unk_token_id for i in ids):
+    if has_tokens(tokenizer):
         return False
     tokenizer.add_tokens(list(TOKENS), special_tokens=True)
     if model is not None:

@@ -187,7 +187,14 @@ class _Run:
 
             self.emit(Stage(f"loading {s.model or 'the default model'}"))
             loaded = load(s.model)
-            if s.fim and fim.add_tokens(loaded.tokenizer, loaded.model):
+            if s.fim and not fim.has_tokens(loaded.tokenizer):
+                if s.method != "full":
+                    raise InputError(
+                        f"--fim adds three tokens to {s.model or 'the base'}, and a {s.method} "
+                        "adapter cannot carry new token rows; use --method full, or a base that "
+                        "has the FIM tokens (scribe's default model does)"
+                    )
+                fim.add_tokens(loaded.tokenizer, loaded.model)
                 self.emit(Stage("added the fill-in-the-middle tokens to the tokenizer"))
             return loaded.tokenizer, loaded
         from scribe.engine.finetune.scratch import parse_shape, train_tokenizer

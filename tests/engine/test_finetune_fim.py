@@ -114,3 +114,24 @@ def test_fim_rate_outside_zero_to_one_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="--fim"):
         scratch_settings(tmp_path, fim=1.5).check()
+
+
+def test_fim_with_an_adapter_on_a_base_without_the_tokens_is_refused(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from scribe.engine.errors import InputError
+
+    data = write_text(tmp_path, paragraphs=40)
+    settings = FinetuneSettings(
+        data=[str(data)],
+        out=str(tmp_path / "lora-fim"),
+        model=str(tiny_model_dir),
+        method="lora",
+        fim=0.5,
+        max_steps=2,
+        block_size=32,
+        threads=1,
+        bf16=False,
+    )
+    with pytest.raises(InputError, match="adapter cannot carry new token rows"):
+        run_finetune(settings)
