@@ -1,6 +1,6 @@
 """Editor completion latency: request -> response through the real `scribe lsp`, over stdio.
 
-Scenario (DESIGN.md section 8): a ~1000-token Markdown document, a one-word edit near its end,
+Scenario: a ~1000-token Markdown document, a one-word edit near its end,
 then an invoked `textDocument/inlineCompletion` for an 8-token suggestion at the cursor.
 - "prefix reuse": the same document each time, so the server's prompt keeps its start and the
   engine feeds only the tokens after the edit;
@@ -11,6 +11,12 @@ Weights: GPT-2 124M's shape with random values (tests/factory.gpt2_124m); speed 
 on trained values. Usage (from the repo root):
 
     .venv/bin/python bench/lsp_latency.py [--runs 15] [--model DIR] [--tokens 8]
+    .venv/bin/python bench/lsp_latency.py --fim --model engine/default_model
+
+`--fim` puts the cursor before the document's last paragraph, so there is text after it, and runs
+the prefix-reuse scenario twice in one run: on the model as it is (its card declares
+fill-in-the-middle, so the server sends the suffix too) and on a copy whose card does not
+(prefix only).
 """
 
 from __future__ import annotations
@@ -113,7 +119,11 @@ def one_word_edit(doc: str, step: int) -> str:
     return doc[: doc.rindex(" ") + 1] + WORDS[step % len(WORDS)]
 
 
+SUFFIX = "\n\nThe next morning the sea was calm again, and the boats went out at dawn.\n"
+
+
 def complete(client: LspClient, uri: str, text: str) -> tuple[float, dict[str, Any]]:
+    """A completion at the end of `text` (the text before the cursor)."""
     lines = text.split("\n")
     params = {
         "textDocument": {"uri": uri},
@@ -125,7 +135,10 @@ def complete(client: LspClient, uri: str, text: str) -> tuple[float, dict[str, A
     return seconds, status["last"]
 
 
-def scenario(client: LspClient, docs: dict[str, str], runs: int) -> list[tuple[float, dict]]:
+def scenario(
+    client: LspClient, docs: dict[str, str], runs: int, after: str = ""
+) -> list[tuple[float, dict]]:
+    """`docs` holds the text before the cursor; `after` follows it in every document."""
     versions = dict.fromkeys(docs, 1)
     for uri, text in docs.items():  # the first request per document is not measured
         complete(client, uri, text)
@@ -139,7 +152,7 @@ def scenario(client: LspClient, docs: dict[str, str], runs: int) -> list[tuple[f
             "textDocument/didChange",
             {
                 "textDocument": {"uri": uri, "version": versions[uri]},
-                "contentChanges": [{"text": docs[uri]}],
+                "contentChanges": [{"text": docs[uri] + after}],
             },
         )
         results.append(complete(client, uri, docs[uri]))
@@ -168,7 +181,10 @@ def main() -> int:
     parser.add_argument("--model", help="a model folder (default: GPT-2 124M-shaped, random)")
     parser.add_argument("--tokens", type=int, default=8, help="suggestion length in tokens")
     parser.add_argument("--doc-tokens", type=int, default=1000, help="document length")
+    parser.add_argument("--fim", action="store_true", help="FIM versus prefix-only, see above")
     args = parser.parse_args()
+    if args.fim:
+        return fim_comparison(args)
 
     from tests import factory
 
@@ -200,6 +216,53 @@ def main() -> int:
         baseline = report("no reuse (baseline)", scenario(client, dict(docs), args.runs))
         print(f"prefix reuse is {baseline / reuse:.1f}x faster (target: median <= 500 ms)")
         client.close()
+    return 0
+
+
+def start(model: str, tokens: int, env: dict[str, str]) -> LspClient:
+    command = [sys.executable, "-m", "scribe.tui.cli", "lsp", "--model", model]
+    client = LspClient([*command, "--debounce-ms", "0", "--max-tokens", str(tokens)], env)
+    client.request("initialize", {"processId": os.getpid(), "capabilities": {}})
+    client.notify("initialized", {})
+    while client.request("scribe/status", None)[1]["state"] == "loading":
+        time.sleep(0.2)
+    return client
+
+
+def fim_comparison(args: argparse.Namespace) -> int:
+    import shutil
+
+    from scribe.engine.models import load, resolve
+
+    with tempfile.TemporaryDirectory(prefix="scribe-bench-") as tmp:
+        env = dict(os.environ, SCRIBE_HOME=str(Path(tmp) / "home"), HF_HUB_OFFLINE="1")
+        model = resolve(args.model)
+        plain = Path(tmp) / "prefix-only"
+        shutil.copytree(model, plain, ignore=shutil.ignore_patterns("scribe-*.safetensors"))
+        card_file = plain / "scribe.json"
+        card = json.loads(card_file.read_text()) if card_file.exists() else {}
+        if "fim" not in card:
+            sys.exit(f"bench: {model}'s card declares no fill-in-the-middle format")
+        card_file.write_text(json.dumps({k: v for k, v in card.items() if k != "fim"}))
+        encode = load(str(model)).text.encode
+        before = document(STORY, args.doc_tokens, encode)
+        print(
+            f"scribe lsp, {model.name}, cursor before the last paragraph of a "
+            f"{args.doc_tokens}-token document, {args.tokens}-token suggestion, {args.runs} "
+            f"runs, load average {os.getloadavg()[0]:.1f}"
+        )
+        medians = {}
+        for name, folder in (("FIM", model), ("prefix only", plain)):
+            client = start(str(folder), args.tokens, env)
+            uri = "file:///bench/fim.md"
+            item = {"uri": uri, "languageId": "markdown", "version": 1, "text": before + SUFFIX}
+            client.notify("textDocument/didOpen", {"textDocument": item})
+            fim_on = client.request("scribe/status", None)[1].get("fim")
+            medians[name] = report(
+                f"{name} (fim={fim_on})", scenario(client, {uri: before}, args.runs, after=SUFFIX)
+            )
+            client.close()
+        print(f"FIM costs {medians['FIM'] / medians['prefix only']:.2f}x the prefix-only latency")
     return 0
 
 

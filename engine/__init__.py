@@ -1,4 +1,4 @@
 """scribe's engine: models, generation, context, templates and fine-tuning.
 
-Imports no UI or server library and never writes to a terminal (DESIGN.md section 2).
+Imports no UI or server library and never writes to a terminal.
 """

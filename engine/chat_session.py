@@ -1,4 +1,4 @@
-"""Chat logic shared by the Textual app and plain mode, with no UI in it (DESIGN.md section 7).
+"""Chat logic shared by the Textual app and plain mode, with no UI in it.
 
 A `ChatSession` holds the conversation being shown (the branch from the root to its head), its
 settings (system prompt, template, options, model) and the store. `send`, `regenerate` and `edit`

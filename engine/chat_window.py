@@ -1,4 +1,4 @@
-"""Which part of a conversation goes into the prompt (DESIGN.md section 5).
+"""Which part of a conversation goes into the prompt.
 
 Budget B = n_positions - reserve - MARGIN tokens, counted exactly with the model's tokenizer.
 Pinned: the system prompt, the template frame and the current user turn (if that alone is too long,

@@ -1,4 +1,4 @@
-"""Fitting text into the model's window with exact token counts (DESIGN.md section 5)."""
+"""Fitting text into the model's window with exact token counts."""
 
 from __future__ import annotations
 

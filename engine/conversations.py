@@ -1,4 +1,4 @@
-"""Saved conversations: one SQLite file in the data dir (DESIGN.md section 7).
+"""Saved conversations: one SQLite file in the data dir.
 
 WAL journal, a schema version with forward-only migrations, messages linked by parent id (so a
 regenerated reply or an edited turn is a sibling branch, and nothing is ever overwritten), and an

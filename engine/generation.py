@@ -1,4 +1,4 @@
-"""Streaming generation: one interface for every door (DESIGN.md section 4).
+"""Streaming generation: one interface for every door.
 
 `Generator.stream(prompt, options, cancel)` is a plain generator of text deltas. It runs its own
 KV-cache decode loop and keeps the cache of the last prompt, so a new prompt that shares a prefix

@@ -1,5 +1,5 @@
 """Finding and loading models: a folder, a name under the data dir's models/, a hub id, or the
-embedded default (DESIGN.md section 3). Weights load from safetensors only; never remote code."""
+embedded default. Weights load from safetensors only; never remote code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prompt templates: TOML files with `string.Template` variables (DESIGN.md section 6).
+"""Prompt templates: TOML files with `string.Template` variables.
 
 Built-ins ship in engine/builtin_templates/; the config dir's templates/ add or override them.
 GPT-2 is not instruction-tuned, so the built-ins use completion-style cues.

@@ -1,4 +1,4 @@
-"""The one-way dependency rules of DESIGN.md section 2, checked on the source with ast."""
+"""The one-way dependency rules of the project, checked on the source with ast."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Textual app of `scribe chat` (DESIGN.md section 7).
+"""The Textual app of `scribe chat`.
 
 All chat logic lives in `ChatSession`; this module turns it into a screen. The model loads and
 replies stream in thread workers, so typing never waits for the model. Esc stops a reply (the

@@ -1,4 +1,4 @@
-"""`scribe finetune`: teach a model the user's text or task (DESIGN.md section 9).
+"""`scribe finetune`: teach a model the user's text or task.
 
 The engine (scribe.engine.finetune) does the work and reports events; this module turns flags
 into settings and renders the events: a rich progress bar on stderr, tables on stdout.

@@ -1,4 +1,4 @@
-"""Fine-tuning: teach a model the user's text or task (DESIGN.md section 9).
+"""Fine-tuning: teach a model the user's text or task.
 
 `run_finetune(settings, on_event)` is the one entry point. It reads and splits the data, trains
 (full, LoRA, prefix tuning, or a new small model from scratch), evaluates before and after, and

@@ -530,7 +530,7 @@ class _Run:
             output=output,
             chat=chat.as_dict() if uses_chat else None,
         )
-        # DESIGN.md section 9: the fixed-prompt samples belong in the card too, not only the report.
+        # the fixed-prompt samples belong in the card too, not only the report.
         card["samples"] = [
             {"prompt": prompt, "before": before, "after": after}
             for prompt, before, after in zip(

@@ -1,5 +1,5 @@
 """`--from-scratch`: a new small GPT-2-shaped model and a byte-level BPE tokenizer trained on the
-training split (the recipe of the embedded default model, DESIGN.md section 3)."""
+training split (the recipe of the embedded default model)."""
 
 from __future__ import annotations
 

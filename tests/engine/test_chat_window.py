@@ -1,4 +1,4 @@
-"""Context windowing for chat (DESIGN.md section 5), with exact token counts from real tokenizers,
+"""Context windowing for chat, with exact token counts from real tokenizers,
 and the 60-turn test: every prompt sent fits n_positions minus the reply reserve."""
 
 from __future__ import annotations
