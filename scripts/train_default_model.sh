@@ -78,6 +78,9 @@ phase() {  # phase OUT ARGS...: resume the phase if it has a run folder, else st
   echo "== done $(date -u +%FT%TZ)"
 } 2>&1 | tee -a "$LOG"
 
+# Held-out bits per byte (bench/bpb.py: prose and Python no corpus contains), for the card.
+"$PY" bench/bpb.py --model "$OUT" --json build/default-model-bpb.json
+
 # Install into the package: only what scribe loads (no report or run folder).
 rm -f "$DEST"/*.json "$DEST"/*.safetensors "$DEST"/*.txt
 for f in config.json generation_config.json model.safetensors tokenizer.json \
@@ -130,7 +133,9 @@ for f in card.get("data", {}).get("files", []):
 card.setdefault("data", {})["files"] = list(per_folder.values())
 held = Path("build/default-model-bpb.json")
 if held.exists():  # bench/bpb.py's held-out scores, when it has been run
-    card["held_out_bpb"] = json.loads(held.read_text(encoding="utf-8"))
+    scores = json.loads(held.read_text(encoding="utf-8"))
+    card["held_out_bpb"] = {"model": scores[str(out)], "bzip2 -9": scores["bzip2 -9"],
+                            "texts": "bench/heldout/ (prose.txt, code.txt)"}
 (dest / "scribe.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
 shutil.copy("build/corpus_words.txt", dest / "words.txt")
