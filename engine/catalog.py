@@ -80,7 +80,11 @@ def _size(path: Path) -> int:
 def _local_base_config(base: str) -> dict[str, Any]:
     """The config.json of an adapter's base when it is a folder here (never the hub: listing
     stays offline and fast)."""
-    for folder in (Path(base).expanduser(), paths.models_dir() / base):
+    try:
+        local = Path(base).expanduser()
+    except RuntimeError:  # "~someone/..." with no such user: not a folder here
+        local = Path(base)
+    for folder in (local, paths.models_dir() / base):
         if (folder / "config.json").is_file():
             return _json_object(folder / "config.json")
     return {}

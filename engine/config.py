@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine import paths
-from scribe.engine.errors import ConfigError
+from scribe.engine.errors import ConfigError, InputError
 
 # engine/quantize.py's choices, repeated here so that reading the config does not import torch.
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
@@ -46,6 +46,11 @@ def load_config() -> Config:
         raise ConfigError(
             f'{path}: default_model must be a model name, e.g. default_model = "gpt2"'
         )
+    if model is not None and model.startswith("~"):
+        try:
+            paths.user_path(model, "default_model")
+        except InputError as err:  # the same line, but naming this file
+            raise ConfigError(f"{path}: {err}") from None
     precision = data.get("precision", {})
     if not isinstance(precision, dict):
         raise ConfigError(f'{path}: precision must be a table, e.g. [precision] then gpt2 = "int8"')

@@ -109,7 +109,7 @@ def resolve(spec: str | None) -> Path:
     """The model folder for --model SPEC (downloading into the transformers cache if needed)."""
     if spec is None:
         return _resolve_default()
-    path = Path(spec).expanduser()
+    path = paths.user_path(spec, "model")  # an unknown ~user is one line, not a traceback
     if path.is_dir():
         return path
     named = paths.models_dir() / spec

@@ -8,12 +8,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from scribe.engine.errors import InputError
+
 APP = "scribe"
+
+
+def user_path(text: str, what: str) -> Path:
+    """A path the user typed, with `~` expanded. pathlib raises RuntimeError for an unknown
+    `~user` and ValueError (at first use) for a NUL byte; both become one InputError naming
+    `what` (the flag, command or variable it came from)."""
+    if "\x00" in text:
+        raise InputError(f"{what}: a path cannot contain a NUL byte; give another path")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text[1:].split(os.sep, 1)[0]
+        raise InputError(
+            f"{what} {text}: there is no user '{user}' to expand ~{user}; write the full path"
+        ) from None
 
 
 def _home() -> Path | None:
     value = os.environ.get("SCRIBE_HOME")
-    return Path(value).expanduser() if value else None
+    return user_path(value, "SCRIBE_HOME") if value else None
 
 
 def config_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from scribe.engine.errors import InputError
@@ -30,13 +31,31 @@ def decode_text(data: bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
+# Far beyond any model's context; a larger "text" file is a mistake that would fill memory.
+MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024
+
+
 def read_text_file(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path}: is a folder; give a text file")
+        # A pipe would block the open until someone writes; /dev/zero never ends.
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file (a device or pipe); give a text file")
+        if info.st_size > MAX_TEXT_FILE_BYTES:
+            raise InputError(
+                f"{path}: {info.st_size} bytes is more than the {MAX_TEXT_FILE_BYTES} a text "
+                "file may have; give a part of it"
+            )
+        with path.open("rb") as file:
+            data = file.read(MAX_TEXT_FILE_BYTES + 1)  # it may have grown since stat
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder; give a text file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    except OSError as err:  # a symlink loop, a name too long, an I/O error
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(data) > MAX_TEXT_FILE_BYTES:
+        raise InputError(f"{path}: grew past {MAX_TEXT_FILE_BYTES} bytes while being read")
     return decode_text(data, str(path))

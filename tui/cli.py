@@ -69,7 +69,7 @@ def stdout_failed() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scribe.engine.errors import OutputError, ScribeError
+    from scribe.engine.errors import InputError, OutputError, ScribeError
 
     parser = build_parser()
     try:
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
+        # Started with `>&-`: whatever the command prints would vanish (or crash on None).
+        if sys.stdout is None:
+            raise InputError("stdout is closed; send it to a file or a pipe, e.g. > out.txt")
+        if sys.stdin is None:  # started with `<&-`: read it as empty, as </dev/null is
+            sys.stdin = open(os.devnull, encoding="utf-8")  # stays open: it is stdin now
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # fails here, not at exit, when stdout cannot take the last bytes
         return code

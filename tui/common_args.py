@@ -7,9 +7,25 @@ from collections.abc import Callable
 from typing import Any
 
 
+def model_spec(flag: str) -> Callable[[str], str]:
+    """An argparse type for a model spec: a `~user/...` folder whose user does not exist is one
+    InputError here (pathlib would raise RuntimeError deep inside model loading)."""
+
+    def parse(text: str) -> str:
+        from scribe.engine.paths import user_path
+
+        if text.startswith("~"):
+            user_path(text, flag)
+        return text
+
+    parse.__name__ = "model"
+    return parse
+
+
 def add_model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
+        type=model_spec("--model"),
         metavar="M",
         help="a model folder, a name under the data dir's models/, or a hub id (e.g. gpt2)",
     )

@@ -12,6 +12,8 @@ import shlex
 import sys
 from typing import Any
 
+from scribe.tui.common_args import model_spec
+
 SHAPES_HELP = (
     "tiny (2x128, 256 positions, 4k vocab), mini (4x256, 8k), small (6x384, 12k), "
     "medium (8x512, 16k), gpt2 (12x768, 16k), or LAYERSxWIDTH such as 6x384; 1024 positions "
@@ -59,7 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", nargs="*", metavar="DATA", help="text files, folders or .jsonl files")
     p.add_argument("--out", required=True, metavar="NAME", help="model name (or a folder path)")
-    p.add_argument("--model", metavar="BASE", help="base model: folder, name or hub id")
+    p.add_argument(
+        "--model",
+        type=model_spec("--model"),
+        metavar="BASE",
+        help="base model: folder, name or hub id",
+    )
     p.add_argument("--method", choices=["full", "lora", "prefix"], default="full")
     p.add_argument("--from-scratch", metavar="SHAPE", help=f"train a new model: {SHAPES_HELP}")
     p.add_argument("--vocab-size", type=int, metavar="N", help="--from-scratch tokenizer size")

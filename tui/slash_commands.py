@@ -18,6 +18,7 @@ from scribe.engine.chat_session import ChatSession
 from scribe.engine.conversations import parse_id
 from scribe.engine.errors import InputError
 from scribe.engine.options import SETTABLE
+from scribe.engine.paths import user_path
 from scribe.engine.text_input import read_text_file
 
 # name -> (arguments, what it does)
@@ -135,6 +136,8 @@ def _cmd_set(session: ChatSession, rest: str) -> CommandResult:
 def _cmd_model(session: ChatSession, rest: str) -> CommandResult:
     if not rest:
         return CommandResult(f"model: {session.model_name}\n{_usage('model')}")
+    if rest.startswith("~"):
+        user_path(rest, "/model")  # an unknown ~user: one note, not a crash while loading
     return CommandResult(f"loading model {rest}…", action="load_model", payload=rest)
 
 
@@ -174,7 +177,7 @@ def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
 def _cmd_read(session: ChatSession, rest: str) -> CommandResult:
     if not rest:
         raise InputError(f"/read needs a file; {_usage('read')}")
-    path = Path(rest).expanduser()
+    path = user_path(rest, "/read")
     text = read_text_file(path)
     where = f"$input of template {session.template.name}" if session.template else "your turn"
     return CommandResult(
@@ -186,10 +189,11 @@ def _cmd_export(session: ChatSession, rest: str) -> CommandResult:
     if not session.thread:
         raise InputError("nothing to export yet: this conversation is empty")
     name = f"scribe-chat-{session.conversation_id or 'new'}.md"
-    path = Path(rest).expanduser() if rest else Path.cwd() / name
-    if path.is_dir():
-        path = path / name
+    path = user_path(rest, "/export") if rest else Path(name)
     try:
+        path = path.absolute()  # the folder we run in may be gone (OSError)
+        if path.is_dir():
+            path = path / name
         path.write_text(session.export_markdown(), encoding="utf-8")
     except OSError as err:
         raise InputError(

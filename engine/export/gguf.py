@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import gguf
 import numpy as np
 
-from scribe.engine import models
+from scribe.engine import models, paths
 from scribe.engine.errors import InputError, ModelError, OutputError
 
 Q = gguf.GGMLQuantizationType
@@ -98,8 +98,6 @@ def _spec(spec: str | None) -> str | None:
     """`scribe models` lists the embedded model as "default": accept that name too, unless a
     folder or a model of that name exists."""
     if spec == "default" and not Path(spec).is_dir():
-        from scribe.engine import paths
-
         if not (paths.models_dir() / spec).is_dir():
             return str(models.DEFAULT_MODEL_DIR)
     return spec
@@ -121,7 +119,7 @@ def target_path(out: str | Path | None, name: str, quant: str) -> Path:
     if out is None:
         return Path(filename)
     folder = str(out).endswith(("/", os.sep))  # a slash Path would drop
-    out = Path(out).expanduser()
+    out = paths.user_path(str(out), "--out")
     if folder or out.is_dir() or out.suffix.lower() != ".gguf":
         return out / filename
     return out
