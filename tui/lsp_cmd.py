@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             import pygls  # noqa: F401
         except ImportError:
-            raise ScribeError(
-                "scribe lsp needs pygls; reinstall scribe: pip install ."
-            ) from None
+            raise ScribeError("scribe lsp needs pygls; reinstall scribe: pip install .") from None
     log_file = _setup_logging("serve" if args.jsonl else "lsp")
     logging.getLogger("scribe").info("starting; model %s; log %s", model_path, log_file)
 
