@@ -45,6 +45,11 @@ STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.v
 MAX_DOC_BYTES = 400_000  # a longer page is a generated listing, not writing
 MIN_DOC_BYTES = 300
 
+# Debian's nodejs-doc conflicts with NodeSource's nodejs (installing it removes node): it is
+# downloaded and unpacked into EXTRACTED instead (scripts/train_default_model.sh does that).
+EXTRACT_ONLY = ("nodejs-doc",)
+EXTRACTED = ROOT / "build" / "dl" / "root"
+
 # Held out from the corpus and used by bench/bpb.py as text the model never saw.
 HELD_OUT_DEBS = ("python-click-doc", "python-attr-doc")
 HELD_OUT_DISTS = ("pip", "setuptools")
@@ -239,9 +244,16 @@ def deb_html(package: str, folder: str, skip: tuple[str, ...] = ()) -> Callable:
 def read_nodejs() -> Iterator[tuple[str, str]]:
     import gzip
 
-    root = DOC / "nodejs" / "api"
+    # Unpacked, not installed (see EXTRACT_ONLY); an installed copy is used too.
+    root = next(
+        (r for r in (EXTRACTED / DOC.relative_to("/"), DOC) if (r / "nodejs" / "api").is_dir()), DOC
+    )
+    root = root / "nodejs" / "api"
     if not root.is_dir():
-        sys.exit("build_corpus: the Node.js docs are missing; apt-get install -y nodejs-doc")
+        sys.exit(
+            "build_corpus: the Node.js docs are missing; unpack them: cd build/dl && "
+            "apt-get download nodejs-doc && dpkg-deb -x nodejs-doc_*.deb root"
+        )
     for page in sorted(root.glob("*.md.gz")):
         if page.name.startswith("all."):
             continue  # every page again in one file
@@ -470,7 +482,7 @@ SOURCES = [
 
 def deb_packages() -> list[str]:
     pkgs = [s.package.removeprefix("deb:") for s in SOURCES if s.package.startswith("deb:")]
-    return pkgs + list(HELD_OUT_DEBS)
+    return [p for p in pkgs if p not in EXTRACT_ONLY] + list(HELD_OUT_DEBS)
 
 
 def package_version(package: str) -> str:
@@ -611,9 +623,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "corpus")
     parser.add_argument("--held-out", type=Path, default=ROOT / "build" / "held-out")
     parser.add_argument("--packages", action="store_true", help="print the Debian packages needed")
+    parser.add_argument(
+        "--extract-packages", action="store_true", help="print those to unpack, not install"
+    )
     args = parser.parse_args()
     if args.packages:
         print(" ".join(deb_packages()))
+        return 0
+    if args.extract_packages:
+        print(" ".join(EXTRACT_ONLY))
         return 0
     build_held_out(args.held_out)
     manifest = build(args.out)

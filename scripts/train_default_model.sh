@@ -49,6 +49,11 @@ if [ ${#RESUME[@]} -eq 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
       "${missing[@]}" >/dev/null
   fi
+  mkdir -p build/dl
+  for pkg in $("$PY" scripts/build_corpus.py --extract-packages); do  # unpacked, not installed
+    ls build/dl/"$pkg"_*.deb >/dev/null 2>&1 || (cd build/dl && apt-get download -q "$pkg")
+    dpkg-deb -x build/dl/"$pkg"_*.deb build/dl/root
+  done
   "$PY" -c "import datasketch" 2>/dev/null || .venv/bin/pip install -q datasketch
   "$PY" scripts/build_corpus.py --out build/corpus
 fi
