@@ -56,16 +56,24 @@ def test_weights_are_fp16_safetensors() -> None:
     assert dtypes == {"F16"}
 
 
-def test_card_records_sources_licences_command_tokens_and_perplexity() -> None:
+PERMISSIVE = ("PSF", "MIT", "BSD", "Apache", "PostgreSQL", "Public domain", "permissive")
+
+
+def test_card_records_sources_licences_commands_tokens_and_scores() -> None:
     card = json.loads((DEFAULT / "scribe.json").read_text(encoding="utf-8"))
     assert card["method"] == "from scratch"
-    command = card["command"]
-    assert command.startswith("scribe finetune ") and "--from-scratch" in command
+    first, second = card["commands"]  # short blocks from scratch, then 1024-token blocks
+    assert first.startswith("scribe finetune ") and "--from-scratch" in first
+    assert "--block-size 1024" in second and "--fim" in second
     sources = card["corpus"]["sources"]
-    assert {s["name"] for s in sources} >= {"web", "shakespeare"}
+    assert {s["name"] for s in sources} >= {"python3.11-doc", "python-stdlib", "pypi-code"}
+    assert {"prose", "code"} == {s["kind"] for s in sources}
     for source in sources:
-        assert source["licence"] in ("Public domain", "PSF-2.0"), source
-        assert source["package"] and source["bytes"] > 0
+        assert any(word in source["licence"] for word in PERMISSIVE), source
+        assert source["package"]
+    held_out = card["held_out_bpb"]["model"]
+    assert 0 < held_out["prose"] < 1.8 and 0 < held_out["code"] < 2.0
+    assert card["fim"]["format"] == "psm"
     tokens = card["data"]["tokens"]
     assert tokens["train"] > 1_000_000 and tokens["test"] > 10_000
     ppl = card["metrics"]["test_perplexity_after"]
@@ -134,13 +142,41 @@ def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> No
     assert len({w for w in known if len(w) >= 4}) >= 6, words
 
 
+def test_greedy_continuation_of_the_readme_prompt_is_text_not_blanks() -> None:
+    from scribe.engine.generation import Generator
+    from scribe.engine.options import GenerationOptions
+
+    generator = Generator(models.load(None))
+    options = GenerationOptions(max_new_tokens=60, temperature=0.0)
+    text = generator.complete_text("It was a dark and stormy night\n", options)
+    assert len(words_of(text)) >= 10, repr(text)
+
+
+@pytest.mark.parametrize("template", ["summarize", "fix-grammar", "title", "rewrite", "expand"])
+def test_every_answering_template_answers_on_the_default_model(
+    template: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from scribe.tui.cli import main
+
+    text = (
+        "A virtual environment keeps the packages of one project apart from those of another, "
+        "so upgrading a library for one project never breaks another.\n"
+    )
+    stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["complete", "-t", template, "--seed", "1"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
 def test_greedy_continuation_is_english(vocabulary: set[str]) -> None:
     from scribe.engine.generation import Generator
     from scribe.engine.options import GenerationOptions
 
     generator = Generator(models.load(None))
     options = GenerationOptions(max_new_tokens=40, temperature=0.0)
-    text = generator.complete_text("The king said to his son,", options)
+    text = generator.complete_text("To install the package, run the following command", options)
     words = words_of(text)
     assert len(words) >= 10
     assert sum(w in vocabulary for w in words) / len(words) >= 0.9, words
