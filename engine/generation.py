@@ -63,6 +63,22 @@ class Generator:
         self._cores = threads.available_cores()
         self._decode_threads = threads.DecodeThreads(self._cores)
         self.last = StreamStats()
+        self._markers = self._fim_marker_ids(loaded)
+
+    def _fim_marker_ids(self, loaded: LoadedModel) -> torch.Tensor | None:
+        """The ids of a FIM model's marker tokens: the model may write them in plain text (it
+        saw them in training), but an answer or a middle never contains one, so they are never
+        sampled."""
+        fim = loaded.card.get("fim")
+        if not isinstance(fim, dict):
+            return None
+        ids = []
+        for key in ("prefix", "suffix", "middle"):
+            marker = fim.get(key)
+            encoded = self.tokenizer.encode(marker) if isinstance(marker, str) else []
+            if len(encoded) == 1:
+                ids.append(encoded[0])
+        return torch.tensor(ids, dtype=torch.long) if ids else None
 
     @property
     def model(self) -> Any:
@@ -149,6 +165,10 @@ class Generator:
             stats.reused_tokens, logits = self._kv.prefill(ids)
             stats.finish_reason = "length"
             for step in range(max_new):
+                if self._markers is not None:
+                    logits = logits.index_fill(-1, self._markers, float("-inf"))
+                if step < options.min_new_tokens and eos is not None:
+                    logits = logits.index_fill(-1, torch.tensor([eos]), float("-inf"))
                 token = choose_token(logits, options, seen_buf[:n_seen], generator)
                 if step == 0:
                     stats.first_token_s = time.perf_counter() - started
@@ -207,7 +227,9 @@ class Generator:
             if visible or (cancel is not None and cancel.is_set()):
                 return
             seed = (options.seed or 0) + attempt + 1
-            options = options.updated(temperature=max(options.temperature, 0.8), seed=seed)
+            options = options.updated(
+                temperature=max(options.temperature, 0.8), seed=seed, min_new_tokens=8
+            )
         raise EmptyAnswer(
             f"the model gave an empty answer {retries + 1} times (it ended the text at once); "
             "rephrase the input, or try a larger --model"

@@ -54,6 +54,8 @@ class GenerationOptions:
     # Drop the reply's leading whitespace before stop sequences apply: a template's answer
     # that starts with "\n\n" would otherwise meet its own stop and come back empty.
     lstrip: bool = False
+    # End-of-text is not sampled before this many new tokens (a retried answer must say something).
+    min_new_tokens: int = 0
 
     def __post_init__(self) -> None:
         for key in SETTABLE:

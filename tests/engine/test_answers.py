@@ -65,3 +65,19 @@ def test_a_template_option_lstrip_must_be_a_boolean(tmp_path: Path, monkeypatch)
     (folder / "odd.toml").write_text('prompt = "$input"\n[options]\nlstrip = "yes"\n')
     with pytest.raises(ScribeError, match="lstrip must be true or false"):
         get_template("odd")
+
+
+def test_a_fim_model_never_writes_its_markers_in_plain_text() -> None:
+    """The default model saw <|fim_suffix|> after many a half line in training; a continuation
+    (or a middle) never contains one, so the engine never samples them."""
+    gen = Generator(load(None))
+    options = GenerationOptions(temperature=1.0, max_new_tokens=120, seed=3)
+    for prompt in ("def read_config(path):\n    ", "The purpose of this document is"):
+        assert "<|fim_" not in gen.complete_text(prompt, options)
+
+
+def test_min_new_tokens_holds_end_of_text_back(tiny_model_dir: Path) -> None:
+    gen = Generator(load(str(tiny_model_dir)))
+    options = GenerationOptions(temperature=0.0, max_new_tokens=12, min_new_tokens=12)
+    gen.complete_text("The", options)
+    assert gen.last.new_tokens == 12 and gen.last.finish_reason == "length"
