@@ -100,10 +100,11 @@ def _merge(adapter: Path, config: dict[str, Any], base_files: list[Path]) -> dic
             base[key.removeprefix("transformer.")] = tensor.to(torch.float32)
     lora = load_file(str(adapter / "adapter_model.safetensors"))
     scale = _scale(config)
-    modules = {_module(k) for k in lora if ".lora_A." in k}
-    for module in modules:
-        a = next(v for k, v in lora.items() if _module(k) == module and ".lora_A." in k)
-        b = next(v for k, v in lora.items() if _module(k) == module and ".lora_B." in k)
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in lora.items():
+        pairs.setdefault(_module(key), {})["A" if ".lora_A." in key else "B"] = tensor
+    for module, pair in pairs.items():
+        a, b = pair["A"], pair["B"]
         weight = f"{module}.weight"
         if weight not in base:
             raise KeyError(f"the base model has no {weight} for the adapter's {module}")

@@ -397,8 +397,7 @@ def _load_merged_lora(
         return None
     base_path = _adapter_base(path, config["base_model_name_or_path"])
     base_config = _read_config(base_path)
-    has_tokenizer = any((path / name).exists() for name in TOKENIZER_FILES)
-    tok_path = path if has_tokenizer else base_path
+    tok_path = _adapter_tokenizer_path(path, base_path)
     if not (gpt2_checkpoint.is_plain(base_config) and gpt2_checkpoint.tokenizer_is_plain(tok_path)):
         return None
     try:
@@ -548,8 +547,12 @@ def _load_adapter(path: Path, dtype: str) -> tuple[Any, Path]:
             model = PeftModel.from_pretrained(base, path)
         except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
             raise ModelError(f"{path}: cannot load the adapter ({err})") from None
-    has_tokenizer = any((path / name).exists() for name in TOKENIZER_FILES)
-    return model, path if has_tokenizer else base_path
+    return model, _adapter_tokenizer_path(path, base_path)
+
+
+def _adapter_tokenizer_path(path: Path, base_path: Path) -> Path:
+    """The adapter's own tokenizer when it saved one, else its base's."""
+    return path if any((path / name).exists() for name in TOKENIZER_FILES) else base_path
 
 
 def _adapter_base(path: Path, base_spec: str) -> Path:
