@@ -49,7 +49,7 @@ def bits_per_byte(model: torch.nn.Module, tokenizer, text: str, window: int) -> 
 
 
 def score(spec: str) -> dict[str, float]:
-    from scribe.engine.models import load
+    from scribe.engine.runtime.models import load
 
     loaded = load(None if spec == "default" else spec)
     model, tokenizer = loaded.model.eval(), loaded.tokenizer

@@ -40,7 +40,7 @@ def pick(files: list[Path], budget: int) -> list[Path]:
 
 
 def score(spec: str | None, text: str) -> float:
-    from scribe.engine.models import load
+    from scribe.engine.runtime.models import load
 
     loaded = load(spec)
     return bits_per_byte(loaded.model.eval(), loaded.tokenizer, text, loaded.n_positions)

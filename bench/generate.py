@@ -119,9 +119,9 @@ def run_transformers(model_dir: Path) -> dict[str, Any]:
 
 
 def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
-    from scribe.engine.generation import Generator
-    from scribe.engine.models import load
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
+    from scribe.engine.runtime.options import GenerationOptions
 
     gen = Generator(load(str(model_dir), precision=precision))
     gen.warm()
@@ -153,7 +153,7 @@ def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
 
 
 def decode_scribe(gen: Any) -> dict[str, Any]:
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.options import GenerationOptions
 
     options = GenerationOptions(max_new_tokens=NEW_TOKENS, temperature=0)
     rates = []
@@ -167,9 +167,9 @@ def decode_scribe(gen: Any) -> dict[str, Any]:
 
 def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     """Decode quiet, then with a process spinning on one core: adaptive threads vs fixed 2."""
-    from scribe.engine import threads
-    from scribe.engine.generation import Generator
-    from scribe.engine.models import load
+    from scribe.engine.runtime import threads
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
 
     gen = Generator(load(str(model_dir), precision=precision))
     gen.warm()

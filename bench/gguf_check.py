@@ -37,8 +37,8 @@ def scribe_greedy(gen: Any, ids: list[int], count: int) -> list[int]:
     both engines produce the same number)."""
     import torch
 
-    from scribe.engine.options import GenerationOptions
-    from scribe.engine.sampling import choose_token
+    from scribe.engine.runtime.options import GenerationOptions
+    from scribe.engine.runtime.sampling import choose_token
 
     greedy = GenerationOptions(temperature=0)
     gen._kv.reset()
@@ -69,8 +69,8 @@ def matching_prefix(a: list[int], b: list[int]) -> int:
 def compare(gguf_path: Path, model: str | None, prompts: list[str], count: int) -> bool:
     import llama_cpp
 
-    from scribe.engine.generation import Generator
-    from scribe.engine.models import load
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
 
     gen = Generator(load(model, precision="fp32"))
     cores = os.cpu_count() or 1

@@ -28,6 +28,6 @@ fi
   | grep -v -E "^WARNING: Location .* is ignored" || true
 .venv/bin/python -c "import scribe.engine, torch, transformers" >/dev/null
 
-if [ -f plugins/vscode/package-lock.json ] && command -v npm >/dev/null 2>&1; then
-  (cd plugins/vscode && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+if [ -f plugins/editors/vscode/package-lock.json ] && command -v npm >/dev/null 2>&1; then
+  (cd plugins/editors/vscode && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

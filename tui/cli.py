@@ -10,33 +10,21 @@ import argparse
 import importlib
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
-# Subcommand name -> module under scribe.tui with `register(subparsers)`.
+from scribe.engine.version import scribe_version
+
+# Subcommand name -> module under scribe.tui.commands with `register(subparsers)`.
 COMMANDS = ["complete", "chat", "log", "finetune", "models", "templates", "lsp", "export"]
-
-
-def _version() -> str:
-    try:
-        return version("scribe")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scribe", description="A local, private AI writing assistant."
     )
-    parser.add_argument("--version", action="version", version=f"scribe {_version()}")
+    parser.add_argument("--version", action="version", version=f"scribe {scribe_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"scribe.tui.{name}_cmd")
-        except ModuleNotFoundError as err:
-            if err.name != f"scribe.tui.{name}_cmd":
-                raise
-            continue  # a door not built yet
-        module.register(sub)
+        importlib.import_module(f"scribe.tui.commands.{name}_cmd").register(sub)
     return parser
 
 

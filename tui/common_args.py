@@ -58,7 +58,7 @@ def option_value(flag: str, key: str) -> Callable[[str], int | float]:
 
     def parse(text: str) -> int | float:
         from scribe.engine.errors import InputError
-        from scribe.engine.options import typed_value
+        from scribe.engine.runtime.options import typed_value
 
         try:
             return typed_value(key, text)

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import gguf
 import numpy as np
 
-from scribe.engine import models, paths
+from scribe.engine import paths
 from scribe.engine.errors import InputError, ModelError, OutputError
+from scribe.engine.runtime import models
 
 Q = gguf.GGMLQuantizationType
 # --quant -> (general.file_type, the type of the 2-D weight matrices).
@@ -403,7 +404,7 @@ def modelfile_text(
     """An Ollama Modelfile: the GGUF beside it, plain completion (the prompt passes through
     untouched), and the sampling settings of generation_config.json, scribe's defaults for
     those it lacks."""
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.options import GenerationOptions
 
     defaults = GenerationOptions()
     lines = [f"FROM ./{gguf_name}", "", 'TEMPLATE """{{ .Prompt }}"""', ""]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scribe.engine.models import CARD_FILE
+from scribe.engine.runtime.models import CARD_FILE
 
 
 def build_card(

@@ -62,7 +62,7 @@ class ChatFormat:
 
     @classmethod
     def from_template(cls, name: str) -> ChatFormat:
-        from scribe.engine.templates import get_template
+        from scribe.engine.prompting.templates import get_template
 
         chat = get_template(name).chat
         missing = [k for k in ("user", "assistant", "reply") if k not in chat]

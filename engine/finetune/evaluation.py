@@ -45,17 +45,17 @@ def perplexity(
 
 
 class EngineGenerator:
-    """Greedy generation through scribe's engine (engine/generation.py) for an in-memory model."""
+    """Greedy generation through scribe's engine (engine/runtime/generation.py) for an in-memory model."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
-        from scribe.engine.generation import Generator
-        from scribe.engine.models import LoadedModel
+        from scribe.engine.runtime.generation import Generator
+        from scribe.engine.runtime.models import LoadedModel
 
         self.model = model
         self.generator = Generator(LoadedModel("training", Path("."), model, tokenizer))
 
     def complete(self, prompt: str, max_new_tokens: int) -> str:
-        from scribe.engine.options import GenerationOptions
+        from scribe.engine.runtime.options import GenerationOptions
 
         options = GenerationOptions(max_new_tokens=max_new_tokens, temperature=0.0)
         was_training = self.model.training

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from scribe.engine.errors import ModelError
-from scribe.engine.models import quiet_transformers
+from scribe.engine.runtime.models import quiet_transformers
 
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # GPT-2's Conv1D layers: attention, projections, MLP
 
@@ -53,7 +53,7 @@ def prepare(model: Any, method: str, settings: Any, init_ids: list[int]) -> Any:
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
             warnings.simplefilter("ignore", FutureWarning)
             return get_peft_model(model, config)
-    from scribe.engine.finetune.prefix import PrefixModel
+    from scribe.engine.runtime.prefix_adapter import PrefixModel
 
     return PrefixModel.create(model, settings.prefix_tokens, init_ids)
 

@@ -183,7 +183,7 @@ class _Run:
     def _tokenizer_and_base(self, split: Split) -> tuple[Any, Any]:
         s = self.settings
         if not s.from_scratch:
-            from scribe.engine.models import load
+            from scribe.engine.runtime.models import load
 
             self.emit(Stage(f"loading {s.model or 'the default model'}"))
             loaded = load(s.model)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine.generation import EmptyAnswer, Generator
-from scribe.engine.models import load
-from scribe.engine.options import GenerationOptions
-from scribe.engine.stops import StopFilter
-from scribe.engine.templates import get_template
+from scribe.engine.prompting.templates import get_template
+from scribe.engine.runtime.generation import EmptyAnswer, Generator
+from scribe.engine.runtime.models import load
+from scribe.engine.runtime.options import GenerationOptions
+from scribe.engine.runtime.stops import StopFilter
 
 
 def test_leading_whitespace_is_dropped_before_stops_apply() -> None:

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from scribe.engine.chat_session import ChatError, ChatSession, Settings
-from scribe.engine.conversations import ConversationStore
+from scribe.engine.chat.conversations import ConversationStore
+from scribe.engine.chat.session import ChatError, ChatSession, Settings
 from scribe.engine.errors import InputError, TemplateError
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 

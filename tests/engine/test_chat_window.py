@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from scribe.engine.chat_session import ChatSession, Settings
-from scribe.engine.chat_window import (
+from scribe.engine.chat.conversations import ConversationStore
+from scribe.engine.chat.session import ChatSession, Settings
+from scribe.engine.errors import InputError
+from scribe.engine.prompting.chat_window import (
     ChatFormat,
     Exchange,
     build_window,
     reply_reserve,
 )
-from scribe.engine.context import CUT_MARK, MARGIN
-from scribe.engine.conversations import ConversationStore
-from scribe.engine.errors import InputError
-from scribe.engine.templates import get_template
+from scribe.engine.prompting.context import CUT_MARK, MARGIN
+from scribe.engine.prompting.templates import get_template
 from tests import factory
 from tests.tui.chat_fakes import FakeEngine
 

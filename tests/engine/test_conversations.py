@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine import conversations
-from scribe.engine.conversations import (
+from scribe.engine.chat import conversations
+from scribe.engine.chat.conversations import (
     MIGRATIONS,
     SCHEMA_VERSION,
     ConversationStore,
@@ -148,7 +148,7 @@ READ_ONLY_CHECK = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from scribe.engine.conversations import ConversationStore, StorageError
+    from scribe.engine.chat.conversations import ConversationStore, StorageError
     try:
         ConversationStore(Path({path!r}))
     except StorageError as err:
@@ -204,7 +204,7 @@ HOLD_LOCK = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from scribe.engine.conversations import ConversationStore
+    from scribe.engine.chat.conversations import ConversationStore
     store = ConversationStore(Path({path!r}))
     store.db.execute("BEGIN EXCLUSIVE")
     store.db.execute("INSERT INTO conversations (created, updated) VALUES (0, 0)")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine import models, paths
+from scribe.engine import paths
+from scribe.engine.runtime import models
 
 DEFAULT = models.DEFAULT_MODEL_DIR
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,8 +144,8 @@ def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> No
 
 
 def test_greedy_continuation_of_the_readme_prompt_is_text_not_blanks() -> None:
-    from scribe.engine.generation import Generator
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.options import GenerationOptions
 
     generator = Generator(models.load(None))
     options = GenerationOptions(max_new_tokens=60, temperature=0.0)
@@ -171,8 +172,8 @@ def test_every_answering_template_answers_on_the_default_model(
 
 
 def test_greedy_continuation_is_english(vocabulary: set[str]) -> None:
-    from scribe.engine.generation import Generator
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.options import GenerationOptions
 
     generator = Generator(models.load(None))
     options = GenerationOptions(max_new_tokens=40, temperature=0.0)

@@ -84,7 +84,7 @@ def test_lora_adapter_with_chat_and_pairs(tmp_path: Path, tiny_model_dir: Path) 
     # scribe (peft) and plain transformers (its peft integration) load the same tuned model.
     from transformers import AutoModelForCausalLM
 
-    from scribe.engine.models import load
+    from scribe.engine.runtime.models import load
 
     tuned = load(str(out))
     plain = AutoModelForCausalLM.from_pretrained(out)
@@ -144,10 +144,10 @@ def test_prefix_tuning_changes_what_scribes_engine_generates(
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "PREFIX_TUNING" and config["num_virtual_tokens"] == 16
 
-    from scribe.engine.finetune.prefix import PrefixModel
-    from scribe.engine.generation import Generator
-    from scribe.engine.models import load
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
+    from scribe.engine.runtime.options import GenerationOptions
+    from scribe.engine.runtime.prefix_adapter import PrefixModel
 
     tuned = load(str(out))
     assert isinstance(tuned.model, PrefixModel)

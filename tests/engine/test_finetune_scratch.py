@@ -84,9 +84,9 @@ def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path:
     assert tok.eos_token == "<|endoftext|>"
 
     # scribe loads it by name and generates with its own engine.
-    from scribe.engine.generation import Generator
-    from scribe.engine.models import load
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
+    from scribe.engine.runtime.options import GenerationOptions
 
     gen = Generator(load("scratchy"))
     text = gen.complete_text("The writer", GenerationOptions(max_new_tokens=8, temperature=0))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine.generation import Generator
-from scribe.engine.models import load
-from scribe.engine.options import GenerationOptions
+from scribe.engine.runtime.generation import Generator
+from scribe.engine.runtime.models import load
+from scribe.engine.runtime.options import GenerationOptions
 
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=40)
 

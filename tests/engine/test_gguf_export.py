@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scribe.engine.errors import ModelError, OutputError
 from scribe.engine.export.gguf import export_gguf
-from scribe.engine.models import DEFAULT_MODEL_DIR
+from scribe.engine.runtime.models import DEFAULT_MODEL_DIR
 from scribe.tui.cli import main
 from tests import factory
 
@@ -326,7 +326,7 @@ def test_a_lora_adapter_is_merged(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_prefix_adapter_cannot_be_merged(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from scribe.engine.finetune.prefix import PrefixModel
+    from scribe.engine.runtime.prefix_adapter import PrefixModel
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     PrefixModel.create(base, 4, [1, 2, 3]).save_adapter(tmp_path / "prefix", tiny_model_dir)
@@ -391,6 +391,6 @@ def test_what_llama_cpp_would_compute_differently_is_refused(tmp_path: Path) -> 
 
 def test_the_cli_offers_the_engines_quant_types() -> None:
     from scribe.engine.export.gguf import QUANTS
-    from scribe.tui import export_cmd
+    from scribe.tui.commands import export_cmd
 
     assert export_cmd.QUANTS == tuple(QUANTS)

@@ -13,9 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from scribe.engine import gpt2_checkpoint, models
-from scribe.engine.generation import Generator
-from scribe.engine.options import GenerationOptions
+from scribe.engine.runtime import models
+from scribe.engine.runtime.generation import Generator
+from scribe.engine.runtime.gpt2 import checkpoint
+from scribe.engine.runtime.options import GenerationOptions
 
 TEXTS = [
     "It was a bright cold day in April, and the clocks were striking thirteen.",
@@ -30,7 +31,7 @@ TEXTS = [
 def test_tokenizer_matches_transformers(fixture: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(fixture)
     config = json.loads((path / "config.json").read_text())
-    ours = gpt2_checkpoint.TextTokenizer(path, config)
+    ours = checkpoint.TextTokenizer(path, config)
     theirs = AutoTokenizer.from_pretrained(path)
     assert ours.eos_token_id == theirs.eos_token_id is not None
     for text in TEXTS:
@@ -48,7 +49,7 @@ def test_weights_equal_transformers_and_half_precision_files_upcast_exactly(
     model.half().save_pretrained(half)  # as the embedded default model is shipped
     for path in (gpt2_vocab_model_dir, half):
         reference = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        weights = gpt2_checkpoint.Weights(sorted(path.glob("model*.safetensors")))
+        weights = checkpoint.Weights(sorted(path.glob("model*.safetensors")))
         state = {k.removeprefix("transformer."): v for k, v in reference.state_dict().items()}
         assert set(state) <= set(weights)
         for name, tensor in state.items():

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine import lora_merge, paths
-from scribe.engine.generation import Generator
-from scribe.engine.models import load
-from scribe.engine.options import GenerationOptions
+from scribe.engine import paths
+from scribe.engine.runtime import lora_merge
+from scribe.engine.runtime.generation import Generator
+from scribe.engine.runtime.models import load
+from scribe.engine.runtime.options import GenerationOptions
 
 
 def trained_lora(base: Path, folder: Path) -> Path:

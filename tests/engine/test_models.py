@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from scribe.engine import paths
-from scribe.engine.catalog import available_models
 from scribe.engine.errors import ConfigError, ModelError
-from scribe.engine.models import load, resolve
+from scribe.engine.runtime.catalog import available_models
+from scribe.engine.runtime.models import load, resolve
 
 
 @pytest.fixture

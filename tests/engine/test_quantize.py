@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine import fast_gpt2, models, paths, quantize, scripted_decode, threads
+from scribe.engine import paths
 from scribe.engine.errors import InputError
-from scribe.engine.generation import Generator
-from scribe.engine.options import GenerationOptions
+from scribe.engine.runtime import models, threads
+from scribe.engine.runtime.generation import Generator
+from scribe.engine.runtime.gpt2 import forward, quantize
+from scribe.engine.runtime.options import GenerationOptions
 from tests import factory
 
 GREEDY = GenerationOptions(max_new_tokens=12, temperature=0)
@@ -133,7 +135,7 @@ needs_fbgemm = pytest.mark.skipif(
 )
 
 
-def decode_steps(fast: fast_gpt2.FastGPT2, prompt: list[int], n: int) -> list[torch.Tensor]:
+def decode_steps(fast: forward.FastGPT2, prompt: list[int], n: int) -> list[torch.Tensor]:
     fast.forward(prompt, 0)
     return [fast.forward([7 + i], len(prompt) + i) for i in range(n)]
 
@@ -144,7 +146,7 @@ def test_scripted_decode_step_is_bit_identical_to_the_python_loop(
     gpt2_vocab_model_dir: Path, precision: str
 ) -> None:
     model = models.load(str(gpt2_vocab_model_dir)).model
-    fast = fast_gpt2.FastGPT2.from_model(model, precision)
+    fast = forward.FastGPT2.from_model(model, precision)
     assert fast.step is not None  # int8 weights and GPT-2's tanh GELU: the scripted step runs
     prompt = list(range(100, 130))
     scripted = decode_steps(fast, prompt, 12)
@@ -160,14 +162,14 @@ def test_float_weights_and_a_failed_script_keep_the_python_loop(
     gpt2_vocab_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = models.load(str(gpt2_vocab_model_dir)).model
-    assert fast_gpt2.FastGPT2.from_model(model, "fp32").step is None
-    assert fast_gpt2.FastGPT2.from_model(model, "bf16").step is None
+    assert forward.FastGPT2.from_model(model, "fp32").step is None
+    assert forward.FastGPT2.from_model(model, "bf16").step is None
 
     def broken() -> None:
         raise RuntimeError("TorchScript is gone")
 
-    monkeypatch.setattr(scripted_decode, "_script", broken)
-    fast = fast_gpt2.FastGPT2.from_model(model, "int8")
+    monkeypatch.setattr(scripted_step, "_script", broken)
+    fast = forward.FastGPT2.from_model(model, "int8")
     assert fast.step is None
     assert decode_steps(fast, [1, 2, 3], 3)[-1].shape == (model.config.vocab_size,)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine import fast_gpt2, models
+from scribe.engine.runtime import models
+from scribe.engine.runtime.gpt2 import forward
 from tests import factory
 
 WINDOW = 64
@@ -28,7 +29,7 @@ def windows(ids: list[int], count: int, start: int) -> list[list[int]]:
 
 
 def perplexity(model: object, precision: str, chunks: list[list[int]]) -> float:
-    fast = fast_gpt2.FastGPT2.from_model(model, precision)
+    fast = forward.FastGPT2.from_model(model, precision)
     total, count = 0.0, 0
     for chunk in chunks:
         logits = fast.forward(chunk[:-1], 0, all_positions=True)
@@ -44,7 +45,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, lis
     these matrices are too small to share, and the test machine is shared)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from scribe.engine import threads
+    from scribe.engine.runtime import threads
 
     torch.manual_seed(0)
     tok = factory.tiny_tokenizer()
@@ -95,7 +96,7 @@ def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
     if not (models.DEFAULT_MODEL_DIR / "config.json").exists():
         pytest.skip("the embedded default model is not installed")
     loaded = models.load(str(models.DEFAULT_MODEL_DIR))
-    if not fast_gpt2.supports(loaded.model):
+    if not forward.supports(loaded.model):
         pytest.skip("the embedded model is not a plain GPT-2")
     ids = loaded.tokenizer.encode(english()[-60_000:])
     check_gates(loaded.model, windows(ids, 16, 0))
@@ -103,8 +104,8 @@ def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
 
 def test_greedy_text_is_close_to_fp32_in_int8(tmp_path: Path) -> None:
     """Sanity of the whole int8 path through the Generator on a real-vocabulary model."""
-    from scribe.engine.generation import Generator
-    from scribe.engine.options import GenerationOptions
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.options import GenerationOptions
 
     path = factory.gpt2_vocab_model(tmp_path / "m")
     fp32 = Generator(models.load(str(path), precision="fp32"))

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from scribe.engine import paths
-from scribe.engine.context import CUT_MARK, fit_template
 from scribe.engine.errors import TemplateError
-from scribe.engine.options import GenerationOptions
-from scribe.engine.templates import get_template, list_templates
+from scribe.engine.prompting.context import CUT_MARK, fit_template
+from scribe.engine.prompting.templates import get_template, list_templates
+from scribe.engine.runtime.options import GenerationOptions
 from tests.factory import gpt2_tokenizer
 
 BUILTINS = {

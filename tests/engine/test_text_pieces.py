@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scribe.engine.detokenize import IncrementalDecoder
 from scribe.engine.errors import InputError
-from scribe.engine.stops import StopFilter
+from scribe.engine.runtime.detokenize import IncrementalDecoder
+from scribe.engine.runtime.stops import StopFilter
 from scribe.engine.text_input import decode_text
 from tests.factory import gpt2_tokenizer
 

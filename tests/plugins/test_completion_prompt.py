@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scribe.plugins.completion_prompt import (
+from scribe.plugins.servers.completion_prompt import (
     CHARS_PER_TOKEN,
     PromptWindow,
     StopRule,
@@ -157,7 +157,7 @@ def test_prose_languages() -> None:
 
 
 def test_fim_format_needs_single_token_markers_from_the_card() -> None:
-    from scribe.plugins.completion_prompt import FimFormat
+    from scribe.plugins.servers.completion_prompt import FimFormat
 
     card = {"fim": {"prefix": "<P>", "suffix": "<S>", "middle": "<M>"}}
     one = FimFormat.from_card(card, lambda text: [0] if text.startswith("<") else [0, 1])
@@ -168,7 +168,7 @@ def test_fim_format_needs_single_token_markers_from_the_card() -> None:
 
 
 def test_fim_suffix_keeps_whole_lines_within_the_budget() -> None:
-    from scribe.plugins.completion_prompt import fim_suffix
+    from scribe.plugins.servers.completion_prompt import fim_suffix
 
     def encode(text: str) -> list[int]:
         return list(range(len(text.split())))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scribe.plugins.completion_service import CompletionRequest, CompletionService
+from scribe.plugins.servers.completion_service import CompletionRequest, CompletionService
 
 WAIT = 120
 WORDS = "the boats were coming home and she looked out at the sea ".split()

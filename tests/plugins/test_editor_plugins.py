@@ -23,7 +23,7 @@ import pytest
 from tests.plugins.lsp_harness import WAIT_S, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "plugins" / "vim"
+PLUGIN = ROOT / "plugins" / "editors" / "vim"
 PROMPT = "It was a bright cold day in April, and the"
 
 TEST_RC = """

@@ -61,7 +61,7 @@ def test_jsonl_session(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_lsp_jsonl_flag_and_serve_are_the_same_command() -> None:
     from scribe.tui.cli import build_parser
-    from scribe.tui.lsp_cmd import run
+    from scribe.tui.commands.lsp_cmd import run
 
     for argv in (["lsp", "--jsonl"], ["serve"]):
         args = build_parser().parse_args(argv)

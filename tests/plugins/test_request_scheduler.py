@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from scribe.plugins.request_scheduler import LatestWinsScheduler
+from scribe.plugins.servers.request_scheduler import LatestWinsScheduler
 
 WAIT = 30
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.plugins.lsp_harness import server_env
 
-EXTENSION = Path(__file__).resolve().parents[2] / "plugins" / "vscode"
+EXTENSION = Path(__file__).resolve().parents[2] / "plugins" / "editors" / "vscode"
 
 
 def scribe_command(tmp_path: Path) -> str:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine import chat_engine
-from scribe.engine.chat_session import ChatSession, Settings
-from scribe.engine.conversations import MAX_ID, ConversationStore
+from scribe.engine.chat import engine as chat_engine
+from scribe.engine.chat.conversations import MAX_ID, ConversationStore
+from scribe.engine.chat.session import ChatSession, Settings
+from scribe.tui.chat.plain import PlainChat
 from scribe.tui.cli import main
-from scribe.tui.plain_chat import PlainChat
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 from tests.tui.cli_run import scribe
 

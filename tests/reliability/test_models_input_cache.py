@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from scribe.engine import quantize
+from scribe.engine.runtime.gpt2 import quantize
 from tests.reliability.test_models_input_numbers import Cli, cli
 
 __all__ = ["cli"]  # the fixture, shared

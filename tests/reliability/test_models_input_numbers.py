@@ -13,7 +13,7 @@ import pytest
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError
-from scribe.engine.options import SEED_MAX, GenerationOptions, parse_option
+from scribe.engine.runtime.options import SEED_MAX, GenerationOptions, parse_option
 from scribe.tui.cli import main
 
 Cli = Callable[..., tuple[int, str, str]]

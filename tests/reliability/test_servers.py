@@ -214,7 +214,7 @@ def test_a_bogus_process_id_is_not_watched(
 ) -> None:
     # The server polls the editor's pid: 2**40 overflowed os.kill in the watcher thread (a
     # traceback on stderr), and -5 named a process group that does not exist (the server quit).
-    from scribe.plugins.lsp_server import PARENT_POLL_S
+    from scribe.plugins.servers.lsp_server import PARENT_POLL_S
 
     client = start(tiny_model_dir, tmp_path, process_id)
     try:
@@ -276,7 +276,7 @@ def test_jsonl_answers_one_error_per_bad_line_and_goes_on(tiny_model_dir: Path, 
 
 
 def test_jsonl_skips_a_line_over_the_cap(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from scribe.plugins.jsonl_bridge import MAX_LINE_BYTES
+    from scribe.plugins.servers.jsonl_bridge import MAX_LINE_BYTES
 
     huge = b'{"id": "huge", "prefix": "' + b"a" * MAX_LINE_BYTES + b'"}'
     good = json.dumps({"id": "after", **GOOD}).encode("utf-8")

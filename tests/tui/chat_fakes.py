@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from scribe.engine.options import GenerationOptions
+from scribe.engine.runtime.options import GenerationOptions
 
 WORD = re.compile(r"\s*\S+|\s+")
 

@@ -11,10 +11,10 @@ import threading
 import pytest
 from textual import events
 
-from scribe.engine.chat_session import ChatSession, Settings
-from scribe.engine.conversations import ConversationStore
-from scribe.tui.chat_app import ChatApp
-from scribe.tui.chat_widgets import HistoryScreen, Note, WindowDivider
+from scribe.engine.chat.conversations import ConversationStore
+from scribe.engine.chat.session import ChatSession, Settings
+from scribe.tui.chat.app import ChatApp
+from scribe.tui.chat.widgets import HistoryScreen, Note, WindowDivider
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 SIZE = (100, 30)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
-from scribe.engine.chat_session import ChatSession, Settings
-from scribe.engine.conversations import ConversationStore
-from scribe.tui.chat_app import ChatApp
+from scribe.engine.chat.conversations import ConversationStore
+from scribe.engine.chat.session import ChatSession, Settings
+from scribe.tui.chat.app import ChatApp
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 SIZE = (100, 30)

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine.conversations import ConversationStore
+from scribe.engine.chat.conversations import ConversationStore
 from scribe.tui.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 LONG_REPLY_LAUNCHER = """
 import sys
-from scribe.engine import chat_engine
+from scribe.engine.chat import engine as chat_engine
 
 real_stream = chat_engine.ModelEngine.stream
 calls = []

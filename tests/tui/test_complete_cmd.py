@@ -128,5 +128,5 @@ def test_a_plain_gpt2_starts_without_importing_transformers(tiny_model_dir: Path
     )
     assert done.returncode == 0 and done.stdout
     imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines()}
-    assert "scribe.engine.gpt2_checkpoint" in imported and "torch" in imported
+    assert "scribe.engine.runtime.gpt2.checkpoint" in imported and "torch" in imported
     assert not {name for name in imported if name.startswith("transformers")}

@@ -129,7 +129,7 @@ def test_an_existing_out_is_refused_unless_resume_or_overwrite(
 
 def test_loading_an_unfinished_run_says_how_to_resume() -> None:
     from scribe.engine.errors import ModelError
-    from scribe.engine.models import load
+    from scribe.engine.runtime.models import load
 
     run = paths.models_dir() / "half" / "run"
     run.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scribe.engine.conversations import ConversationStore
+from scribe.engine.chat.conversations import ConversationStore
 from scribe.tui.cli import main
 
 

@@ -11,10 +11,10 @@ import sys
 import threading
 from pathlib import Path
 
-from scribe.engine.chat_session import ChatSession, Settings
-from scribe.engine.conversations import ConversationStore
+from scribe.engine.chat.conversations import ConversationStore
+from scribe.engine.chat.session import ChatSession, Settings
+from scribe.tui.chat.plain import PlainChat
 from scribe.tui.cli import main
-from scribe.tui.plain_chat import PlainChat
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 SCRIBE = [sys.executable, "-m", "scribe.tui.cli"]

@@ -1,0 +1,59 @@
+"""What a chat needs from a model, and the real one: a loaded model behind a Generator.
+
+The chat logic talks to this small interface only, so the UIs can be tested with a scripted
+engine and the generation internals can change freely.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from scribe.engine.runtime.options import GenerationOptions
+
+
+class ChatEngine(Protocol):
+    name: str
+    spec: str | None
+    n_positions: int
+    card: dict[str, Any]
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def stream(
+        self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
+    ) -> Iterator[str]: ...
+
+
+class ModelEngine:
+    """A real model: `scribe.engine.runtime.models.load` + `Generator`."""
+
+    def __init__(self, loaded: Any, spec: str | None) -> None:
+        from scribe.engine.runtime.generation import Generator
+
+        self.generator = Generator(loaded)
+        self.name: str = loaded.name
+        self.spec = spec
+        self.card: dict[str, Any] = dict(loaded.card or {})
+        self.n_positions: int = self.generator.n_positions
+
+    def encode(self, text: str) -> list[int]:
+        return self.generator.encode(text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.generator.decode(ids)
+
+    def stream(
+        self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        return self.generator.answer(prompt, options, cancel=cancel)
+
+
+def load_engine(spec: str | None, precision: str = "auto") -> ModelEngine:
+    """Load a model for chat (slow: seconds for a real model; call it from a worker)."""
+    from scribe.engine.runtime.models import load
+
+    return ModelEngine(load(spec, precision=precision), spec)

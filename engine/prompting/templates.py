@@ -1,0 +1,197 @@
+"""Prompt templates: TOML files with `string.Template` variables.
+
+Built-ins ship in engine/builtin_templates/; the config dir's templates/ add or override them.
+GPT-2 is not instruction-tuned, so the built-ins use completion-style cues.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scribe.engine import paths
+from scribe.engine.errors import InputError, TemplateError
+from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
+
+BUILTIN_DIR = Path(__file__).parent / "builtin_templates"
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str
+    prompt: str  # the frame; $input is the user's text
+    source: Path
+    defaults: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # generation option overrides
+    stop: tuple[str, ...] = ()
+    cut: str = "middle"  # how an overlong $input is shortened: "middle" or "tail"
+    chat: dict[str, str] = field(default_factory=dict)  # chat turn formats, for kind = "chat"
+
+    @property
+    def builtin(self) -> bool:
+        return self.source.parent == BUILTIN_DIR
+
+    @property
+    def variables(self) -> list[str]:
+        return string.Template(self.prompt).get_identifiers()
+
+    def render(self, values: dict[str, str]) -> str:
+        """Fill the frame; a variable with neither a value nor a default is an error naming it."""
+        merged = {**self.defaults, **values}
+        missing = [name for name in self.variables if name not in merged]
+        if missing:
+            raise TemplateError(
+                f"template '{self.name}' needs a value for ${missing[0]}; "
+                f"give it with -p {missing[0]} VALUE"
+            )
+        return string.Template(self.prompt).substitute(merged)
+
+    def check_values(self, values: dict[str, str]) -> None:
+        """Refuse a -p KEY the template does not use: a misspelt variable would otherwise be
+        silently ignored and its default used."""
+        known = [name for name in self.variables if name != "input"]
+        for key in values:
+            if key == "input":
+                raise InputError(f"-p input: template '{self.name}' fills $input with stdin")
+            if key not in known:
+                raise InputError(
+                    f"-p {key}: template '{self.name}' has no variable '{key}'; its variables: "
+                    f"{', '.join(known) or 'none'}{_option_hint(key)}"
+                )
+
+    def apply_options(self, base: GenerationOptions) -> GenerationOptions:
+        return base.updated(**dict(self.options), stop=self.stop or None)
+
+
+def _option_hint(key: str) -> str:
+    """A pointer to the flag when -p was given a generation option's name."""
+    option = ALIASES.get(key, key)
+    if option not in SETTABLE:
+        return ""
+    flag = "--max-tokens" if option == "max_new_tokens" else "--" + option.replace("_", "-")
+    return f" ({key} is a generation option: use {flag})"
+
+
+# A template file's top-level fields; anything else is a typo (stop belongs in [options]).
+FIELDS = ("description", "prompt", "kind", "cut", "defaults", "options", "chat")
+KINDS = ("completion", "chat")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise TemplateError(f"{path}: malformed TOML: {err}; fix the file") from None
+    except UnicodeDecodeError:
+        raise TemplateError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except OSError as err:
+        raise TemplateError(f"{path}: cannot read the template ({err.strerror})") from None
+
+
+def _field(path: Path, data: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    """data[key] when it has the TOML type `kind` (a string, or a table for dict), else a
+    TemplateError naming the file and the field."""
+    value = data.get(key, default)
+    if not isinstance(value, kind):
+        what = "a [table]" if kind is dict else f'a string, e.g. {key} = "..."'
+        raise TemplateError(f"{path}: {key} must be {what}, not {value!r}; fix the file")
+    return value
+
+
+def _text_table(path: Path, data: dict[str, Any], key: str) -> dict[str, str]:
+    """A table of text values ([defaults], [chat]); numbers are written as text."""
+    table = _field(path, data, key, dict, {})
+    for name, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise TemplateError(f"{path}: [{key}] {name} must be a string, not {value!r}")
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def _options(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The [options] table as (generation options by field name, stop sequences)."""
+    table = _field(path, data, "options", dict, {})
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "stop":
+            continue
+        if key == "lstrip":
+            if not isinstance(value, bool):
+                raise TemplateError(f"{path}: [options] lstrip must be true or false")
+            options["lstrip"] = value
+            continue
+        try:
+            field_name, typed = parse_option(key, value)
+        except InputError as err:
+            raise TemplateError(f"{path}: [options] {err}") from None
+        options[field_name] = typed
+    stop = table.get("stop", [])
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise TemplateError(f"{path}: [options] stop must be a list of non-empty strings")
+    return options, tuple(stop)
+
+
+def _check_prompt(path: Path, prompt: str) -> None:
+    try:
+        string.Template(prompt).substitute(
+            {k: "" for k in string.Template(prompt).get_identifiers()}
+        )
+    except ValueError as err:
+        raise TemplateError(
+            f"{path}: bad placeholder in prompt ({err}); write $$ for a dollar sign"
+        ) from None
+
+
+def _parse(path: Path) -> Template:
+    data = _read_toml(path)
+    unknown = [key for key in data if key not in FIELDS]
+    if unknown:
+        raise TemplateError(
+            f"{path}: unknown field '{unknown[0]}'; a template has {', '.join(FIELDS)} "
+            "(stop goes in [options])"
+        )
+    kind = _field(path, data, "kind", str, "completion")
+    if kind not in KINDS:
+        raise TemplateError(f'{path}: kind must be "chat" or "completion", not {kind!r}')
+    if "prompt" not in data and kind != "chat":
+        raise TemplateError(f'{path}: needs a `prompt = "..."` string using $input')
+    prompt = _field(path, data, "prompt", str, "$input")
+    _check_prompt(path, prompt)
+    options, stop = _options(path, data)
+    cut = data.get("cut", "middle")
+    if cut not in ("middle", "tail"):
+        raise TemplateError(f'{path}: cut must be "middle" or "tail"')
+    return Template(
+        name=path.stem,
+        description=_field(path, data, "description", str, ""),
+        prompt=prompt,
+        source=path,
+        defaults=_text_table(path, data, "defaults"),
+        options=options,
+        stop=stop,
+        cut=cut,
+        chat=_text_table(path, data, "chat"),
+    )
+
+
+def _files() -> dict[str, Path]:
+    found = {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+    user = paths.templates_dir()
+    if user.is_dir():
+        found.update({p.stem: p for p in sorted(user.glob("*.toml"))})
+    return found
+
+
+def list_templates() -> list[Template]:
+    return [_parse(path) for path in _files().values()]
+
+
+def get_template(name: str) -> Template:
+    files = _files()
+    if name not in files:
+        known = ", ".join(sorted(files))
+        raise TemplateError(f"no template named '{name}'; available: {known}")
+    return _parse(files[name])

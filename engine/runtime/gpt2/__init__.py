@@ -1,0 +1,1 @@
+"""GPT-2 on scribe's own lean forward: checkpoint reading, the forward pass, quantized weights."""

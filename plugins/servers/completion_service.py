@@ -1,0 +1,236 @@
+"""Editor completion behind both doors (LSP and JSONL): the model, loaded once and warmed in the
+worker thread; a prompt window per document; stop rules; and the figures `scribe/status` shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from scribe.plugins.servers.completion_prompt import (
+    MARGIN,
+    FimFormat,
+    PromptWindow,
+    StopRule,
+    fim_suffix,
+    is_prose,
+    split_trailing_blanks,
+    trim_suffix_overlap,
+)
+from scribe.plugins.servers.request_scheduler import Job, LatestWinsScheduler
+
+log = logging.getLogger("scribe.plugins.completion")
+
+DEFAULT_MAX_TOKENS = 32
+DEFAULT_DEBOUNCE_MS = 150
+MAX_WINDOWS = 64  # documents whose prompt anchor is remembered
+SUFFIX_CHARS = 2000  # the suffix is only used to trim overlap: its first line is plenty
+FIM_SUFFIX_TOKENS = 128  # text after the cursor a FIM prompt shows: a few lines is what matters
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    document: str  # a key: the LSP document URI, or the JSONL "document" field
+    text: str  # the whole document (or all text before the cursor)
+    cursor: int  # character offset of the cursor in `text`
+    suffix: str = ""  # text after the cursor
+    language: str | None = None  # editor language id; prose rules unless it names code
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+    prompt_tokens: int
+    reused_tokens: int
+    latency_s: float
+
+
+class CompletionService:
+    def __init__(
+        self,
+        model_spec: str | None,
+        debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        precision: str = "auto",
+    ) -> None:
+        self.model_spec = model_spec
+        self.precision = precision
+        self.debounce_ms = debounce_ms
+        self.max_tokens = max_tokens
+        self.generator: Any = None  # scribe.engine.runtime.generation.Generator once loaded
+        self.model_name = model_spec or "default"
+        self.state = "loading"
+        self.error = ""
+        self.weights = ""  # the precision the engine runs the model at, once loaded
+        self.fim: FimFormat | None = None  # set when the model's card declares FIM
+        self._windows: OrderedDict[str, PromptWindow] = OrderedDict()
+        self._latencies: deque[float] = deque(maxlen=1000)
+        self._stats_lock = threading.Lock()
+        self.requests = 0
+        self.served = 0
+        self.last: dict[str, float] = {}  # the last served request's prompt and reused tokens
+        self.scheduler = LatestWinsScheduler(startup=self._load)
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.scheduler.close(timeout)
+
+    def _load(self) -> None:
+        """Runs in the worker thread: the editor gets its `initialize` answer meanwhile."""
+        started = time.perf_counter()
+        try:
+            # load() keeps transformers quiet: stderr is the editor's log pane.
+            from scribe.engine.runtime.generation import Generator
+            from scribe.engine.runtime.models import load
+
+            loaded = load(self.model_spec, precision=self.precision)
+            generator = Generator(loaded)
+            generator.warm()
+        except Exception as err:
+            self.state, self.error = "error", str(err)
+            raise
+        self.fim = FimFormat.from_card(loaded.card, generator.encode)
+        self.generator, self.model_name, self.state = generator, loaded.name, "warm"
+        self.weights = getattr(generator, "precision", "")
+        log.info(
+            "model %s (%s) loaded and warm in %.1fs",
+            loaded.path,
+            getattr(generator, "precision", "?"),
+            time.perf_counter() - started,
+        )
+
+    # -- requests -----------------------------------------------------------------------------
+    def submit(self, request: CompletionRequest, automatic: bool = False) -> Job:
+        """Queue a request; the job's future gives a Suggestion, or None when it lost."""
+        with self._stats_lock:
+            self.requests += 1
+        received = time.monotonic()
+        debounce = self.debounce_ms / 1000 if automatic else 0.0
+
+        def work(cancel: threading.Event) -> Suggestion | None:
+            return self._complete(request, cancel, received)
+
+        return self.scheduler.submit(request.document, work, debounce)
+
+    def cancel(self, job: Job) -> None:
+        self.scheduler.cancel(job)
+
+    def complete_now(self, request: CompletionRequest) -> Suggestion | None:
+        """Run one request and wait for it (tests and benchmarks)."""
+        return self.submit(request).future.result()
+
+    def _window(self, document: str, budget: int) -> PromptWindow:
+        window = self._windows.get(document)
+        if window is None or window.budget != budget:
+            window = PromptWindow(self.generator.encode, budget)
+            self._windows[document] = window
+        self._windows.move_to_end(document)
+        while len(self._windows) > MAX_WINDOWS:
+            self._windows.popitem(last=False)
+        return window
+
+    def _complete(
+        self, request: CompletionRequest, cancel: threading.Event, received: float
+    ) -> Suggestion | None:
+        from scribe.engine.runtime.options import GenerationOptions
+
+        generator = self.generator
+        max_tokens = max(1, min(request.max_tokens, generator.n_positions // 2))
+        budget = generator.n_positions - max_tokens - MARGIN
+        after = ""
+        if self.fim is not None:
+            # A fixed share for the text after the cursor keeps the prefix window's budget, and
+            # so its anchor and the prefix cache, the same from one keystroke to the next.
+            share = min(FIM_SUFFIX_TOKENS, budget // 4)
+            budget -= share + 3  # and the three markers
+            if request.suffix.strip():
+                after = fim_suffix(request.suffix, generator.encode, share)
+        prompt = self._window(request.document, budget).prompt(request.text, request.cursor)
+        if after and self.fim is not None:
+            # Fill in the middle: the model reads both sides; blanks before the cursor stay,
+            # as in training, where the split points fall anywhere.
+            model_prompt, blanks = self.fim.prompt(prompt, after), ""
+        else:
+            model_prompt, blanks = split_trailing_blanks(prompt)
+        prose = is_prose(request.language)
+        rule = StopRule(prose)
+        options = GenerationOptions(
+            max_new_tokens=max_tokens, temperature=0.0, stop=("\n\n",) if prose else ()
+        )
+        stream = generator.stream(model_prompt, options, cancel=cancel)
+        try:
+            for delta in stream:
+                if rule.feed(delta) or cancel.is_set():
+                    break
+        finally:
+            stream.close()  # releases the engine's lock at once when we stop early
+        if cancel.is_set():
+            return None
+        text = rule.finish()
+        if blanks:
+            # The user typed the blank already: drop the model's own leading blanks; text that
+            # would be glued to the previous word does not fit after a blank.
+            text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
+        text = trim_suffix_overlap(text, request.suffix[:SUFFIX_CHARS])
+        stats = generator.last
+        latency = time.monotonic() - received
+        with self._stats_lock:
+            self.served += 1
+            self._latencies.append(latency)
+            self.last = {
+                "prompt_tokens": stats.prompt_tokens,
+                "reused_tokens": stats.reused_tokens,
+                "new_tokens": stats.new_tokens,
+                "first_token_ms": round(stats.first_token_s * 1000, 1),
+                "total_ms": round(latency * 1000, 1),
+            }
+        log.info(
+            "served %s: %d prompt tokens (%d reused), %d chars in %.0f ms",
+            request.document,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            len(text),
+            latency * 1000,
+        )
+        return Suggestion(text, stats.prompt_tokens, stats.reused_tokens, latency)
+
+    # -- status --------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._stats_lock:
+            latencies = sorted(self._latencies)
+            requests, served, last = self.requests, self.served, dict(self.last)
+        status: dict[str, Any] = {
+            "model": self.model_name,
+            "state": self.state,  # "loading", "warm" or "error"
+            "precision": self.weights,
+            "fim": self.fim is not None,
+            "requests": requests,
+            "served": served,
+            "cancelled": self.scheduler.dropped_jobs,
+            "generations": self.scheduler.started_jobs,
+            "pending": self.scheduler.pending(),
+            "peak_pending": self.scheduler.peak_pending,
+            "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
+            "last": last,
+        }
+        if self.error:
+            status["error"] = self.error
+        return status
+
+
+def _percentile(sorted_values: list[float], pct: int) -> float | None:
+    if not sorted_values:
+        return None
+    if len(sorted_values) == 1:
+        return round(sorted_values[0] * 1000, 1)
+    cuts = statistics.quantiles(sorted_values, n=100, method="inclusive")
+    return round(cuts[pct - 1] * 1000, 1)

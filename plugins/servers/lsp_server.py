@@ -1,0 +1,433 @@
+"""`scribe lsp`: a language server on stdio that offers inline completions (LSP 3.18).
+
+Features: full document sync, `textDocument/inlineCompletion`, `$/cancelRequest` (pygls cancels
+the awaiting task; we then set the job's cancel event), latest-request-wins per document,
+server-side debounce for automatic triggers, and the custom `scribe/status` request.
+
+Client settings come as `initializationOptions`: {"debounceMs": int, "maxTokens": int}.
+
+Bad input never ends or silences the server: `FrameReader` finds the next `Content-Length`
+header after a lying or missing one and refuses bodies over `MAX_MESSAGE_BYTES` unread; a body
+that is not JSON gets a parse error; requests after `shutdown` get InvalidRequest; and error
+responses never carry a traceback (those go to the log file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.io_ import StdoutWriter
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from scribe.plugins.servers.completion_service import CompletionRequest, CompletionService
+
+log = logging.getLogger("scribe.plugins.lsp")
+
+STATUS_METHOD = "scribe/status"
+PARENT_POLL_S = 3.0
+MAX_PID = 2**31 - 1  # pid_t is a signed 32-bit integer; a negative one would name a group
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a bigger body is skipped unread, never allocated
+MAX_HEADER_BYTES = 8 * 1024  # a header block longer than this is garbage
+READ_CHUNK = 64 * 1024
+
+# A Content-Length line anywhere, not only at a line start: after a wrong length the next header
+# is glued to the rest of a body. A JSON body cannot contain this by accident: "content-length"
+# is not a JSON token, and a JSON string cannot hold a raw line break.
+_CONTENT_LENGTH = re.compile(rb"content-length:[ \t]{0,8}(\d{1,19})[ \t]{0,8}\r?\n", re.IGNORECASE)
+_TAIL = 64  # longer than any _CONTENT_LENGTH match: what is kept of skipped input
+_LETTER_C = re.compile(rb"[cC]")
+_HEADER_VALUE_PART = re.compile(rb"[ \t]{0,8}\d{0,19}[ \t]{0,8}\r?")
+_HEADER_FIELD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*")
+
+
+class FrameReader:
+    """LSP's Content-Length framing, made to survive a client that gets it wrong.
+
+    pygls trusts the header: a length too large swallows the next messages and waits forever,
+    one too small or a missing one loses the framing for good, and a huge one is allocated.
+    Here input that is not a framed message is skipped up to the next Content-Length header.
+    """
+
+    def __init__(self, stream: BinaryIO, max_message: int = MAX_MESSAGE_BYTES) -> None:
+        # read1 returns what has arrived instead of waiting for a whole chunk.
+        self._read = getattr(stream, "read1", stream.read)
+        self._max_message = max_message
+        self._buf = bytearray()
+        self._skipped = 0  # bytes dropped since the last good header
+        self._explained = False  # a log line already said why they are dropped
+
+    def read_message(self) -> bytes | None:
+        """The next message body (not necessarily JSON), or None at the end of input."""
+        while True:
+            length = self._next_header()
+            if length is None:
+                return None
+            if length <= self._max_message:
+                return self._read_body(length)
+            log.warning(
+                "refusing a %d-byte message (the limit is %d); skipping to the next header",
+                length,
+                self._max_message,
+            )
+            self._explained = True
+
+    def _next_header(self) -> int | None:
+        """Skip to the next complete header block, consume it, and return its Content-Length."""
+        while True:
+            match = _CONTENT_LENGTH.search(self._buf)
+            if match is None:
+                self._drop(len(self._buf) - _TAIL)  # the tail may be a header's first half
+            else:
+                length, header_len = int(match.group(1)), match.end() - match.start()
+                self._drop(match.start())  # (the match's offsets are stale from here)
+                end = _end_of_headers(self._buf, header_len)
+                if end > 0:
+                    self._log_skipped()
+                    del self._buf[:end]
+                    return length
+                if end < 0:
+                    log.warning("a Content-Length header is followed by garbage; skipping it")
+                    self._explained = True
+                    self._drop(header_len)
+                    continue
+            if not self._fill():
+                self._log_skipped()
+                return None
+
+    def _read_body(self, length: int) -> bytes | None:
+        scanned = 0
+        while True:
+            # A header inside the body means the length was too large: the body ends there.
+            match = _CONTENT_LENGTH.search(self._buf, max(0, scanned - _TAIL))
+            if match is not None and match.start() < length:
+                log.warning(
+                    "Content-Length said %d bytes, but the next header came after %d",
+                    length,
+                    match.start(),
+                )
+                return self._take(match.start())
+            if len(self._buf) >= length:
+                if self._header_may_straddle(length) and self._fill():
+                    continue  # is a header starting just before `length`? more bytes will say
+                return self._take(length)
+            scanned = len(self._buf)
+            if not self._fill():
+                return None
+
+    def _header_may_straddle(self, length: int) -> bool:
+        """Whether the buffer could end inside a Content-Length line that starts before
+        `length` (a JSON body never ends with a piece of one)."""
+        if len(self._buf) >= length + _TAIL:
+            return False  # any such line would be complete, and found by the search
+        start = max(0, length - _TAIL)
+        return any(
+            _may_start_header(bytes(self._buf[match.start() :]))
+            for match in _LETTER_C.finditer(self._buf, start, length)
+        )
+
+    def _fill(self) -> bool:
+        chunk = self._read(READ_CHUNK)
+        if not chunk:
+            return False
+        self._buf.extend(chunk)
+        return True
+
+    def _take(self, n: int) -> bytes:
+        body = bytes(self._buf[:n])
+        del self._buf[:n]
+        return body
+
+    def _drop(self, n: int) -> None:
+        if n <= 0:
+            return
+        if not _only_headers(self._buf[:n]):  # other headers before Content-Length are fine
+            self._skipped += n
+        del self._buf[:n]
+
+    def _log_skipped(self) -> None:
+        if self._skipped and not self._explained:
+            log.warning("skipped %d bytes of input that were not a framed message", self._skipped)
+        self._skipped, self._explained = 0, False
+
+
+def _end_of_headers(buf: bytearray, start: int) -> int:
+    """Where the header block whose first line ends at `start` ends: 0 while it is incomplete,
+    -1 if a line in it is not a header."""
+    pos = start
+    while True:
+        newline = buf.find(b"\n", pos)
+        if newline < 0:
+            return -1 if len(buf) - start > MAX_HEADER_BYTES else 0
+        line = bytes(buf[pos:newline]).rstrip(b"\r")
+        if not line:
+            return newline + 1
+        if newline - start > MAX_HEADER_BYTES or not _HEADER_FIELD.fullmatch(line):
+            return -1
+        pos = newline + 1
+
+
+def _may_start_header(tail: bytes) -> bool:
+    """Whether `tail` is the first part of a Content-Length line (input still to come)."""
+    name = b"content-length:"
+    if not name.startswith(tail[: len(name)].lower()):
+        return False
+    return _HEADER_VALUE_PART.fullmatch(tail[len(name) :]) is not None
+
+
+def _only_headers(data: bytearray) -> bool:
+    lines = bytes(data).split(b"\n")
+    return all(not line.strip() or _HEADER_FIELD.fullmatch(line.rstrip(b"\r")) for line in lines)
+
+
+@attrs.define
+class _BadRequest:
+    """A request whose params did not fit its method: answered with an error, not dropped."""
+
+    id: Any
+    method: Any
+    error: JsonRpcException
+
+
+class ScribeProtocol(LanguageServerProtocol):
+    """pygls' protocol, made to answer malformed messages instead of only logging them."""
+
+    def handle_body(self, body: bytes) -> None:
+        """Parse and dispatch one message body; nothing a client sends escapes as an exception."""
+        try:
+            message = json.loads(body, object_hook=self.structure_message)
+        except (ValueError, RecursionError) as err:  # also bad UTF-8, and "[" * 100000
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            log.warning("bad message from the client: not JSON: %s", reason)
+            self.send_error(None, -32700, f"Parse error: {reason}")
+            return
+        except JsonRpcException as err:  # a notification or response that does not fit its type
+            log.warning("bad message from the client: %s", err)
+            return
+        try:
+            self.handle_message(message)
+        except Exception as err:  # pygls answers failing handlers itself; this is a last resort
+            log.error("could not handle a message: %s: %s", type(err).__name__, err)
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" in data and "method" in data and "params" not in data:
+            data["params"] = None  # "params" is optional in JSON-RPC; pygls' types want the key
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as err:
+            if "id" in data and "method" in data:
+                return _BadRequest(data["id"], data["method"], err)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if self._shutdown and getattr(message, "method", None) != types.EXIT:
+            self._refuse_after_shutdown(message)
+            return
+        if _is_request(message) and not _valid_id(message.id):
+            self.send_error(None, -32600, "Invalid Request: the id must be a string or a number")
+            return
+        if isinstance(message, _BadRequest):
+            self._answer_bad_request(message)
+            return
+        if getattr(message, "jsonrpc", None) != "2.0":
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            self.send_error(msg_id, -32600, "Invalid Request: expected a JSON-RPC 2.0 object")
+            return
+        super().handle_message(message)
+
+    def _answer_bad_request(self, message: _BadRequest) -> None:
+        if not isinstance(message.method, str):
+            self.send_error(message.id, -32600, "Invalid Request: the method must be a string")
+            return
+        self._send_response(message.id, error=message.error.to_response_error())
+
+    def _refuse_after_shutdown(self, message: Any) -> None:
+        # The spec: requests after `shutdown` fail with InvalidRequest; notifications are dropped.
+        if _is_request(message):
+            error = "Invalid Request: the server is shutting down; only exit is accepted"
+            self.send_error(message.id, -32600, error)
+        else:
+            log.info("ignoring %s after shutdown", getattr(message, "method", "a message"))
+
+    def _send_response(
+        self, msg_id: Any, result: Any = None, error: types.ResponseError | None = None
+    ) -> None:
+        if error is not None and isinstance(error.data, dict) and "traceback" in error.data:
+            # pygls puts the handler's traceback here; the client gets the message, the log the
+            # traceback (pygls logs it too).
+            error = types.ResponseError(code=error.code, message=error.message)
+        super()._send_response(msg_id, result, error)
+
+    def send_error(self, msg_id: Any, code: int, message: str) -> None:
+        if not _valid_id(msg_id):
+            msg_id = None  # JSON-RPC: null when the request's id cannot be told
+        error = {"code": code, "message": message}
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": error})
+
+
+def _is_request(message: Any) -> bool:
+    return hasattr(message, "method") and hasattr(message, "id")
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+class ScribeServer(LanguageServer):
+    def __init__(self, service: CompletionService) -> None:
+        from scribe.engine.version import scribe_version
+
+        super().__init__(
+            "scribe",
+            scribe_version(),
+            text_document_sync_kind=types.TextDocumentSyncKind.Full,
+            protocol_cls=ScribeProtocol,
+        )
+        self.service = service
+        self.exit_code = 0  # 1 after `exit` without `shutdown`, as the LSP spec asks
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls' stdio server with scribe's framing (FrameReader) in place of pygls' reader."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self._serve(FrameReader(stdin or sys.stdin.buffer)))
+        except BrokenPipeError:
+            log.info("the client closed its end; stopping")
+        except (KeyboardInterrupt, SystemExit):
+            pass  # pygls' `exit` handler calls sys.exit
+        finally:
+            self.shutdown()
+
+    async def _serve(self, frames: FrameReader) -> None:
+        protocol: ScribeProtocol = self.protocol  # type: ignore[assignment]
+        # Reads block, so they run in a thread of their own; it is not waited for at the end,
+        # as stdin may stay open after `exit` (lsp_cmd ends the process with os._exit).
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scribe-stdin")
+        try:
+            while self._stop_event is not None and not self._stop_event.is_set():
+                try:
+                    body = await asyncio.wrap_future(reader.submit(frames.read_message))
+                except (OSError, ValueError) as err:  # stdin closed or broken under us
+                    log.info("cannot read from the client (%s); stopping", err)
+                    return
+                if body is None:
+                    return
+                protocol.handle_body(body)
+        finally:
+            reader.shutdown(wait=False)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log it: pygls would otherwise pop up a message in the editor. A failed request is
+        answered with its error already."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+
+def create_server(service: CompletionService) -> ScribeServer:
+    server = ScribeServer(service)
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: ScribeServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        if isinstance(options, dict):
+            _apply_settings(ls.service, options)
+        pid = params.process_id  # not range-checked by lsprotocol: os.kill could overflow
+        if isinstance(pid, int) and 0 < pid <= MAX_PID:
+            _watch_parent(pid)
+        elif pid is not None:
+            log.warning("ignoring initialize processId = %r (not a process id)", pid)
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls: ScribeServer, *args: Any) -> None:
+        # Stop generating now; do not keep the editor waiting for a model that is still loading.
+        ls.service.close(timeout=1.0)
+
+    @server.feature(types.EXIT)
+    def on_exit(ls: ScribeServer, *args: Any) -> None:
+        # pygls's own exit code is lost: it calls sys.exit inside an asyncio callback.
+        ls.exit_code = 0 if ls.protocol._shutdown else 1
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: ScribeServer, params: types.InlineCompletionParams
+    ) -> list[types.InlineCompletionItem]:
+        uri = params.text_document.uri
+        if uri not in ls.workspace.text_documents:
+            return []  # never opened: nothing to complete from
+        doc = ls.workspace.get_text_document(uri)
+        text = doc.source
+        cursor = min(doc.offset_at_position(params.position), len(text))
+        request = CompletionRequest(
+            document=uri,
+            text=text,
+            cursor=cursor,
+            suffix=text[cursor : cursor + 2000],
+            language=doc.language_id,
+            max_tokens=ls.service.max_tokens,
+        )
+        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        job = ls.service.submit(request, automatic=automatic)
+        try:
+            suggestion = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:  # $/cancelRequest
+            ls.service.cancel(job)
+            raise
+        if suggestion is None or not suggestion.text:
+            return []
+        here = types.Range(start=params.position, end=params.position)
+        return [types.InlineCompletionItem(insert_text=suggestion.text, range=here)]
+
+    @server.feature(STATUS_METHOD)
+    def status(ls: ScribeServer, params: Any) -> dict[str, Any]:
+        return ls.service.status()
+
+    return server
+
+
+def _apply_settings(service: CompletionService, options: dict[str, Any]) -> None:
+    for key, attr in (("debounceMs", "debounce_ms"), ("maxTokens", "max_tokens")):
+        value = options.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            setattr(service, attr, max(value, 1) if attr == "max_tokens" else value)
+        elif value is not None:
+            log.warning("ignoring initializationOptions.%s = %r (want an integer >= 0)", key, value)
+
+
+def _watch_parent(pid: int) -> None:
+    """End the server when the editor dies without closing our stdin (a crash, kill -9)."""
+
+    def watch() -> None:
+        while True:
+            threading.Event().wait(PARENT_POLL_S)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                log.info("editor process %d is gone; exiting", pid)
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, owned by someone else
+
+    threading.Thread(target=watch, name="scribe-parent-watch", daemon=True).start()
+
+
+def serve_stdio(service: CompletionService, stdin: Any, stdout: Any) -> int:
+    """Serve until the client sends `exit` or closes stdin; returns the exit code."""
+    server = create_server(service)
+    service.start()
+    try:
+        server.start_io(stdin, stdout)
+    finally:
+        service.close()
+    return server.exit_code

@@ -1,0 +1,1 @@
+"""The Textual chat app, plain line mode and the slash commands they share."""

@@ -1,0 +1,1 @@
+"""The Textual screens of the chat app, one module each."""

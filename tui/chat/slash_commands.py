@@ -1,0 +1,228 @@
+"""Slash commands, the same in the Textual app and plain mode.
+
+`run_command(session, line)` does what it can at once and returns a `CommandResult`: text for the
+user, and an `action` the UI must carry out itself (load a model in the background, stream a reply
+to a file read with /read, show the history...). A bad command or value raises a ScribeError whose
+message says what is accepted; nothing reaches the model.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scribe.engine.chat.conversations import parse_id
+from scribe.engine.chat.export import when
+from scribe.engine.chat.session import ChatSession
+from scribe.engine.errors import InputError
+from scribe.engine.paths import user_path
+from scribe.engine.runtime.options import SETTABLE
+from scribe.engine.text_input import read_text_file
+
+# name -> (arguments, what it does)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "template": ("NAME [key=value ...]", "frame your next turns with a template (none: chat)"),
+    "system": ("TEXT", "set the system prompt (default: the chat default; none: no prompt)"),
+    "set": ("OPTION VALUE", "temperature, top_p, top_k, max_tokens, repetition_penalty, seed"),
+    "model": ("NAME", "switch to another model (folder, name or hub id)"),
+    "new": ("", "start a new conversation"),
+    "history": ("[ID | WORDS]", "list saved conversations, open one by id, or search them"),
+    "read": ("PATH", "send a text file as your next turn ($input of the current template)"),
+    "export": ("[PATH]", "save this conversation as Markdown"),
+    "help": ("", "list commands and keys"),
+    "quit": ("", "leave scribe chat"),
+}
+OPTION_NAMES = ", ".join(["max_tokens", *SETTABLE[1:]])
+
+
+@dataclass
+class CommandResult:
+    text: str = ""
+    action: str | None = None  # "send", "load_model", "opened", "new", "history", "quit"
+    payload: Any = None
+    rows: list[Any] = field(default_factory=list)
+
+
+def is_command(line: str) -> bool:
+    """A line starting with one "/" is a command; "//" sends a message starting with "/"."""
+    return line.startswith("/") and not line.startswith("//")
+
+
+def unescape(line: str) -> str:
+    return line[1:] if line.startswith("//") else line
+
+
+def help_text(keys: str = "") -> str:
+    width = max(len(f"/{name} {args}".rstrip()) for name, (args, _) in COMMANDS.items())
+    lines = ["Commands:"]
+    for name, (args, about) in COMMANDS.items():
+        lines.append(f"  {f'/{name} {args}'.rstrip():<{width}}  {about}")
+    lines.append("  //TEXT sends TEXT starting with a single /")
+    if keys:
+        lines += ["", keys]
+    return "\n".join(lines)
+
+
+def run_command(session: ChatSession, line: str, keys: str = "") -> CommandResult:
+    name, _, rest = line[1:].strip().partition(" ")
+    name, rest = name.lower(), rest.strip()
+    if name not in COMMANDS:
+        known = ", ".join("/" + n for n in COMMANDS)
+        raise InputError(f"unknown command /{name}; commands: {known} (/help explains them)")
+    if name == "help":
+        return CommandResult(help_text(keys))
+    return HANDLERS[name](session, rest)
+
+
+def _usage(name: str) -> str:
+    return f"usage: /{name} {COMMANDS[name][0]}".rstrip()
+
+
+def _cmd_template(session: ChatSession, rest: str) -> CommandResult:
+    if not rest:
+        from scribe.engine.prompting.templates import list_templates
+
+        current = session.template.name if session.template else "none (plain chat)"
+        names = ", ".join(t.name for t in list_templates() if not t.chat)
+        return CommandResult(f"template: {current}\navailable: {names}, none\n{_usage('template')}")
+    try:
+        words = shlex.split(rest)
+    except ValueError as err:
+        raise InputError(
+            f'/template: {err}; quote values with spaces: style="very formal"'
+        ) from None
+    name, values = words[0], {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise InputError(f"/template: '{word}' is not key=value; {_usage('template')}")
+        values[key] = value
+    session.set_template(name, values)
+    if session.template is None:
+        return CommandResult("template: none (plain chat)")
+    shown = " ".join(f"{k}={v}" for k, v in values.items())
+    return CommandResult(
+        f"template: {name} {shown}".rstrip() + f" ({session.template.description})"
+    )
+
+
+def _cmd_system(session: ChatSession, rest: str) -> CommandResult:
+    if not rest:
+        current = session.system_prompt() or "(none)"
+        return CommandResult(f"system prompt: {current}\n{_usage('system')}; default; none")
+    if rest == "default":
+        session.set_system(None)
+    elif rest == "none":
+        session.set_system("")
+    else:
+        session.set_system(rest)
+    return CommandResult(f"system prompt: {session.system_prompt() or '(none)'}")
+
+
+def _cmd_set(session: ChatSession, rest: str) -> CommandResult:
+    parts = rest.split()
+    if not parts:
+        return CommandResult(f"options: {describe_options(session)}\n{_usage('set')}")
+    if len(parts) != 2:
+        raise InputError(
+            f"/set needs an option and a value, e.g. /set temperature 0.5; options: {OPTION_NAMES}"
+        )
+    key, value = session.set_option(parts[0], parts[1])
+    return CommandResult(f"{parts[0]} = {value}")
+
+
+def _cmd_model(session: ChatSession, rest: str) -> CommandResult:
+    if not rest:
+        return CommandResult(f"model: {session.model_name}\n{_usage('model')}")
+    if rest.startswith("~"):
+        user_path(rest, "/model")  # an unknown ~user: one note, not a crash while loading
+    return CommandResult(f"loading model {rest}…", action="load_model", payload=rest)
+
+
+def _cmd_new(session: ChatSession, rest: str) -> CommandResult:
+    session.new()
+    return CommandResult("new conversation", action="new")
+
+
+def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
+    if rest.isascii() and rest.isdigit():
+        record = session.open(parse_id(rest, "/history ID"))
+        text = f"opened conversation {record.id}: {record.title}"
+        if session.warning:
+            text += f"\nwarning: {session.warning}"
+        return CommandResult(text, action="opened", payload=record)
+    if rest:
+        assert session.store is not None
+        hits = session.store.search(rest)
+        if not hits:
+            return CommandResult(f"no saved conversation mentions '{rest}'")
+        lines = [
+            f"{h.conversation_id:>5}  {when(h.updated)}  {h.title}\n       {h.bracketed()}"
+            for h in hits
+        ]
+        return CommandResult(
+            "\n".join(lines) + "\nopen one with /history ID", action="history", rows=hits
+        )
+    records = session.list_conversations(20)
+    if not records:
+        return CommandResult("no saved conversations yet", action="history")
+    lines = [f"{r.id:>5}  {when(r.updated)}  {r.message_count:>3} msgs  {r.title}" for r in records]
+    return CommandResult(
+        "\n".join(lines) + "\nopen one with /history ID", action="history", rows=records
+    )
+
+
+def _cmd_read(session: ChatSession, rest: str) -> CommandResult:
+    if not rest:
+        raise InputError(f"/read needs a file; {_usage('read')}")
+    path = user_path(rest, "/read")
+    text = read_text_file(path)
+    where = f"$input of template {session.template.name}" if session.template else "your turn"
+    return CommandResult(
+        f"read {path} ({len(text)} characters) as {where}", action="send", payload=text
+    )
+
+
+def _cmd_export(session: ChatSession, rest: str) -> CommandResult:
+    if not session.thread:
+        raise InputError("nothing to export yet: this conversation is empty")
+    name = f"scribe-chat-{session.conversation_id or 'new'}.md"
+    path = user_path(rest, "/export") if rest else Path(name)
+    try:
+        path = path.absolute()  # the folder we run in may be gone (OSError)
+        if path.is_dir():
+            path = path / name
+        path.write_text(session.export_markdown(), encoding="utf-8")
+    except OSError as err:
+        raise InputError(
+            f"/export: cannot write {path} ({err.strerror}); give another path"
+        ) from None
+    return CommandResult(f"exported to {path}", payload=path)
+
+
+def _cmd_quit(session: ChatSession, rest: str) -> CommandResult:
+    return CommandResult("", action="quit")
+
+
+def describe_options(session: ChatSession) -> str:
+    o = session.options()
+    seed = f" seed {o.seed}" if o.seed is not None else ""
+    return (
+        f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
+        f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}"
+    )
+
+
+HANDLERS = {
+    "template": _cmd_template,
+    "system": _cmd_system,
+    "set": _cmd_set,
+    "model": _cmd_model,
+    "new": _cmd_new,
+    "history": _cmd_history,
+    "read": _cmd_read,
+    "export": _cmd_export,
+    "quit": _cmd_quit,
+}

@@ -1,0 +1,1 @@
+"""One module per `scribe` subcommand: parse its flags, run it through the engine, print."""

@@ -1,0 +1,87 @@
+"""`scribe complete`: a Unix filter that streams a continuation of stdin to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+
+from scribe.tui.common_args import (
+    add_generation_args,
+    add_model_arg,
+    add_template_args,
+    option_overrides,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "complete",
+        help="print a continuation of stdin to stdout, streaming",
+        description="Read a draft on stdin and stream its continuation to stdout.",
+    )
+    add_model_arg(parser)
+    add_template_args(parser, "frame stdin with a template")
+    add_generation_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scribe.engine.errors import InputError
+    from scribe.engine.text_input import decode_text
+
+    if args.param and not args.template:
+        raise InputError("-p/--param sets a template variable; name the template with -t")
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise InputError("stdout is closed; send it to a file or a pipe")
+
+    text = decode_text(sys.stdin.buffer.read(), "stdin")
+    from scribe.engine.prompting.context import fit_template
+    from scribe.engine.prompting.templates import get_template
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
+    from scribe.engine.runtime.options import GenerationOptions
+
+    template = get_template(args.template) if args.template else None
+    values = dict(args.param)
+    if template:
+        template.check_values(values)  # before the model loads: a typo fails fast
+    options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
+    if template:
+        options = template.apply_options(options)
+    options = options.updated(**option_overrides(args))
+    generator = Generator(load(args.model, precision=args.precision))
+    prompt: str = text
+    if template:
+        values["input"] = text
+        prompt = fit_template(
+            template,
+            values,
+            generator.n_positions,
+            options.max_new_tokens,
+            generator.encode,
+            generator.decode,
+        )
+    _write_stream(generator.answer(prompt, options))
+    return 0
+
+
+def _write_stream(deltas: Iterator[str]) -> None:
+    """Stream to stdout, flushing each delta. A reader that went away (BrokenPipeError) is the
+    CLI's to end quietly; any other write failure (a full disk) becomes one error line."""
+    from scribe.engine.errors import OutputError
+
+    out = sys.stdout
+    try:
+        for delta in deltas:
+            out.write(delta)
+            out.flush()
+        if out.isatty():
+            out.write("\n")
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise OutputError(
+            f"cannot write to stdout ({err.strerror}); free some space or write elsewhere"
+        ) from None
