@@ -18,7 +18,7 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError, InputError
 
-# engine/runtime/gpt2/quantize.py's choices, repeated here so that reading the config does not import torch.
+# The weights a model may run with; runtime/precision.py decides which one "auto" means.
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
 
 

@@ -6,6 +6,21 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from scribe.engine.config import PRECISIONS
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str = ""
+) -> argparse.ArgumentParser:
+    """A subcommand: `summary` is its line in `scribe --help`; an epilog keeps its own layout."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter,
+    )
+
 
 def model_spec(flag: str) -> Callable[[str], str]:
     """An argparse type for a model spec: a `~user/...` folder whose user does not exist is one
@@ -31,7 +46,7 @@ def add_model_arg(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16", "int8", "int4"),
+        choices=PRECISIONS,
         default="auto",
         help="weights to run with: auto (int8 for models of 20M+ parameters, else fp32), "
         "fp32, bf16, int8 or int4; quantized weights are cached beside the model",

@@ -25,8 +25,8 @@ from scribe.engine.chat.conversations import (
 from scribe.engine.chat.engine import ChatEngine, load_engine
 from scribe.engine.chat.export import to_markdown
 from scribe.engine.errors import InputError, ScribeError
+from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import (
-    ChatFormat,
     Exchange,
     TokenCounter,
     Window,

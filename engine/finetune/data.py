@@ -8,11 +8,11 @@ and the fix.
 from __future__ import annotations
 
 import json
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scribe.engine.errors import InputError
+from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.text_input import decode_text
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org", ".tex"}
@@ -48,38 +48,6 @@ class Document:
         for seg in self.segments:
             out.append(seg.text if seg.trainable else f"{mark_open}{seg.text}{mark_close}")
         return "".join(out) + (eos_text if self.eos else "")
-
-
-@dataclass(frozen=True)
-class ChatFormat:
-    """How chat transcripts become text: a template's [chat] table (system, user, assistant,
-    reply), each turn format using $message."""
-
-    system: str
-    user: str
-    assistant: str
-    reply: str
-
-    @classmethod
-    def from_template(cls, name: str) -> ChatFormat:
-        from scribe.engine.prompting.templates import get_template
-
-        chat = get_template(name).chat
-        missing = [k for k in ("user", "assistant", "reply") if k not in chat]
-        if missing:
-            raise InputError(
-                f"template '{name}' has no [chat] {missing[0]} format; pick a chat template "
-                "with --chat-template"
-            )
-        return cls(chat.get("system", ""), chat["user"], chat["assistant"], chat["reply"])
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "system": self.system,
-            "user": self.user,
-            "assistant": self.assistant,
-            "reply": self.reply,
-        }
 
 
 @dataclass
@@ -229,17 +197,13 @@ def _record_document(record: dict, where: str, chat: ChatFormat | None) -> Docum
     )
 
 
-def _fill(fmt: str, message: str) -> str:
-    return string.Template(fmt).safe_substitute(message=message)
-
-
 def chat_document(messages: object, where: str, chat: ChatFormat) -> Document:
     """A transcript rendered with the chat format. The loss covers each assistant message, the
     header of the user turn that follows it (so the model learns to hand the turn back, which the
     chat's stop sequences catch), and an end-of-text token after a final assistant turn."""
     if not isinstance(messages, list) or not messages:
         raise InputError(f'{where}: "messages" must be a non-empty list of role/content objects')
-    system = chat.system
+    system: str | None = None  # the format's default unless the transcript gives one
     turns: list[tuple[str, str]] = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -257,16 +221,16 @@ def chat_document(messages: object, where: str, chat: ChatFormat) -> Document:
         raise InputError(
             f"{where}: no assistant message, so nothing to learn; add one or drop the line"
         )
-    segments = [Segment(system, False)] if system else []
+    opening = chat.system_text(system)
+    segments = [Segment(opening, False)] if opening else []
+    cue, header = chat.reply_cue(), chat.user_label()
     previous = ""
     for role, content in turns:
         if role == "assistant":
-            text = _fill(chat.assistant, content)
-            cue = chat.reply if text.startswith(chat.reply) else chat.assistant.split("$message")[0]
+            text = chat.assistant_turn(content)
             segments += [Segment(cue, False), Segment(text[len(cue) :], True)]
         else:
-            text = _fill(chat.user, content)
-            header = chat.user.split("$message")[0].rstrip()
+            text = chat.user_turn(content)
             if previous == "assistant" and header and text.startswith(header):
                 segments += [Segment(header, True), Segment(text[len(header) :], False)]
             else:

@@ -45,7 +45,7 @@ def perplexity(
 
 
 class EngineGenerator:
-    """Greedy generation through scribe's engine (engine/runtime/generation.py) for an in-memory model."""
+    """Greedy generation through scribe's engine (runtime/generation.py) for an in-memory model."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
         from scribe.engine.runtime.generation import Generator

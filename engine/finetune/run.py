@@ -18,7 +18,7 @@ import torch
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import checkpoints as ckpt
 from scribe.engine.finetune import defaults, distributed, fim, hardware, outdir
-from scribe.engine.finetune.data import ChatFormat, Document, find_files, read_documents
+from scribe.engine.finetune.data import Document, find_files, read_documents
 from scribe.engine.finetune.events import DataReady, EventSink, Stage, TrainStart, ignore
 from scribe.engine.finetune.settings import RESUME_MAY_CHANGE, FinetuneSettings
 from scribe.engine.finetune.splits import SPLITS, Split, split_documents
@@ -32,6 +32,7 @@ from scribe.engine.finetune.tokens import (
     tokenize_split,
 )
 from scribe.engine.finetune.trainer import Plan, Trainer, TrainOutcome
+from scribe.engine.prompting.chat_format import ChatFormat
 
 DEFAULT_BLOCK = 512
 SCRATCH_DROPOUT = 0.1

@@ -15,71 +15,17 @@ free, so the next few turns extend the cached prompt again instead of re-cutting
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from scribe.engine.errors import InputError
+from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.context import MARGIN, cut_text
 from scribe.engine.prompting.templates import Template
 
 Encode = Callable[[str], list[int]]
 RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 Decode = Callable[[list[int]], str]
-
-
-@dataclass(frozen=True)
-class ChatFormat:
-    """How turns are written into the prompt: the chat template's [chat] table or a model card's
-    "chat" entry. `system` is the default system prompt (or a frame with $message)."""
-
-    system: str = ""
-    user: str = "\n\nUser: $message"
-    assistant: str = "\n\nAssistant: $message"
-    reply: str = "\n\nAssistant:"
-    stop: tuple[str, ...] = ()
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], stop: Sequence[str] = ()) -> ChatFormat:
-        fmt = cls(
-            system=str(data.get("system", "")),
-            user=str(data.get("user", cls.user)),
-            assistant=str(data.get("assistant", cls.assistant)),
-            reply=str(data.get("reply", cls.reply)),
-        )
-        stops = tuple(data.get("stop", ())) or tuple(stop) or fmt.derived_stops()
-        return ChatFormat(fmt.system, fmt.user, fmt.assistant, fmt.reply, tuple(stops))
-
-    def derived_stops(self) -> tuple[str, ...]:
-        """Stop where the model starts writing the next turn's label ("\\nWriter:")."""
-        stops = []
-        for frame in (self.user, self.assistant):
-            label = frame.split("$message")[0].strip()
-            if label:
-                stops.append("\n" + label)
-        return tuple(stops)
-
-    def system_text(self, system: str | None) -> str:
-        """The system prompt as it opens the prompt; None means this format's default."""
-        if "$message" in self.system:
-            if not system:
-                return ""
-            return _fill(self.system, system)
-        return self.system if system is None else system
-
-    def default_system(self) -> str:
-        return "" if "$message" in self.system else self.system
-
-    def user_turn(self, text: str) -> str:
-        return _fill(self.user, text)
-
-    def assistant_turn(self, text: str) -> str:
-        return _fill(self.assistant, text)
-
-
-def _fill(frame: str, message: str) -> str:
-    return string.Template(frame).safe_substitute(message=message)
 
 
 @dataclass(frozen=True)
@@ -107,10 +53,6 @@ class Window:
     @property
     def budget(self) -> int:
         return self.limit - self.reserve - MARGIN
-
-    @property
-    def excluded(self) -> int:
-        return self.first_included
 
     def meter(self) -> str:
         return f"{self.used}/{self.limit} ({self.reserve})"

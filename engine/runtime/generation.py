@@ -2,10 +2,10 @@
 
 `Generator.stream(prompt, options, cancel)` is a plain generator of text deltas. It runs its own
 KV-cache decode loop and keeps the cache of the last prompt, so a new prompt that shares a prefix
-with the previous one only feeds the new tokens. A plain GPT-2 runs through engine/runtime/gpt2/forward.py
+with the previous one only feeds the new tokens. A plain GPT-2 runs through gpt2/forward.py
 (preallocated cache, quantized weights per `loaded.precision`; its tensors read straight from the
-files by engine/runtime/gpt2/checkpoint.py, or taken from a transformers model); any other model runs
-through transformers' own forward (engine/runtime/kv_cache.py).
+files by gpt2/checkpoint.py, or taken from a transformers model); any other model runs
+through transformers' own forward (kv_cache.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine import paths
-from scribe.engine.config import PRECISIONS, load_config
+from scribe.engine.config import load_config
 from scribe.engine.errors import ModelError
 
 CARD_FILE = "scribe.json"
@@ -23,7 +23,7 @@ DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "default_model"
 
 class LoadedModel:
     """A model ready for generation. A plain GPT-2 folder is read without transformers
-    (engine/runtime/gpt2/checkpoint.py): `weights` and `text` serve generation, and `model` and
+    (gpt2/checkpoint.py): `weights` and `text` serve generation, and `model` and
     `tokenizer`, transformers' objects, are loaded the first time something asks for them."""
 
     def __init__(
@@ -43,7 +43,7 @@ class LoadedModel:
         self.name = name
         self.path = path
         self.card: dict[str, Any] = card or {}
-        # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (engine/runtime/gpt2/quantize.py).
+        # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (gpt2/quantize.py).
         self.precision = precision
         self.weights = weights  # checkpoint.Weights, or None: read from `model`
         self._model = model
@@ -167,7 +167,7 @@ def _from_hub(repo_id: str) -> Path:
 
 def weight_files(path: Path) -> list[Path]:
     """A model folder's own weights (model.safetensors, or its shards); not scribe's derived
-    scribe-int8.safetensors caches beside them (engine/runtime/gpt2/quantize.py rebuilds a damaged one)."""
+    scribe-int8.safetensors caches beside them (gpt2/quantize.py rebuilds a damaged one)."""
     return sorted(path.glob("model*.safetensors"))
 
 
@@ -346,7 +346,11 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     """Resolve and load a causal LM with its tokenizer, ready for generation. `precision`
     (fp32, bf16, int8, int4 or auto) picks the weights generation runs with."""
     from scribe.engine.runtime.gpt2 import checkpoint
-    from scribe.engine.runtime.gpt2.quantize import check_precision, choose_precision
+    from scribe.engine.runtime.precision import (
+        check_precision,
+        choose_precision,
+        preferred_precision,
+    )
 
     check_precision(precision)
     path = resolve(spec)
@@ -422,7 +426,7 @@ def _load_plain_gpt2(
     from safetensors import SafetensorError
 
     from scribe.engine.runtime.gpt2 import checkpoint
-    from scribe.engine.runtime.gpt2.quantize import choose_precision
+    from scribe.engine.runtime.precision import choose_precision
 
     tokenizer_path = tokenizer_path or path
     try:
@@ -495,24 +499,6 @@ def _transformers_tokenizer(path: Path) -> Any:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ModelError(f"{path}: cannot load the tokenizer ({err})") from None
-
-
-def preferred_precision(precision: str, spec: str | None, path: Path, card: dict[str, Any]) -> str:
-    """An explicit precision wins; for "auto", config.toml's [precision] entry for the model
-    (by the name or path it was given as, or its folder's name), then its card's own."""
-    if precision != "auto":
-        return precision
-    table = load_config().precision
-    for key in (spec, str(path), path.name):
-        if key is not None and key in table:
-            return table[key]
-    chosen = card.get("precision", "auto")
-    if chosen not in PRECISIONS:
-        raise ModelError(
-            f"{path / CARD_FILE}: precision {chosen!r} is not one of {', '.join(PRECISIONS)}; "
-            "fix the card or pass --precision"
-        )
-    return chosen
 
 
 def quiet_transformers() -> None:

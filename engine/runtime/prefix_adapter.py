@@ -8,7 +8,7 @@ it; the real tokens keep positions 0, 1, 2, ... The cache it returns (`PrefixCac
 crops in real tokens, so the engine's prefix reuse works unchanged.
 
 Saved as a peft-format adapter folder (adapter_config.json with peft_type PREFIX_TUNING and
-`prompt_embeddings` [virtual tokens, layers * 2 * width]), which `scribe.engine.runtime.models.load` turns
+`prompt_embeddings` [virtual tokens, layers * 2 * width]), which `models.load` turns
 back into this wrapper.
 """
 

@@ -11,8 +11,8 @@ import pytest
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatSession, Settings
 from scribe.engine.errors import InputError
+from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import (
-    ChatFormat,
     Exchange,
     build_window,
     reply_reserve,

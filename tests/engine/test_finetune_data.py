@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from scribe.engine.errors import InputError
-from scribe.engine.finetune.data import ChatFormat, cut_passages, find_files, read_documents
+from scribe.engine.finetune.data import cut_passages, find_files, read_documents
 from scribe.engine.finetune.splits import split_documents
 from scribe.engine.finetune.tokens import cache_key, load_cache, pack, save_cache, tokenize
+from scribe.engine.prompting.chat_format import ChatFormat
 from tests import factory
 
 SUBJECTS = ["The writer", "A small boat", "The old clock", "Her brother", "The quiet room", "A fox"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scribe.engine.finetune import FinetuneSettings, run_finetune
-from scribe.engine.finetune.data import ChatFormat
+from scribe.engine.prompting.chat_format import ChatFormat
 from tests.engine.test_finetune_data import write_pairs, write_text
 
 

@@ -14,8 +14,9 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.runtime import models, threads
 from scribe.engine.runtime.generation import Generator
-from scribe.engine.runtime.gpt2 import forward, quantize
+from scribe.engine.runtime.gpt2 import forward, quantize, scripted_step
 from scribe.engine.runtime.options import GenerationOptions
+from scribe.engine.runtime.precision import int8_kernel_available
 from tests import factory
 
 GREEDY = GenerationOptions(max_new_tokens=12, temperature=0)
@@ -131,7 +132,7 @@ def test_prefix_reuse_gives_the_same_tokens_in_every_precision(
 
 
 needs_fbgemm = pytest.mark.skipif(
-    not quantize.int8_kernel_available(), reason="torch has no fbgemm on this CPU"
+    not int8_kernel_available(), reason="torch has no fbgemm on this CPU"
 )
 
 

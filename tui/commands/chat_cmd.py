@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from scribe.tui.common_args import (
+    add_command,
     add_generation_args,
     add_model_arg,
     add_template_args,
@@ -20,10 +21,11 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "chat",
-        help="chat with a model (Textual app; --plain for line mode)",
-        description=(
+        "chat with a model (Textual app; --plain for line mode)",
+        (
             "Chat with a local model. Enter sends, Ctrl+J adds a line, Esc stops a reply, "
             "Ctrl+Q quits; /help lists the slash commands. Conversations are saved in the "
             "data dir; see `scribe log`."

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 from scribe.tui.common_args import (
+    add_command,
     add_generation_args,
     add_model_arg,
     add_template_args,
@@ -15,10 +16,11 @@ from scribe.tui.common_args import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "complete",
-        help="print a continuation of stdin to stdout, streaming",
-        description="Read a draft on stdin and stream its continuation to stdout.",
+        "print a continuation of stdin to stdout, streaming",
+        "Read a draft on stdin and stream its continuation to stdout.",
     )
     add_model_arg(parser)
     add_template_args(parser, "frame stdin with a template")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from scribe.tui.common_args import add_command
+
 # engine/export/gguf.py's QUANTS, repeated: importing it (gguf, numpy) would slow --help.
 QUANTS = ("f16", "q8_0", "q4_0")
 
@@ -21,13 +23,13 @@ f32; a matrix whose rows do not fill whole 32-value blocks is written f16 under 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "export",
-        help="write a model as a GGUF file for llama.cpp / Ollama",
-        description="Convert a GPT-2 model (a full finetune, a LoRA adapter, or the default\n"
+        "write a model as a GGUF file for llama.cpp / Ollama",
+        "Convert a GPT-2 model (a full finetune, a LoRA adapter, or the default\n"
         "model) to a GGUF file that llama.cpp loads, with an Ollama Modelfile beside it.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        EPILOG,
     )
     parser.add_argument(
         "name",

@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import Any
 
-from scribe.tui.common_args import model_spec
+from scribe.tui.common_args import add_command, model_spec
 
 SHAPES_HELP = (
     "tiny (2x128, 256 positions, 4k vocab), mini (4x256, 8k), small (6x384, 12k), "
@@ -51,13 +51,13 @@ report.md; the run folder NAME/run/ keeps metrics.jsonl, and checkpoints until t
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "finetune",
-        help="teach a model your text or task (full, LoRA, prefix, or from scratch)",
-        description="Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
+        "teach a model your text or task (full, LoRA, prefix, or from scratch)",
+        "Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
         "evaluate it before and after, and save it as a model scribe can use.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        EPILOG,
     )
     p.add_argument("data", nargs="*", metavar="DATA", help="text files, folders or .jsonl files")
     p.add_argument("--out", required=True, metavar="NAME", help="model name (or a folder path)")

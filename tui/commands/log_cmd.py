@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scribe.engine.chat.conversations import ConversationStore
 
+from scribe.tui.common_args import add_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "log",
-        help="list, search or export saved conversations",
-        description="List saved chat conversations (newest first), search them, or print one.",
+        "list, search or export saved conversations",
+        "List saved chat conversations (newest first), search them, or print one.",
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(

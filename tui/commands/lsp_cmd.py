@@ -13,14 +13,15 @@ import sys
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from scribe.tui.common_args import add_model_arg
+from scribe.tui.common_args import add_command, add_model_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    lsp = sub.add_parser(
+    lsp = add_command(
+        sub,
         "lsp",
-        help="language server on stdio: ghost-text completion in Vim, Neovim, VS Code...",
-        description="Serve inline completions over LSP (stdio), or JSONL with --jsonl. "
+        "language server on stdio: ghost-text completion in Vim, Neovim, VS Code...",
+        "Serve inline completions over LSP (stdio), or JSONL with --jsonl. "
         "Logs go to the cache dir, never stdout.",
     )
     _add_server_args(lsp)

@@ -5,7 +5,7 @@ Importing transformers' GPT-2 and its tokenizer costs about 3 s of a 6 s `scribe
 tokenizer.json needs only safetensors and tokenizers, which read the same files to the same
 numbers, and a tensor is read only when it is used (with cached int8 weights, the float matrices
 never are). Anything else, and anything that asks for `LoadedModel.model`, goes through
-transformers (engine/runtime/models.py).
+transformers (../models.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch is imported when a tensor is read: `scribe models` checks folders
     import torch  # with config_problem and tensors_problem, and needs no torch for that
 
-# Config keys whose non-default values change GPT-2's arithmetic; engine/runtime/gpt2/forward.py runs none.
+# Config keys whose non-default values change GPT-2's arithmetic; forward.py runs none.
 UNUSUAL = {
     "scale_attn_by_inverse_layer_idx": False,
     "reorder_and_upcast_attn": False,

@@ -4,9 +4,9 @@ transformers' eager GPT-2 spends much of a decode step outside the matmuls: a ca
 concatenation, module hooks and Python dispatch. This runs the same arithmetic (the same torch ops
 in the same order, so fp32 greedy output matches `generate()`) with a KV cache preallocated for
 the whole context, logits for the last position only, and linears that may be quantized
-(engine/runtime/gpt2/quantize.py). With int8 weights, one-token steps run the same ops from TorchScript
-(engine/runtime/gpt2/scripted_step.py). Only plain GPT2LMHeadModel is handled; anything else (peft wrappers,
-other architectures) keeps the generic path in engine/runtime/kv_cache.py.
+(quantize.py). With int8 weights, one-token steps run the same ops from TorchScript
+(scripted_step.py). Only plain GPT2LMHeadModel is handled; anything else (peft wrappers,
+other architectures) keeps the generic path in ../kv_cache.py.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class FastGPT2:
         self.scale = self.head_dim**-0.5
         self.precision = precision
         cached = cached or {}
-        # The quantized form of every large matrix, by name: what engine/runtime/gpt2/quantize.py caches.
+        # The quantized form of every large matrix, by name: what quantize.py caches.
         self.quantized: dict[str, Quantized] = {}
         self.wte = weights["wte.weight"]
         self.wpe = weights["wpe.weight"]

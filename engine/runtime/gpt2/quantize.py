@@ -23,42 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from scribe.engine import paths
-from scribe.engine.errors import InputError
+from scribe.engine.runtime.precision import int8_kernel_available
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 Quantized = dict[str, torch.Tensor]
 
-PRECISIONS = ("fp32", "bf16", "int8", "int4")
-# "auto" is the fastest that keeps quality: int8 (test perplexity rises well under 1%, see
-# tests/engine/test_quantize_quality.py) for models big enough for weight reads to dominate a step;
-# tiny models run faster, and exactly, in fp32.
-AUTO = "auto"
-AUTO_INT8_MIN_PARAMS = 20_000_000
 INT4_GROUP = 32
 FORMAT_VERSION = "1"
 # fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in int16; 8-bit activations can
 # saturate it (test perplexity +1.7%), 7-bit ones ("reduce_range") cannot (+0.0%).
 REDUCE_RANGE = True
-
-
-def check_precision(precision: str) -> str:
-    if precision != AUTO and precision not in PRECISIONS:
-        choices = ", ".join((AUTO, *PRECISIONS))
-        raise InputError(f"unknown precision '{precision}'; choose one of: {choices}")
-    return precision
-
-
-def choose_precision(precision: str, params: int) -> str:
-    """Resolve "auto" for a model of `params` parameters; other precisions pass through."""
-    if check_precision(precision) != AUTO:
-        return precision
-    if int8_kernel_available() and params >= AUTO_INT8_MIN_PARAMS:
-        return "int8"
-    return "fp32"
-
-
-def int8_kernel_available() -> bool:
-    return "fbgemm" in torch.backends.quantized.supported_engines
 
 
 # -- quantizing (weights as [out, in], F.linear's layout) ---------------------------------------
@@ -124,7 +98,7 @@ def quantize(precision: str, weight: torch.Tensor) -> Quantized:
 # -- running ------------------------------------------------------------------------------------
 class FbgemmLinear:
     """fbgemm's int8 linear: activations are quantized per call, weights per output row.
-    `packed` is fbgemm's prepacked weight, which engine/runtime/gpt2/scripted_step.py calls directly."""
+    `packed` is fbgemm's prepacked weight, which scripted_step.py calls directly."""
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
         zero = torch.zeros(q.shape[0], dtype=torch.long)

@@ -3,7 +3,7 @@
 A quantized decode step is about 8 ms of fbgemm matmuls and 200 small ops; run from Python, each
 op pays for argument parsing and a new Python tensor object, which added 1.5 ms (15%) to every
 step on the 2-core machine this was measured on (bench/generate.py). TorchScript runs the same
-ops, in the same order, from C++: the logits are bit-identical to engine/runtime/gpt2/forward.py's Python
+ops, in the same order, from C++: the logits are bit-identical to forward.py's Python
 loop (tests/engine/test_quantize.py checks it).
 
 torch.compile, the successor torch recommends, cannot trace fbgemm's packed weights (TorchBind

@@ -1,0 +1,100 @@
+"""How a conversation is written as text: one format for training and for inference.
+
+A chat template's `[chat]` table (or a finetuned model's card, which records the table it was
+trained with) gives the frames: `system` (a default system prompt, or a frame with $message),
+`user` and `assistant` (each with $message), `reply` (the cue the model answers after) and
+optional `stop` sequences. `scribe finetune` renders transcripts with it and `scribe chat` renders
+prompts with it, so a model is asked in exactly the form it learned.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scribe.engine.errors import InputError
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    system: str = ""
+    user: str = "\n\nUser: $message"
+    assistant: str = "\n\nAssistant: $message"
+    reply: str = "\n\nAssistant:"
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], stop: Sequence[str] = ()) -> ChatFormat:
+        """A `[chat]` table or a card's "chat" entry; missing frames take the defaults, and
+        stops default to the template's, else to the turn labels (see `derived_stops`)."""
+        fmt = cls(
+            system=str(data.get("system", "")),
+            user=str(data.get("user", cls.user)),
+            assistant=str(data.get("assistant", cls.assistant)),
+            reply=str(data.get("reply", cls.reply)),
+        )
+        stops = tuple(data.get("stop", ())) or tuple(stop) or fmt.derived_stops()
+        return ChatFormat(fmt.system, fmt.user, fmt.assistant, fmt.reply, tuple(stops))
+
+    @classmethod
+    def from_template(cls, name: str) -> ChatFormat:
+        """The format of chat template `name` (built in or the user's)."""
+        from scribe.engine.prompting.templates import get_template
+
+        template = get_template(name)
+        if not template.chat:
+            raise InputError(
+                f"template '{name}' has no [chat] table; pick a chat template with --chat-template"
+            )
+        return cls.from_mapping(template.chat, template.stop)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a model card records, so that chat reads back this very format."""
+        return {
+            "system": self.system,
+            "user": self.user,
+            "assistant": self.assistant,
+            "reply": self.reply,
+            "stop": list(self.stop),
+        }
+
+    def derived_stops(self) -> tuple[str, ...]:
+        """Stop where the model starts writing the next turn's label ("\\nWriter:")."""
+        stops = []
+        for frame in (self.user, self.assistant):
+            label = frame.split("$message")[0].strip()
+            if label:
+                stops.append("\n" + label)
+        return tuple(stops)
+
+    def system_text(self, system: str | None) -> str:
+        """The system prompt as it opens the text; None means this format's default."""
+        if "$message" in self.system:
+            return _fill(self.system, system) if system else ""
+        return self.system if system is None else system
+
+    def default_system(self) -> str:
+        return "" if "$message" in self.system else self.system
+
+    def user_turn(self, text: str) -> str:
+        return _fill(self.user, text)
+
+    def assistant_turn(self, text: str) -> str:
+        return _fill(self.assistant, text)
+
+    def user_label(self) -> str:
+        """The user frame's text before the message ("\\n\\nUser:")."""
+        return self.user.split("$message")[0].rstrip()
+
+    def reply_cue(self) -> str:
+        """What precedes an assistant message: `reply` when the assistant frame starts with it
+        (the usual case), else the frame's text before $message."""
+        if self.assistant_turn("").startswith(self.reply):
+            return self.reply
+        return self.assistant.split("$message")[0]
+
+
+def _fill(frame: str, message: str) -> str:
+    return string.Template(frame).safe_substitute(message=message)

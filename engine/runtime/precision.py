@@ -1,0 +1,60 @@
+"""Which weights a model runs with: the one place that decides.
+
+The choices are config.toml's (`PRECISIONS`: auto, fp32, bf16, int8, int4). An explicit choice
+wins; "auto" takes config.toml's [precision] entry for the model, then the model card's own, then
+the rule below. Importing this module does not import torch (`scribe --help` stays instant).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scribe.engine.config import PRECISIONS, load_config
+from scribe.engine.errors import InputError, ModelError
+
+AUTO = "auto"
+WEIGHTS = tuple(p for p in PRECISIONS if p != AUTO)  # what the fast GPT-2 path can run
+# "auto" is the fastest that keeps quality: int8 (test perplexity rises well under 1%, see
+# tests/engine/test_quantize_quality.py) for models big enough for weight reads to dominate a
+# step; tiny models run faster, and exactly, in fp32.
+AUTO_INT8_MIN_PARAMS = 20_000_000
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def preferred_precision(precision: str, spec: str | None, path: Path, card: dict[str, Any]) -> str:
+    """An explicit precision wins; for "auto", config.toml's [precision] entry for the model
+    (by the name or path it was given as, or its folder's name), then its card's own."""
+    if check_precision(precision) != AUTO:
+        return precision
+    table = load_config().precision
+    for key in (spec, str(path), path.name):
+        if key is not None and key in table:
+            return table[key]
+    chosen = card.get("precision", AUTO)
+    if chosen not in PRECISIONS:
+        raise ModelError(
+            f"{path / 'scribe.json'}: precision {chosen!r} is not one of "
+            f"{', '.join(PRECISIONS)}; fix the card or pass --precision"
+        )
+    return chosen
+
+
+def choose_precision(precision: str, params: int) -> str:
+    """Resolve "auto" for a model of `params` parameters; other precisions pass through."""
+    if check_precision(precision) != AUTO:
+        return precision
+    if params >= AUTO_INT8_MIN_PARAMS and int8_kernel_available():
+        return "int8"
+    return "fp32"
+
+
+def int8_kernel_available() -> bool:
+    import torch
+
+    return "fbgemm" in torch.backends.quantized.supported_engines
