@@ -127,26 +127,27 @@ def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
     gen.warm()
     first = GenerationOptions(max_new_tokens=1, temperature=0)
 
-    def ttft(ids: list[int], fresh: bool = True) -> float:
+    def ttft(ids: list[int], fresh: bool = True) -> tuple[float, Any]:
         if fresh:
-            gen._kv.reset()
+            gen.forget_cache()
         start = time.perf_counter()
-        for _ in gen.stream(ids, first):
-            pass
-        return time.perf_counter() - start
+        stream = gen.stream(ids, first)
+        stream.text()
+        return time.perf_counter() - start, stream.stats
 
     out: dict[str, Any] = {"precision": gen.precision}
     for n in (256, 1000):
-        out[f"ttft_{n}"] = median([ttft(prompt(n, i)) for i in range(REPEATS)])
+        out[f"ttft_{n}"] = median([ttft(prompt(n, i))[0] for i in range(REPEATS)])
     # The editor case: the same 1000-token prompt with its last 10 tokens changed.
     reuse, cold = [], []
     for i in range(REPEATS):
         base = prompt(1000, 10 + i)
         edited = base[:-10] + prompt(10, 100 + i)
         ttft(base)
-        reuse.append(ttft(edited, fresh=False))
-        assert gen.last.reused_tokens == 990, gen.last
-        cold.append(ttft(edited))
+        seconds, stats = ttft(edited, fresh=False)
+        assert stats.reused_tokens == 990, stats
+        reuse.append(seconds)
+        cold.append(ttft(edited)[0])
     out["edit_reuse"], out["edit_cold"] = median(reuse), median(cold)
     out.update(decode_scribe(gen))
     return out
@@ -158,11 +159,11 @@ def decode_scribe(gen: Any) -> dict[str, Any]:
     options = GenerationOptions(max_new_tokens=NEW_TOKENS, temperature=0)
     rates = []
     for i in range(REPEATS):
-        gen._kv.reset()
-        for _ in gen.stream(prompt(32, 50 + i), options):
-            pass
-        rates.append((gen.last.new_tokens - 1) / gen.last.decode_s)
-    return {"decode_tps": median(rates), "threads": dict(gen._decode_threads.average)}
+        gen.forget_cache()
+        stream = gen.stream(prompt(32, 50 + i), options)
+        stream.text()
+        rates.append((stream.stats.new_tokens - 1) / stream.stats.decode_s)
+    return {"decode_tps": median(rates), "threads": dict(gen.decode_threads.average)}
 
 
 def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
@@ -177,16 +178,16 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     out = {"quiet": decode_scribe(gen)["decode_tps"]}
     one = threads.DecodeThreads(cores)
     one.candidates = [1]  # the ceiling with one free core: one thread on a quiet machine
-    gen._decode_threads, adaptive = one, gen._decode_threads
+    gen.decode_threads, adaptive = one, gen.decode_threads
     out["quiet_one_thread"] = decode_scribe(gen)["decode_tps"]
-    gen._decode_threads = adaptive
+    gen.decode_threads = adaptive
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
         out["spinning"] = decode_scribe(gen)["decode_tps"]
         fixed = threads.DecodeThreads(cores)
         fixed.candidates = [cores]  # what a fixed all-cores decode would do
-        gen._decode_threads = fixed
+        gen.decode_threads = fixed
         out["spinning_fixed"] = decode_scribe(gen)["decode_tps"]
     finally:
         spinner.kill()

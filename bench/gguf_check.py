@@ -41,12 +41,11 @@ def scribe_greedy(gen: Any, ids: list[int], count: int) -> list[int]:
     from scribe.engine.runtime.sampling import choose_token
 
     greedy = GenerationOptions(temperature=0)
-    gen._kv.reset()
-    _, logits = gen._kv.prefill(ids)
+    gen.forget_cache()
     out: list[int] = []
-    for _ in range(count):
+    for _ in range(count):  # each call feeds only the newest token onto the cached prefix
+        logits = gen.next_logits(ids + out)
         out.append(choose_token(logits, greedy, torch.empty(0, dtype=torch.long), None))
-        logits = gen._kv.feed([out[-1]])
     return out
 
 

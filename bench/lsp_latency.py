@@ -232,7 +232,8 @@ def start(model: str, tokens: int, env: dict[str, str]) -> LspClient:
 def fim_comparison(args: argparse.Namespace) -> int:
     import shutil
 
-    from scribe.engine.runtime.models import load, resolve
+    from scribe.engine.runtime.model_files import resolve
+    from scribe.engine.runtime.models import load
 
     with tempfile.TemporaryDirectory(prefix="scribe-bench-") as tmp:
         env = dict(os.environ, SCRIBE_HOME=str(Path(tmp) / "home"), HF_HUB_OFFLINE="1")

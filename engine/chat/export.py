@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -19,6 +20,17 @@ class _Message(Protocol):
     role: str
     content: str
     status: str
+
+
+@dataclass
+class ConversationInfo:
+    """The header facts of a conversation that is not a saved record (a live chat session)."""
+
+    id: int | None
+    title: str
+    model: str | None
+    system: str | None
+    template: str | None
 
 
 ROLE_NAMES = {"user": "You", "assistant": "Assistant"}

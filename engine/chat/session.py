@@ -4,7 +4,7 @@ A `ChatSession` holds the conversation being shown (the branch from the root to 
 settings (system prompt, template, options, model) and the store. `send`, `regenerate` and `edit`
 return a `Reply`, whose `stream(cancel)` yields the reply's text as it is generated and saves it
 when it ends: complete, or "stopped" when `cancel` was set. Old replies and edited turns stay in
-the store as sibling branches.
+the store as sibling branches. The session's settings are in `settings`, its saving in `saving`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from scribe.engine.chat.branches import MessageRecord
 from scribe.engine.chat.conversations import (
     ConversationRecord,
     ConversationStore,
-    StorageError,
     describe_damage,
     make_title,
 )
 from scribe.engine.chat.engine import ChatEngine, load_engine
-from scribe.engine.chat.export import to_markdown
+from scribe.engine.chat.export import ConversationInfo, to_markdown
+from scribe.engine.chat.saving import SavingMixin
+from scribe.engine.chat.settings import CHAT_TEMPLATE, SettingsMixin
+from scribe.engine.chat.storage import StorageError
 from scribe.engine.errors import InputError, ScribeError
-from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import (
     Exchange,
     TokenCounter,
@@ -34,10 +36,7 @@ from scribe.engine.prompting.chat_window import (
     reply_reserve,
 )
 from scribe.engine.prompting.templates import Template, get_template
-from scribe.engine.runtime.options import GenerationOptions, parse_option
-
-CHAT_TEMPLATE = "chat"
-NO_TEMPLATE = ("none", "off", "chat")
+from scribe.engine.runtime.options import GenerationOptions
 
 
 class ChatError(ScribeError):
@@ -63,6 +62,12 @@ class Settings:
     template_values: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # overrides, by field name
 
+    def copy(self) -> Settings:
+        """A copy whose mappings can change without changing these."""
+        return Settings(
+            self.model, self.system, self.template, dict(self.template_values), dict(self.options)
+        )
+
 
 class Reply:
     """One reply being generated: iterate `stream(cancel)`, then read `message`."""
@@ -75,7 +80,6 @@ class Reply:
         self.window = window
         self.options = options
         self.message = Message("assistant", "", status="streaming", parent=user)
-        self.error: Exception | None = None
 
     def stream(self, cancel: threading.Event | None = None) -> Iterator[str]:
         """Text deltas of the reply (leading whitespace dropped); saves the message at the end."""
@@ -95,9 +99,6 @@ class Reply:
         except GeneratorExit:
             status = "stopped"
             raise
-        except Exception as err:
-            self.error = err
-            raise
         finally:
             self.message.content = text.rstrip()
             self.message.status = status
@@ -109,7 +110,7 @@ class Reply:
         return self.message
 
 
-class ChatSession:
+class ChatSession(SettingsMixin, SavingMixin):
     def __init__(
         self,
         store: ConversationStore | None,
@@ -119,7 +120,7 @@ class ChatSession:
         self.store = store
         self.loader = loader
         self.initial = settings or Settings()
-        self.settings = _copy(self.initial)
+        self.settings = self.initial.copy()
         self.engine: ChatEngine | None = None
         self.conversation_id: int | None = None
         self.title = ""
@@ -138,96 +139,16 @@ class ChatSession:
         if self.settings.template:
             self.set_template(self.settings.template, self.settings.template_values)
 
-    # -- model ----------------------------------------------------------------------------
-    def load_model(self, spec: str | None = None) -> ChatEngine:
-        """Load (blocking: call from a worker) and switch to the model; saved per conversation."""
-        engine = self.loader(spec)
-        with self._lock:
-            self.engine = engine
-            self._counter = TokenCounter(engine.encode)
-            self.settings.model = spec
-            self._save_settings("model")
-        return engine
-
     def require_engine(self) -> ChatEngine:
         if self.engine is None:
             raise ChatError("the model is still loading; wait for it (see the status line)")
         return self.engine
 
-    @property
-    def model_name(self) -> str:
-        if self.engine is not None:
-            return self.engine.name
-        return self.settings.model or "default"
-
-    @property
-    def chat_format(self) -> ChatFormat:
-        """The model card's own chat format when it has one, else the chat template's."""
-        card = self.engine.card.get("chat") if self.engine is not None else None
-        if isinstance(card, dict) and card:
-            return ChatFormat.from_mapping(card)
-        return ChatFormat.from_mapping(self._chat_template.chat, self._chat_template.stop)
-
-    # -- settings -------------------------------------------------------------------------
-    @property
-    def template(self) -> Template | None:
-        return self._template
-
-    def set_template(self, name: str | None, values: dict[str, str] | None = None) -> None:
-        """Frame the next user turns with a template (None, "none" or "chat": plain chat)."""
-        values = dict(values or {})
-        if name is None or name in NO_TEMPLATE:
-            if values:
-                raise InputError("plain chat takes no key=value; name a template to use them")
-            self._template, self.settings.template, self.settings.template_values = None, None, {}
-        else:
-            template = get_template(name)
-            if template.chat:
-                raise InputError(f"'{name}' is a chat format, not a template; use /template none")
-            unknown = sorted(set(values) - set(template.variables) - {"input"})
-            if unknown:
-                known = ", ".join(v for v in template.variables if v != "input") or "none"
-                raise InputError(
-                    f"template '{name}' has no variable '{unknown[0]}'; its variables: {known}"
-                )
-            template.render({**values, "input": ""})  # names a missing variable now, not later
-            self._template = template
-            self.settings.template, self.settings.template_values = name, values
-        self._save_settings("template", "template_values")
-
-    def set_system(self, text: str | None) -> None:
-        self.settings.system = text
-        self._save_settings("system")
-
-    def set_option(self, name: str, value: str) -> tuple[str, Any]:
-        key, typed = parse_option(name, value)
-        self.settings.options = {**self.settings.options, key: typed}
-        self._save_settings("options")
-        return key, typed
-
-    def system_prompt(self) -> str:
-        return self.chat_format.system_text(self.settings.system)
-
-    def options(self, template: Template | None = None) -> GenerationOptions:
-        """Chat defaults, then the template's options, then the user's overrides."""
-        template = template if template is not None else self._template
-        options = self._chat_template.apply_options(GenerationOptions())
-        stops = list(self.chat_format.stop)
-        if template is not None:
-            options = options.updated(**template.options)
-            stops = list(template.stop) + [s for s in stops if s not in template.stop]
-        options = options.updated(stop=tuple(stops) or None)
-        return options.updated(**self.settings.options)
-
-    def reserve(self) -> int:
-        engine = self.require_engine()
-        return reply_reserve(self.options().max_new_tokens, engine.n_positions)
-
     # -- conversations --------------------------------------------------------------------
     def new(self) -> None:
         """Start a new conversation with the settings given at start-up (model kept)."""
         model = self.settings.model
-        self.settings = _copy(self.initial)
+        self.settings = self.initial.copy()
         self.settings.model = model
         self.set_template(self.settings.template, self.settings.template_values)
         self.conversation_id, self.title, self.created, self.thread = None, "", None, []
@@ -267,16 +188,21 @@ class ChatSession:
             return self._require_store().list_conversations(limit)
 
     def export_markdown(self) -> str:
-        record = _ExportInfo(
+        info = ConversationInfo(
             self.conversation_id,
             self.title or (make_title(self.thread[0].content) if self.thread else ""),
             self.model_name,
             self.settings.system,
             self.settings.template,
         )
-        return to_markdown(record, self.thread, self.created)
+        return to_markdown(info, self.thread, self.created)
 
-    # -- turns ----------------------------------------------------------------------------
+    def _require_store(self) -> ConversationStore:
+        if self.store is None:
+            raise ChatError("conversations are not being saved in this session")
+        return self.store
+
+    # -- turns and branches ---------------------------------------------------------------
     def send(self, text: str) -> Reply:
         """Add a user turn (saved at once) and return the reply to stream."""
         if not text.strip():
@@ -390,22 +316,6 @@ class ChatSession:
         options = self.options(template).updated(max_new_tokens=window.reserve)
         return Reply(self, user, window, options)
 
-    def _template_for(self, user: Message) -> Template | None:
-        name = user.meta.get("template")
-        if not name:
-            return None
-        if self._template is not None and self._template.name == name:
-            return self._template
-        try:
-            return get_template(name)
-        except ScribeError:
-            return None
-
-    def _template_meta(self) -> dict[str, Any]:
-        if self._template is None:
-            return {}
-        return {"template": self._template.name, "values": dict(self.settings.template_values)}
-
     def _reply_done(self, reply: Reply) -> None:
         message = reply.message
         if message.status == "error" and not message.content:
@@ -413,81 +323,6 @@ class ChatSession:
         if reply.user in self.thread:
             self.thread = self.thread[: self.thread.index(reply.user) + 1] + [message]
         self._persist(message)
-
-    # -- saving ---------------------------------------------------------------------------
-    def _persist(self, message: Message) -> None:
-        """Save now; if the store fails (locked, read-only), keep it and retry on the next save."""
-        self._unsaved.append(message)
-        self.flush()
-
-    def flush(self) -> bool:
-        """Save every message not saved yet, in order. True when nothing is left unsaved."""
-        if self.store is None:
-            self._unsaved.clear()
-            return True
-        with self._lock:
-            try:
-                while self._unsaved:
-                    message = self._unsaved[0]
-                    if self.conversation_id is None:
-                        self._create_conversation()
-                    assert self.conversation_id is not None
-                    parent_id = message.parent.id if message.parent is not None else None
-                    message.id = self.store.add_message(
-                        self.conversation_id,
-                        parent_id,
-                        message.role,
-                        message.content,
-                        message.status,
-                        message.meta,
-                    )
-                    self._unsaved.pop(0)
-                    if not self.title and message.role == "user":
-                        self.title = make_title(message.content)
-                self.save_error = None
-            except StorageError as err:
-                self.save_error = err
-        return not self._unsaved
-
-    @property
-    def unsaved(self) -> int:
-        return len(self._unsaved)
-
-    def _create_conversation(self) -> None:
-        assert self.store is not None
-        s = self.settings
-        self.conversation_id = self.store.create_conversation(
-            model=s.model,
-            system=s.system,
-            template=s.template,
-            template_values=s.template_values,
-            options=s.options,
-        )
-        self.created = time.time()
-
-    def _save_settings(self, *names: str) -> None:
-        if self.store is None or self.conversation_id is None:
-            return  # saved with the conversation when its first message is
-        changes = {name: getattr(self.settings, name) for name in names}
-        with self._lock:
-            try:
-                self.store.update_conversation(self.conversation_id, **changes)
-            except StorageError as err:
-                self.save_error = err
-
-    def _require_store(self) -> ConversationStore:
-        if self.store is None:
-            raise ChatError("conversations are not being saved in this session")
-        return self.store
-
-
-@dataclass
-class _ExportInfo:
-    id: int | None
-    title: str
-    model: str | None
-    system: str | None
-    template: str | None
 
 
 def exchanges(thread: list[Message]) -> list[Exchange]:
@@ -512,7 +347,8 @@ def message_key(message: Message) -> int:
     return id(message)
 
 
-def _messages(records: list[Any]) -> list[Message]:
+def _messages(records: list[MessageRecord]) -> list[Message]:
+    """Saved records as the session's linked messages, root first."""
     thread: list[Message] = []
     for record in records:
         parent = thread[-1] if thread else None
@@ -528,13 +364,3 @@ def _messages(records: list[Any]) -> list[Message]:
             )
         )
     return thread
-
-
-def _copy(settings: Settings) -> Settings:
-    return Settings(
-        settings.model,
-        settings.system,
-        settings.template,
-        dict(settings.template_values),
-        dict(settings.options),
-    )

@@ -23,7 +23,7 @@ import numpy as np
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError, ModelError, OutputError
-from scribe.engine.runtime import models
+from scribe.engine.runtime import model_files, models
 
 Q = gguf.GGMLQuantizationType
 # --quant -> (general.file_type, the type of the 2-D weight matrices).
@@ -100,7 +100,7 @@ def _spec(spec: str | None) -> str | None:
     folder or a model of that name exists."""
     if spec == "default" and not Path(spec).is_dir():
         if not (paths.models_dir() / spec).is_dir():
-            return str(models.DEFAULT_MODEL_DIR)
+            return str(model_files.DEFAULT_MODEL_DIR)
     return spec
 
 
@@ -130,11 +130,11 @@ def _merged_model(loaded: models.LoadedModel) -> Any:
     """transformers' model; a LoRA adapter is merged into its base first, so the file holds
     plain weights (llama.cpp's gpt2 graph has no adapter slots)."""
     model = loaded.model
-    if not (loaded.path / models.ADAPTER_CONFIG).exists():
+    if not (loaded.path / model_files.ADAPTER_CONFIG).exists():
         return model
     merge = getattr(model, "merge_and_unload", None)
     if merge is None:
-        kind = models.read_adapter_config(loaded.path).get("peft_type", "this")
+        kind = model_files.read_adapter_config(loaded.path).get("peft_type", "this")
         raise ModelError(
             f"{loaded.path}: a {kind} adapter cannot be merged into its base model, so it has "
             "no GGUF form; export its base, or finetune with --method lora"
@@ -371,9 +371,9 @@ def _remove(path: Path) -> None:
 def _generation_config(path: Path) -> dict[str, Any]:
     """generation_config.json of the model, or of an adapter's base; {} when there is none."""
     folders = [path]
-    if (path / models.ADAPTER_CONFIG).exists():
-        base = models.read_adapter_config(path)["base_model_name_or_path"]
-        folders.append(models.resolve(base))
+    if (path / model_files.ADAPTER_CONFIG).exists():
+        base = model_files.read_adapter_config(path)["base_model_name_or_path"]
+        folders.append(model_files.resolve(base))
     for folder in folders:
         try:
             data = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))

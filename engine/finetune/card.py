@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scribe.engine.runtime.models import CARD_FILE
+from scribe.engine.runtime.model_files import CARD_FILE
 
 
 def build_card(
@@ -21,7 +21,7 @@ def build_card(
     after: dict[str, Any],
     training: dict[str, Any],
     output: dict[str, Any],
-    chat: dict[str, str] | None,
+    chat: dict[str, Any] | None,
 ) -> dict[str, Any]:
     card: dict[str, Any] = {
         "base_model": base_model,

@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -182,7 +181,3 @@ def prune(run_dir: Path, keep: int, current_best: str | None) -> None:
 
 def best_file_name(step: int) -> str:
     return f"best-{step:07d}.safetensors"
-
-
-def describe(checkpoint: Path) -> dict[str, Any]:
-    return {"path": str(checkpoint), **asdict(read_state(checkpoint))}

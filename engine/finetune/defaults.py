@@ -1,5 +1,7 @@
-"""Training defaults that fit the base model and the data: a learning rate by the base's size and
-method, and a number of passes by the data's size, capped so the default run stays short.
+"""Training defaults that fit the base model and the data: the learning rate and the epochs.
+
+The learning rate goes by the base's size and the method, the number of passes by the data's
+size, capped so the default run stays short.
 
 A 7M-parameter model needs a learning rate twenty times GPT-2 124M's to move in a few hundred
 steps; one rate for all either leaves a small model unchanged or wrecks a large one. Small data
@@ -58,8 +60,8 @@ def learning_rate(params: int, method: str, from_scratch: bool) -> float:
 
 
 def cpu_tokens_per_s(params: int, method: str) -> float:
-    """A 2-core CPU's rough training speed, inversely proportional to the parameters (about
-    2,800 tokens/s at 7M and 170 at 124M were measured); adapters skip most weight gradients."""
+    """A 2-core CPU's rough training speed, taken as inversely proportional to the parameters;
+    adapters skip most weight gradients, so they go faster."""
     speed = 2.0e10 / max(params, 1)
     return speed * (1.5 if method != "full" else 1.0)
 

@@ -1,5 +1,8 @@
-"""Running under `torchrun --nproc_per_node N`: DistributedDataParallel with gloo on CPU and nccl on
-GPU. Rank 0 logs and saves; every rank trains its slice of each global batch."""
+"""Running under `torchrun --nproc_per_node N`: DistributedDataParallel over the processes.
+
+Gloo on CPU and nccl on GPU. Rank 0 logs and saves; every rank trains its slice of each global
+batch.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class DataReady:
-    summary: dict[str, Any]  # see data summary in tokens.py: files, formats, per-split counts
+    summary: dict[str, Any]  # dataset.summarize: files, formats, per-split counts
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
-"""The three ways to train a model: every weight (full), LoRA adapters (peft), or a prefix of
-virtual key/values (prefix.py); and writing each as a model folder scribe and transformers load."""
+"""The three ways to train a model (full, LoRA, prefix), and saving each as a model folder.
+
+Full training updates every weight, LoRA adds peft adapters, and prefix tuning learns virtual
+key/values (runtime/prefix_adapter.py); each is written as a folder scribe and transformers load.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +17,14 @@ from scribe.engine.errors import ModelError
 from scribe.engine.runtime.models import quiet_transformers
 
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # GPT-2's Conv1D layers: attention, projections, MLP
+DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")  # GPT2Config's dropout rates
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = p
-    for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+    for key in DROPOUT_KEYS:
         if hasattr(model.config, key):
             setattr(model.config, key, p)
 

@@ -17,12 +17,13 @@ from scribe.engine.errors import InputError
 
 RUN = "run"
 SETTINGS = "settings.json"
+STAGING = ".staging"  # the finished files, before they are moved into the folder
 NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 MODEL_MARKERS = ("config.json", "adapter_config.json")
 # Everything scribe itself writes into an output folder; --overwrite deletes nothing else.
 OWN_FILES = {
     RUN,
-    ".staging",
+    STAGING,
     "scribe.json",
     "report.md",
     "config.json",

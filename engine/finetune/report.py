@@ -4,27 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-METRIC_ROWS = [
-    ("test perplexity", "perplexity", "{:.2f}"),
-    ("test loss (nats/token)", "test_loss", "{:.4f}"),
-    ("BLEU", "bleu", "{:.2f}"),
-    ("ROUGE-1 F1", "rouge1", "{:.2f}"),
-    ("ROUGE-2 F1", "rouge2", "{:.2f}"),
-    ("ROUGE-L F1", "rougeL", "{:.2f}"),
-]
+# The before/after table: metric key -> row label, in the order shown.
+METRICS = {
+    "perplexity": "test perplexity",
+    "test_loss": "test loss (nats/token)",
+    "bleu": "BLEU",
+    "rouge1": "ROUGE-1 F1",
+    "rouge2": "ROUGE-2 F1",
+    "rougeL": "ROUGE-L F1",
+}
+PRECISE = {"test_loss"}  # a loss in nats moves in the third decimal; the others are on 0-100
+
+
+def _figure(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if key in PRECISE else f"{value:.2f}"
 
 
 def metric_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(name, before, after) for each metric either side has."""
-    rows = []
-    for label, key, fmt in METRIC_ROWS:
-        b, a = before.get(key), after.get(key)
-        if b is None and a is None:
-            continue
-        rows.append(
-            (label, "-" if b is None else fmt.format(b), "-" if a is None else fmt.format(a))
-        )
-    return rows
+    return [
+        (label, _figure(key, before.get(key)), _figure(key, after.get(key)))
+        for key, label in METRICS.items()
+        if before.get(key) is not None or after.get(key) is not None
+    ]
 
 
 def _cell(text: str) -> str:

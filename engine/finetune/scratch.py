@@ -1,21 +1,30 @@
-"""`--from-scratch`: a new small GPT-2-shaped model and a byte-level BPE tokenizer trained on the
-training split (the recipe of the embedded default model)."""
+"""`--from-scratch`: a new small GPT-2-shaped model and a BPE tokenizer trained for it.
+
+The tokenizer is byte-level BPE trained on the training split, the recipe of the embedded default
+model. A `Blueprint` is the size of a model still to be built; runtime.gpt2.checkpoint.Shape is
+the geometry read back from a saved model's config.json, with the constants its forward needs.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scribe.engine.errors import InputError
 from scribe.engine.finetune.data import Document
 
 EOS = "<|endoftext|>"
+HEAD_WIDTH = 64  # GPT-2's width per attention head
+CUSTOM_VOCAB = 12288  # a LAYERSxWIDTH shape's tokenizer size unless --vocab-size
 
 
 @dataclass(frozen=True)
-class Shape:
+class Blueprint:
+    """The model to build: layers and width, and the tokenizer size to train for it (the model
+    gets one embedding row per token the trained tokenizer really has)."""
+
     n_layer: int
     n_embd: int
     vocab_size: int
@@ -23,51 +32,54 @@ class Shape:
 
     @property
     def n_head(self) -> int:
-        return max(1, self.n_embd // 64)
+        return max(1, self.n_embd // HEAD_WIDTH)
 
     @property
     def parameters(self) -> int:
-        """About how many weights the model has (tied embeddings): blocks, embeddings."""
+        """About how many weights the model will have (tied embeddings): blocks, embeddings.
+        The defaults need it before any model exists."""
         blocks = 12 * self.n_layer * self.n_embd**2
         return blocks + (self.vocab_size + self.n_positions) * self.n_embd
 
-    def describe(self) -> dict[str, int]:
-        return {**asdict(self), "n_head": self.n_head}
+    def sizes(self) -> dict[str, int]:
+        """The GPT2Config keywords for this body (the vocabulary comes from the tokenizer)."""
+        return {key: getattr(self, key) for key in ("n_layer", "n_embd", "n_head", "n_positions")}
 
 
 # Named shapes, smallest first. Parameters are for the given vocabulary, tied embeddings.
-SHAPES: dict[str, Shape] = {
-    "tiny": Shape(n_layer=2, n_embd=128, vocab_size=4096, n_positions=256),  # ~1M, for trials
-    "mini": Shape(n_layer=4, n_embd=256, vocab_size=8192),  # ~5.5M
-    "small": Shape(n_layer=6, n_embd=384, vocab_size=12288),  # ~15M: the embedded default's size
-    "medium": Shape(n_layer=8, n_embd=512, vocab_size=16384),  # ~34M
-    "gpt2": Shape(n_layer=12, n_embd=768, vocab_size=16384),  # GPT-2 124M's body, smaller vocab
+BLUEPRINTS: dict[str, Blueprint] = {
+    "tiny": Blueprint(n_layer=2, n_embd=128, vocab_size=4096, n_positions=256),  # ~1M, for trials
+    "mini": Blueprint(n_layer=4, n_embd=256, vocab_size=8192),  # ~5.5M
+    "small": Blueprint(n_layer=6, n_embd=384, vocab_size=12288),  # ~15M: the default model's size
+    "medium": Blueprint(n_layer=8, n_embd=512, vocab_size=16384),  # ~34M
+    "gpt2": Blueprint(n_layer=12, n_embd=768, vocab_size=16384),  # GPT-2 124M's body, smaller vocab
 }
 CUSTOM = re.compile(r"^(\d+)x(\d+)$")  # LAYERSxWIDTH, e.g. 6x384
 
 
-def parse_shape(name: str, vocab_size: int | None, n_positions: int | None) -> Shape:
-    if name in SHAPES:
-        shape = SHAPES[name]
+def blueprint_for(name: str, vocab_size: int | None, n_positions: int | None) -> Blueprint:
+    """The `--from-scratch NAME` blueprint, with --vocab-size and --n-positions applied."""
+    if name in BLUEPRINTS:
+        blueprint = BLUEPRINTS[name]
     elif match := CUSTOM.match(name):
         layers, width = int(match[1]), int(match[2])
         if layers < 1 or width < 8 or width % 8:
             raise InputError(
                 f"--from-scratch {name}: need at least 1 layer and a width divisible by 8"
             )
-        shape = Shape(n_layer=layers, n_embd=width, vocab_size=12288)
+        blueprint = Blueprint(n_layer=layers, n_embd=width, vocab_size=CUSTOM_VOCAB)
     else:
-        names = ", ".join(SHAPES)
+        names = ", ".join(BLUEPRINTS)
         raise InputError(
             f"--from-scratch: unknown shape '{name}'; use one of {names}, or LAYERSxWIDTH"
         )
     if vocab_size is not None:
         if vocab_size < 300:
             raise InputError("--vocab-size must be at least 300 (256 bytes plus merges)")
-        shape = Shape(shape.n_layer, shape.n_embd, vocab_size, shape.n_positions)
+        blueprint = replace(blueprint, vocab_size=vocab_size)
     if n_positions is not None:
-        shape = Shape(shape.n_layer, shape.n_embd, shape.vocab_size, n_positions)
-    return shape
+        blueprint = replace(blueprint, n_positions=n_positions)
+    return blueprint
 
 
 def _texts(docs: list[Document]) -> Iterator[str]:
@@ -94,33 +106,30 @@ def train_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(_texts(docs), trainer=trainer)
+    # End-of-text also stands for start and unknown: byte-level BPE never meets an unknown.
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         additional_special_tokens=list(extra_special),
-        eos_token=EOS,
-        bos_token=EOS,
-        unk_token=EOS,
         model_max_length=n_positions,
         clean_up_tokenization_spaces=False,
+        **dict.fromkeys(("eos_token", "bos_token", "unk_token"), EOS),
     )
 
 
-def new_model(shape: Shape, tokenizer: Any, dropout: float, seed: int) -> Any:
+def new_model(blueprint: Blueprint, tokenizer: Any, dropout: float, seed: int) -> Any:
+    """A randomly initialised GPT-2 of `blueprint`'s size for `tokenizer`, the same for a seed."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+
+    from scribe.engine.finetune.methods import DROPOUT_KEYS
 
     eos = tokenizer.eos_token_id
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=shape.n_positions,
-        n_embd=shape.n_embd,
-        n_layer=shape.n_layer,
-        n_head=shape.n_head,
-        resid_pdrop=dropout,
-        embd_pdrop=dropout,
-        attn_pdrop=dropout,
         bos_token_id=eos,
         eos_token_id=eos,
+        **blueprint.sizes(),
+        **dict.fromkeys(DROPOUT_KEYS, dropout),
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

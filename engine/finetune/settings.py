@@ -15,9 +15,10 @@ from scribe.engine.errors import InputError
 
 METHODS = ("full", "lora", "prefix")
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
-# Flags that may differ on --resume without changing the result of the run.
 MAX_INT = 2**31 - 1  # seeds are mixed into torch generator seeds; counts never come near it
+# Flags that may differ on --resume without changing the result of the run.
 RESUME_MAY_CHANGE = ("threads", "resume", "overwrite", "dry_run")
+DEFAULT_BLOCK = 512  # tokens per block unless --block-size, or the model's context is shorter
 
 
 @dataclass
@@ -26,7 +27,7 @@ class FinetuneSettings:
     out: str
     model: str | None = None  # base model spec; None with from_scratch
     method: str = "full"
-    from_scratch: str | None = None  # a shape name from scratch.py, or "LAYERSxWIDTH"
+    from_scratch: str | None = None  # a shape name in scratch.BLUEPRINTS, or "LAYERSxWIDTH"
     vocab_size: int | None = None  # tokenizer size for --from-scratch (default: the shape's)
     n_positions: int | None = None  # context length for --from-scratch (default 1024)
     epochs: float | None = None
@@ -34,7 +35,7 @@ class FinetuneSettings:
     lr: float | None = None  # default depends on the method
     batch_size: int = 8
     grad_accum: int = 1
-    block_size: int | None = None  # default: min(n_positions, 512)
+    block_size: int | None = None  # default: min(n_positions, DEFAULT_BLOCK)
     val_fraction: float = 0.05
     test_fraction: float = 0.05
     patience: int = 3  # evaluations without improvement before stopping; 0 never stops early

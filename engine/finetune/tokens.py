@@ -29,10 +29,6 @@ class TokenSplit:
     offsets: torch.Tensor  # int64, document i is ids[offsets[i]:offsets[i+1]]
     stream: torch.Tensor  # bool per document: packed as a stream (text) or whole (examples)
 
-    @property
-    def documents(self) -> int:
-        return len(self.offsets) - 1
-
     def document(self, i: int) -> tuple[list[int], list[bool]]:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return self.ids[a:b].tolist(), self.mask[a:b].tolist()

@@ -1,6 +1,7 @@
-"""The training loop: AdamW with weight decay, warmup + cosine, gradient accumulation and
-clipping, bf16 autocast, periodic evaluation with early stopping, samples, atomic checkpoints,
-Ctrl-C, and DistributedDataParallel.
+"""The training loop: AdamW on a warmup + cosine schedule, with evaluation and checkpoints.
+
+Gradient accumulation and clipping, bf16 autocast, periodic evaluation with early stopping,
+samples, atomic checkpoints, Ctrl-C, and DistributedDataParallel.
 
 The batch for step s is a pure function of (seed, s): the training blocks are read in a seeded
 permutation per epoch, as one endless stream, and step s takes positions [s*G, (s+1)*G) of it

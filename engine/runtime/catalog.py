@@ -14,7 +14,7 @@ from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import ModelError
-from scribe.engine.runtime.models import (
+from scribe.engine.runtime.model_files import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     DEFAULT_MODEL_DIR,

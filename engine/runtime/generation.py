@@ -1,11 +1,12 @@
 """Streaming generation: one interface for every door.
 
-`Generator.stream(prompt, options, cancel)` is a plain generator of text deltas. It runs its own
-KV-cache decode loop and keeps the cache of the last prompt, so a new prompt that shares a prefix
-with the previous one only feeds the new tokens. A plain GPT-2 runs through gpt2/forward.py
-(preallocated cache, quantized weights per `loaded.precision`; its tensors read straight from the
-files by gpt2/checkpoint.py, or taken from a transformers model); any other model runs
-through transformers' own forward (kv_cache.py).
+`Generator.stream(prompt, options, cancel)` returns a `Stream` (stream.py): text deltas plus the
+figures of that one generation. It runs its own KV-cache decode loop and keeps the cache of the
+last prompt, so a new prompt that shares a prefix with the previous one only feeds the new
+tokens. A plain GPT-2 runs on scribe's lean forward (gpt2/forward.py: preallocated cache,
+quantized weights per `loaded.precision`, tensors read straight from the files by
+gpt2/checkpoint.py or taken from a transformers model); any other model runs through
+transformers' own forward (kv_cache.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,21 +28,11 @@ from scribe.engine.runtime.models import LoadedModel
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.sampling import choose_token
 from scribe.engine.runtime.stops import StopFilter
+from scribe.engine.runtime.stream import Stream, StreamStats
 
 # Characters kept from the end of a huge text prompt before tokenizing it: far more than any
 # window needs, so the token tail is exact, but a 1 MB draft does not cost a 1 MB tokenization.
 CHARS_PER_TOKEN_BOUND = 64
-
-
-@dataclass
-class StreamStats:
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    new_tokens: int = 0
-    first_token_s: float = 0.0
-    decode_s: float = 0.0  # time spent choosing and computing tokens after the first
-    finish_reason: str = ""  # "length", "eos", "stop", "cancelled"
-    precision: str = ""  # the weights that ran: fp32, bf16, int8, int4, or "transformers"
 
 
 ANSWER_RETRIES = 2
@@ -61,9 +51,8 @@ class Generator:
         self.n_positions = loaded.n_positions
         self._lock = threading.Lock()
         self._kv = self._make_state(loaded)
-        self._cores = threads.available_cores()
-        self._decode_threads = threads.DecodeThreads(self._cores)
-        self.last = StreamStats()
+        # How many threads each decode step uses (adaptive); a benchmark may swap in a fixed one.
+        self.decode_threads = threads.DecodeThreads(threads.available_cores())
         self._markers = self._fim_marker_ids(loaded)
 
     def _fim_marker_ids(self, loaded: LoadedModel) -> torch.Tensor | None:
@@ -143,9 +132,18 @@ class Generator:
         prompt: str | list[int],
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[str]:
-        """Yield text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel."""
+    ) -> Stream:
+        """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel."""
         options = options or GenerationOptions()
+        return Stream(lambda out: self._generate(out, prompt, options, cancel))
+
+    def _generate(
+        self,
+        out: Stream,
+        prompt: str | list[int],
+        options: GenerationOptions,
+        cancel: threading.Event | None,
+    ) -> Iterator[str]:
         ids = self.prompt_ids(prompt, options.max_new_tokens)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
         generator = None
@@ -154,14 +152,13 @@ class Generator:
         eos = self.loaded.eos_token_id
         decoder = IncrementalDecoder(self.decode, context=ids)
         stops = StopFilter(options.stop, options.lstrip)
-        stats = StreamStats(prompt_tokens=len(ids), precision=self.precision)
-        self.last = stats
+        stats = out.stats = StreamStats(prompt_tokens=len(ids), precision=self.precision)
         started = time.perf_counter()
         # Every token seen so far, for the repetition penalty; filled in place, never regrown.
         seen_buf = torch.empty(len(ids) + max_new, dtype=torch.long)
         seen_buf[: len(ids)] = torch.tensor(ids, dtype=torch.long)
         n_seen = len(ids)
-        pace = self._decode_threads
+        pace = self.decode_threads
         with self._lock, threads.using(pace.prefill_threads()):
             stats.reused_tokens, logits = self._kv.prefill(ids)
             stats.finish_reason = "length"
@@ -208,16 +205,30 @@ class Generator:
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
         retries: int = ANSWER_RETRIES,
-    ) -> Iterator[str]:
+    ) -> Stream:
         """Like `stream`, but never a silent blank: an answer that is only whitespace (the model
         ended the text at once, or met a stop) is tried again with sampling and a fresh seed;
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
-        text follows, so a retried attempt leaves nothing on the screen."""
+        text follows, so a retried attempt leaves nothing on the screen. The stats are those of
+        the last attempt."""
         options = options or GenerationOptions()
+        return Stream(lambda out: self._answer(out, prompt, options, cancel, retries))
+
+    def _answer(
+        self,
+        out: Stream,
+        prompt: str | list[int],
+        options: GenerationOptions,
+        cancel: threading.Event | None,
+        retries: int,
+    ) -> Iterator[str]:
         for attempt in range(retries + 1):
             held = ""
             visible = False
-            for delta in self.stream(prompt, options, cancel):
+            deltas = self.stream(prompt, options, cancel)
+            out.stats = deltas.stats
+            for delta in deltas:
+                out.stats = deltas.stats
                 if visible:
                     yield delta
                 elif delta.strip():
@@ -225,6 +236,7 @@ class Generator:
                     yield held + delta
                 else:
                     held += delta
+            out.stats = deltas.stats
             if visible or (cancel is not None and cancel.is_set()):
                 return
             seed = (options.seed or 0) + attempt + 1
@@ -239,4 +251,15 @@ class Generator:
     def complete_text(
         self, prompt: str | list[int], options: GenerationOptions | None = None
     ) -> str:
-        return "".join(self.stream(prompt, options))
+        return self.stream(prompt, options).text()
+
+    # -- the cache, for tools that score or compare models token by token --------------------
+    def next_logits(self, ids: list[int]) -> torch.Tensor:
+        """The logits of the token after `ids` (the cached prefix is reused, as in `stream`)."""
+        with self._lock, torch.inference_mode():
+            return self._kv.prefill(list(ids))[1]
+
+    def forget_cache(self) -> None:
+        """Drop the cached prompt: the next request is computed from scratch."""
+        with self._lock:
+            self._kv.reset()

@@ -13,15 +13,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
+
 Encode = Callable[[str], list[int]]
 
-# Characters kept from the end of a long document before tokenizing: a byte-level BPE token
-# never covers more than this many characters in ordinary text, so a 5 MB document costs the
-# same as a 64 kB one (the engine uses the same bound).
-CHARS_PER_TOKEN = 64
 REFILL = 0.75  # fraction of the budget a re-anchored prompt uses
 FINGERPRINT = 48  # characters after the anchor that must be unchanged to keep it
-MARGIN = 8  # tokens kept free: BPE can merge differently where text is cut
 
 PROSE_LANGUAGES = frozenset(
     {
@@ -85,13 +82,13 @@ class PromptWindow:
         """Where the anchor's text is now: at its offset, or moved by an edit above it."""
         if anchor.offset <= cursor and text.startswith(anchor.fingerprint, anchor.offset):
             return anchor.offset
-        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN)
+        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN_BOUND)
         found = text.rfind(anchor.fingerprint, lo, cursor + len(anchor.fingerprint))
         return found if 0 <= found <= cursor else None
 
     def _choose_start(self, text: str, cursor: int) -> int:
         """A start that leaves the prompt at most REFILL of the budget, on a word or line start."""
-        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN)
+        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN_BOUND)
         before = text[lo:cursor]
         ids = self._encode(before)
         keep = max(1, int(self.budget * REFILL))
@@ -146,7 +143,7 @@ class FimFormat:
 def fim_suffix(suffix: str, encode: Encode, budget: int) -> str:
     """The text after the cursor that a FIM prompt shows: whole lines (the cursor's line
     always) up to `budget` tokens, so the model sees what it must lead into."""
-    lines = suffix[: budget * CHARS_PER_TOKEN].split("\n")
+    lines = suffix[: budget * CHARS_PER_TOKEN_BOUND].split("\n")
     kept = lines[0]
     for line in lines[1:]:
         candidate = f"{kept}\n{line}"

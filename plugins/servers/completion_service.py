@@ -12,8 +12,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from scribe.engine.prompting.context import MARGIN
 from scribe.plugins.servers.completion_prompt import (
-    MARGIN,
     FimFormat,
     PromptWindow,
     StopRule,
@@ -117,7 +117,7 @@ class CompletionService:
         debounce = self.debounce_ms / 1000 if automatic else 0.0
 
         def work(cancel: threading.Event) -> Suggestion | None:
-            return self._complete(request, cancel, received)
+            return self.complete(request, cancel, received)
 
         return self.scheduler.submit(request.document, work, debounce)
 
@@ -138,9 +138,12 @@ class CompletionService:
             self._windows.popitem(last=False)
         return window
 
-    def _complete(
-        self, request: CompletionRequest, cancel: threading.Event, received: float
+    def complete(
+        self, request: CompletionRequest, cancel: threading.Event, received: float | None = None
     ) -> Suggestion | None:
+        """Serve one request on the calling thread (the scheduler's worker calls this); None
+        when `cancel` was set before it finished. `received` is when it arrived, for latency."""
+        received = time.monotonic() if received is None else received
         from scribe.engine.runtime.options import GenerationOptions
 
         generator = self.generator
@@ -181,7 +184,7 @@ class CompletionService:
             # would be glued to the previous word does not fit after a blank.
             text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
         text = trim_suffix_overlap(text, request.suffix[:SUFFIX_CHARS])
-        stats = generator.last
+        stats = stream.stats
         latency = time.monotonic() - received
         with self._stats_lock:
             self.served += 1

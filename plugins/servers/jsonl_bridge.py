@@ -202,7 +202,7 @@ def _parse_request(message: dict[str, Any], default_max_tokens: int) -> Completi
         document=document,
         text=prefix,
         cursor=len(prefix),
-        suffix=suffix[:2000],
+        suffix=suffix,  # the service decides how much of it a prompt uses
         language=language,
         max_tokens=max_tokens,
     )

@@ -12,6 +12,7 @@ from scribe.engine.runtime.generation import EmptyAnswer, Generator
 from scribe.engine.runtime.models import load
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.stops import StopFilter
+from scribe.engine.runtime.stream import Stream
 
 
 def test_leading_whitespace_is_dropped_before_stops_apply() -> None:
@@ -39,7 +40,8 @@ class Scripted(Generator):
 
     def stream(self, prompt, options=None, cancel=None):
         self.seen.append(options)
-        yield from self.attempts[len(self.seen) - 1]
+        attempt = self.attempts[len(self.seen) - 1]
+        return Stream(lambda out: iter(attempt))
 
 
 def test_a_blank_answer_is_retried_with_sampling(tiny_model_dir: Path) -> None:
@@ -79,5 +81,6 @@ def test_a_fim_model_never_writes_its_markers_in_plain_text() -> None:
 def test_min_new_tokens_holds_end_of_text_back(tiny_model_dir: Path) -> None:
     gen = Generator(load(str(tiny_model_dir)))
     options = GenerationOptions(temperature=0.0, max_new_tokens=12, min_new_tokens=12)
-    gen.complete_text("The", options)
-    assert gen.last.new_tokens == 12 and gen.last.finish_reason == "length"
+    stream = gen.stream("The", options)
+    stream.text()
+    assert stream.stats.new_tokens == 12 and stream.finish_reason == "length"

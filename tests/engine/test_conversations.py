@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 
 from scribe.engine.chat import conversations
-from scribe.engine.chat.conversations import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    ConversationStore,
-    StorageError,
-    default_path,
-)
+from scribe.engine.chat.conversations import ConversationStore, default_path
+from scribe.engine.chat.schema import MIGRATIONS, SCHEMA_VERSION
+from scribe.engine.chat.storage import StorageError
 
 
 def test_new_database_is_wal_with_current_schema(scribe_home: Path) -> None:
@@ -148,7 +144,8 @@ READ_ONLY_CHECK = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from scribe.engine.chat.conversations import ConversationStore, StorageError
+    from scribe.engine.chat.conversations import ConversationStore
+    from scribe.engine.chat.storage import StorageError
     try:
         ConversationStore(Path({path!r}))
     except StorageError as err:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from scribe.engine import paths
-from scribe.engine.runtime import models
+from scribe.engine.runtime import model_files, models
 
-DEFAULT = models.DEFAULT_MODEL_DIR
+DEFAULT = model_files.DEFAULT_MODEL_DIR
 ROOT = Path(__file__).resolve().parents[2]
 MAX_MODEL_BYTES = 40 * 1024 * 1024
 
@@ -42,7 +42,7 @@ def test_the_package_ships_a_complete_model_folder() -> None:
         "__init__.py",
     ):
         assert (DEFAULT / name).is_file(), name
-    models.check_folder(DEFAULT)  # the loader's own checks: tokenizer, complete safetensors
+    model_files.check_folder(DEFAULT)  # the loader's own checks: tokenizer, complete safetensors
     config = json.loads((DEFAULT / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "gpt2"
     assert config["n_positions"] == 1024
@@ -94,14 +94,14 @@ def test_packaging_lists_the_folder_and_its_files() -> None:
 
 def test_used_when_no_model_is_named_and_none_configured() -> None:
     assert not paths.config_file().exists()
-    assert models.default_model_spec() == str(DEFAULT)
-    assert models.resolve(None) == DEFAULT
+    assert model_files.default_model_spec() == str(DEFAULT)
+    assert model_files.resolve(None) == DEFAULT
 
 
 def test_configured_default_model_wins(tiny_model_dir: Path) -> None:
     paths.config_file().parent.mkdir(parents=True, exist_ok=True)
     paths.config_file().write_text(f'default_model = "{tiny_model_dir}"\n', encoding="utf-8")
-    assert models.resolve(None) == tiny_model_dir
+    assert model_files.resolve(None) == tiny_model_dir
 
 
 def test_loads_through_the_engine_and_round_trips_text() -> None:

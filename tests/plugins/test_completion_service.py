@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scribe.engine.runtime.stream import Stream
 from scribe.plugins.servers.completion_service import CompletionRequest, CompletionService
 
 WAIT = 120
@@ -69,20 +70,29 @@ def test_cancel_stops_the_generation(service: CompletionService) -> None:
             return getattr(self.real, name)
 
         def stream(self, prompt, options, cancel=None):
-            for delta in self.real.stream(prompt, options, cancel=cancel):
-                self.cancel.set()
-                yield delta
+            self.inner = self.real.stream(prompt, options, cancel=cancel)
+
+            def deltas(out: Stream):
+                try:
+                    for delta in self.inner:
+                        self.cancel.set()
+                        out.stats = self.inner.stats
+                        yield delta
+                finally:
+                    self.inner.close()  # frees the generator's lock
+
+            return Stream(deltas)
 
     cancel = threading.Event()
     real = service.generator
-    service.generator = StopAfterFirstDelta(real, cancel)
+    wrapper = service.generator = StopAfterFirstDelta(real, cancel)
     try:
         request = at_end("It was a bright cold day", "c", max_tokens=50)
-        result = service._complete(request, cancel, 0)
+        result = service.complete(request, cancel)
     finally:
         service.generator = real
     assert result is None
-    assert real.last.new_tokens <= 2  # of 50 allowed
+    assert wrapper.inner.stats.new_tokens <= 2  # of 50 allowed
 
 
 def test_a_typed_space_is_not_doubled(service: CompletionService) -> None:

@@ -10,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scribe.engine.chat.conversations import (
-    ConversationStore,
-    ForeignDatabaseError,
-    StorageError,
-    default_path,
-)
+from scribe.engine.chat.conversations import ConversationStore, default_path
 from scribe.engine.chat.session import ChatSession
+from scribe.engine.chat.storage import ForeignDatabaseError, StorageError
 from scribe.tui.cli import main
 from tests.tui.cli_run import scribe
 

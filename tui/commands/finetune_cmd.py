@@ -10,9 +10,29 @@ import argparse
 import os
 import shlex
 import sys
+from dataclasses import MISSING, fields
 from typing import Any
 
+from scribe.engine.finetune.settings import (
+    DEFAULT_BLOCK,
+    METHODS,
+    SAVE_DTYPES,
+    FinetuneSettings,
+)
 from scribe.tui.common_args import add_command, model_spec
+
+# The settings' fields by name: each flag's default is its field's.
+SETTINGS = {spec.name: spec for spec in fields(FinetuneSettings)}
+
+# Help texts too long to share a line with their flag.
+BASE_HELP = "base model: folder, name or hub id"
+LR_HELP = "peak learning rate (default: by the base model's size and --method, below)"
+PATIENCE_HELP = "stop after N evaluations without improvement (0: never)"
+BF16_HELP = "bf16 autocast (default: where the hardware supports it)"
+COMPILE_HELP = "torch.compile the training step: faster steps after a minute of compiling"
+FIM_HELP = "teach fill-in-the-middle: rearrange this fraction of training chunks (e.g. 0.5)"
+WARMUP_HELP = "warmup: a fraction of the steps, or a step count if >= 1"
+CHAT_TEMPLATE_HELP = "template whose [chat] formats render chat transcripts"
 
 SHAPES_HELP = (
     "tiny (2x128, 256 positions, 4k vocab), mini (4x256, 8k), small (6x384, 12k), "
@@ -20,6 +40,11 @@ SHAPES_HELP = (
     "unless --n-positions"
 )
 
+SUMMARY = "teach a model your text or task (full, LoRA, prefix, or from scratch)"
+DESCRIPTION = (
+    "Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
+    "evaluate it before and after, and save it as a model scribe can use."
+)
 EPILOG = """\
 data formats (detected per file):
   text files or folders (.txt .md ...)   packed into blocks, documents joined with end-of-text
@@ -50,164 +75,85 @@ report.md; the run folder NAME/run/ keeps metrics.jsonl, and checkpoints until t
 """
 
 
+def _default(name: str) -> Any:
+    """The FinetuneSettings default of field `name`: the one place defaults are written."""
+    spec = SETTINGS[name]
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
+
+
+def _setting(group: Any, flag: str, **options: Any) -> None:
+    """A flag for the settings field it names (--batch-size: batch_size), defaulting to it."""
+    dest = options.pop("dest", flag.removeprefix("--").replace("-", "_"))
+    group.add_argument(flag, dest=dest, default=_default(dest), **options)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(
-        sub,
-        "finetune",
-        "teach a model your text or task (full, LoRA, prefix, or from scratch)",
-        "Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
-        "evaluate it before and after, and save it as a model scribe can use.",
-        EPILOG,
-    )
+    p = add_command(sub, "finetune", SUMMARY, DESCRIPTION, EPILOG)
     p.add_argument("data", nargs="*", metavar="DATA", help="text files, folders or .jsonl files")
     p.add_argument("--out", required=True, metavar="NAME", help="model name (or a folder path)")
-    p.add_argument(
-        "--model",
-        type=model_spec("--model"),
-        metavar="BASE",
-        help="base model: folder, name or hub id",
-    )
-    p.add_argument("--method", choices=["full", "lora", "prefix"], default="full")
-    p.add_argument("--from-scratch", metavar="SHAPE", help=f"train a new model: {SHAPES_HELP}")
-    p.add_argument("--vocab-size", type=int, metavar="N", help="--from-scratch tokenizer size")
-    p.add_argument("--n-positions", type=int, metavar="N", help="--from-scratch context length")
+    _setting(p, "--model", type=model_spec("--model"), metavar="BASE", help=BASE_HELP)
+    _setting(p, "--method", choices=list(METHODS))
+    _setting(p, "--from-scratch", metavar="SHAPE", help=f"train a new model: {SHAPES_HELP}")
+    _setting(p, "--vocab-size", type=int, metavar="N", help="--from-scratch tokenizer size")
+    _setting(p, "--n-positions", type=int, metavar="N", help="--from-scratch context length")
 
     t = p.add_argument_group("training")
     length = t.add_mutually_exclusive_group()
-    length.add_argument(
-        "--epochs", type=float, metavar="N", help="passes over the data (by data size)"
+    _setting(
+        length, "--epochs", type=float, metavar="N", help="passes over the data (by data size)"
     )
-    length.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps instead")
-    t.add_argument(
-        "--lr",
-        type=float,
-        help="peak learning rate (default: by the base model's size and --method, below)",
-    )
-    t.add_argument("--batch-size", type=int, default=8, metavar="N", help="blocks per micro-step")
-    t.add_argument("--grad-accum", type=int, default=1, metavar="N", help="micro-steps per step")
-    t.add_argument("--block-size", type=int, metavar="N", help="tokens per block (512)")
-    t.add_argument("--val-fraction", type=float, default=0.05, metavar="F")
-    t.add_argument("--test-fraction", type=float, default=0.05, metavar="F")
-    t.add_argument(
-        "--patience",
-        type=int,
-        default=3,
-        metavar="N",
-        help="stop after N evaluations without improvement (0: never)",
-    )
-    t.add_argument("--eval-every", type=int, metavar="N", help="steps between evaluations")
-    t.add_argument("--save-every", type=int, metavar="N", help="steps between checkpoints")
-    t.add_argument("--sample-every", type=int, metavar="N", help="steps between samples (0 off)")
-    t.add_argument(
+    _setting(length, "--max-steps", type=int, metavar="N", help="optimizer steps instead")
+    _setting(t, "--lr", type=float, help=LR_HELP)
+    _setting(t, "--batch-size", type=int, metavar="N", help="blocks per micro-step")
+    _setting(t, "--grad-accum", type=int, metavar="N", help="micro-steps per step")
+    _setting(t, "--block-size", type=int, metavar="N", help=f"tokens per block ({DEFAULT_BLOCK})")
+    _setting(t, "--val-fraction", type=float, metavar="F")
+    _setting(t, "--test-fraction", type=float, metavar="F")
+    _setting(t, "--patience", type=int, metavar="N", help=PATIENCE_HELP)
+    _setting(t, "--eval-every", type=int, metavar="N", help="steps between evaluations")
+    _setting(t, "--save-every", type=int, metavar="N", help="steps between checkpoints")
+    _setting(t, "--sample-every", type=int, metavar="N", help="steps between samples (0 off)")
+    _setting(
+        t,
         "--sample-prompt",
+        dest="sample_prompts",
         action="append",
-        default=[],
         metavar="TEXT",
         help="a fixed prompt for samples (repeatable)",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: measured)")
-    t.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="bf16 autocast (default: where the hardware supports it)",
-    )
-    t.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the training step: faster steps after a minute of compiling",
-    )
-    t.add_argument(
-        "--fim",
-        type=float,
-        default=0.0,
-        metavar="RATE",
-        help="teach fill-in-the-middle: rearrange this fraction of training chunks (e.g. 0.5)",
-    )
-    t.add_argument("--dropout", type=float, metavar="P")
-    t.add_argument("--weight-decay", type=float, default=0.1, metavar="W")
-    t.add_argument(
-        "--warmup",
-        type=float,
-        default=0.05,
-        metavar="F",
-        help="warmup: a fraction of the steps, or a step count if >= 1",
-    )
-    t.add_argument("--lora-r", type=int, default=8, metavar="R")
-    t.add_argument("--lora-alpha", type=int, default=16, metavar="A")
-    t.add_argument("--lora-dropout", type=float, default=0.05, metavar="P")
-    t.add_argument("--prefix-tokens", type=int, default=16, metavar="N")
-    t.add_argument(
-        "--chat-template",
-        default="chat",
-        metavar="NAME",
-        help="template whose [chat] formats render chat transcripts",
-    )
-    t.add_argument(
-        "--eval-examples",
-        type=int,
-        default=50,
-        metavar="N",
-        help="test pairs generated for BLEU/ROUGE",
+    _setting(t, "--seed", type=int)
+    _setting(t, "--threads", type=int, metavar="N", help="CPU threads (default: measured)")
+    _setting(t, "--bf16", action=argparse.BooleanOptionalAction, help=BF16_HELP)
+    _setting(t, "--compile", action="store_true", help=COMPILE_HELP)
+    _setting(t, "--fim", type=float, metavar="RATE", help=FIM_HELP)
+    _setting(t, "--dropout", type=float, metavar="P")
+    _setting(t, "--weight-decay", type=float, metavar="W")
+    _setting(t, "--warmup", type=float, metavar="F", help=WARMUP_HELP)
+    _setting(t, "--lora-r", type=int, metavar="R")
+    _setting(t, "--lora-alpha", type=int, metavar="A")
+    _setting(t, "--lora-dropout", type=float, metavar="P")
+    _setting(t, "--prefix-tokens", type=int, metavar="N")
+    _setting(t, "--chat-template", metavar="NAME", help=CHAT_TEMPLATE_HELP)
+    _setting(
+        t, "--eval-examples", type=int, metavar="N", help="test pairs generated for BLEU/ROUGE"
     )
 
     o = p.add_argument_group("output and runs")
-    o.add_argument("--merge", action="store_true", help="LoRA: save a merged model")
-    o.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    o.add_argument("--keep-checkpoints", type=int, default=2, metavar="K")
-    o.add_argument("--resume", action="store_true", help="continue the run in --out")
-    o.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    o.add_argument("--dry-run", action="store_true", help="show data counts and an example")
+    _setting(o, "--merge", action="store_true", help="LoRA: save a merged model")
+    _setting(o, "--save-dtype", choices=list(SAVE_DTYPES))
+    _setting(o, "--keep-checkpoints", type=int, metavar="K")
+    _setting(o, "--resume", action="store_true", help="continue the run in --out")
+    _setting(o, "--overwrite", action="store_true", help="replace an existing --out")
+    _setting(o, "--dry-run", action="store_true", help="show data counts and an example")
     p.set_defaults(func=run)
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    from scribe.engine.finetune.settings import FinetuneSettings
-
-    return FinetuneSettings(
-        data=list(args.data),
-        out=args.out,
-        model=args.model,
-        method=args.method,
-        from_scratch=args.from_scratch,
-        vocab_size=args.vocab_size,
-        n_positions=args.n_positions,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
-        block_size=args.block_size,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        patience=args.patience,
-        eval_every=args.eval_every,
-        save_every=args.save_every,
-        sample_every=args.sample_every,
-        sample_prompts=list(args.sample_prompt),
-        seed=args.seed,
-        threads=args.threads,
-        bf16=args.bf16,
-        compile=args.compile,
-        fim=args.fim,
-        dropout=args.dropout,
-        weight_decay=args.weight_decay,
-        warmup=args.warmup,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        prefix_tokens=args.prefix_tokens,
-        chat_template=args.chat_template,
-        eval_examples=args.eval_examples,
-        merge=args.merge,
-        save_dtype=args.save_dtype,
-        keep_checkpoints=args.keep_checkpoints,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        dry_run=args.dry_run,
-        command=shlex.join(["scribe", *sys.argv[1:]]),
-    )
+def settings_from_args(args: argparse.Namespace) -> FinetuneSettings:
+    """The settings from the parsed flags: each field its flag sets (max_grad_norm has none).
+    `args.command` is the subcommand's name; the card records the whole command line."""
+    given = {name: getattr(args, name) for name in SETTINGS if hasattr(args, name)}
+    given["command"] = shlex.join(["scribe", *sys.argv[1:]])
+    return FinetuneSettings(**given)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -56,7 +56,8 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
-    from scribe.engine.runtime.models import check_folder, preferred_precision, read_card, resolve
+    from scribe.engine.runtime.model_files import check_folder, read_card, resolve
+    from scribe.engine.runtime.models import preferred_precision
 
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")

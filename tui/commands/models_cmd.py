@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scribe.engine import paths
     from scribe.engine.runtime.catalog import available_models
-    from scribe.engine.runtime.models import default_model_spec
+    from scribe.engine.runtime.model_files import default_model_spec
 
     console = Console()
     models = available_models()

@@ -166,6 +166,10 @@ class Weights(Mapping[str, "torch.Tensor"]):
             self._loaded[name] = tensor
         return tensor
 
+    def read_names(self) -> set[str]:
+        """The tensors read from the files so far (the others were never loaded into memory)."""
+        return set(self._loaded)
+
     def _tied(self, name: str) -> bool:
         return name == "lm_head.weight" and self._where[name] == self._where.get("wte.weight")
 

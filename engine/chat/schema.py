@@ -1,0 +1,166 @@
+"""The database schema: its migrations, and the read-only check that a file is scribe's."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from pathlib import Path
+
+from scribe.engine.chat.storage import ForeignDatabaseError, StorageError, storage_error
+
+# Migration N brings a database from schema version N-1 to N. Append, never edit a shipped one.
+MIGRATIONS: list[str] = [
+    # 1: conversations and their messages; a message's parent makes branches possible.
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        model TEXT,
+        system TEXT,
+        template TEXT,
+        template_values TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}',
+        head_id INTEGER
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        parent_id INTEGER REFERENCES messages(id),
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'complete',
+        meta TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE INDEX messages_by_parent ON messages(parent_id);
+    CREATE INDEX conversations_by_updated ON conversations(updated);
+    """,
+    # 2: full-text search over message text, kept in step by triggers.
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content='messages', content_rowid='id'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+# What scribe's own tables must have, by the schema version that added them.
+SCHEMA_TABLES: dict[str, tuple[int, set[str]]] = {
+    "conversations": (
+        1,
+        {"id", "title", "created", "updated", "model", "system", "template", "head_id"}
+        | {"template_values", "options"},
+    ),
+    "messages": (
+        1,
+        {"id", "conversation_id", "parent_id", "role", "content", "status", "meta", "created"},
+    ),
+    "messages_fts": (2, set()),
+}
+
+
+def user_version(db: sqlite3.Connection) -> int:
+    """The schema version a database is at (0: none yet)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_existing(path: Path) -> None:
+    """Refuse, reading only, a file that is not scribe's database; nothing is written to it.
+
+    No file, an empty one, or one without tables is a new database. Tables without scribe's
+    schema are another program's (ForeignDatabaseError); a schema newer than this scribe knows
+    is refused too, and bytes that are not SQLite at all are reported by `storage_error`."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        db = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            version = user_version(db)
+            names = [
+                str(row[0])
+                for row in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite%' ORDER BY name"
+                )
+            ]
+            columns = {
+                name: {str(row[1]) for row in db.execute(f'PRAGMA table_info("{name}")')}
+                for name in SCHEMA_TABLES
+                if name in names
+            }
+        finally:
+            db.close()
+    except (sqlite3.Error, OSError) as err:
+        raise storage_error(path, err) from None
+    if names and not _is_scribe_schema(version, columns):
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        raise ForeignDatabaseError(
+            f"{path} is not a scribe database (it holds another program's tables: {shown}); "
+            f"scribe left it untouched: move it aside (mv {path} {path}.bak) or point "
+            "SCRIBE_HOME at another folder"
+        )
+    _refuse_newer(path, version)
+
+
+def prepare(db: sqlite3.Connection, path: Path) -> None:
+    """Set up an open connection (WAL, foreign keys) and migrate it to SCHEMA_VERSION."""
+    version = user_version(db)
+    _refuse_newer(path, version)  # written since check_existing, by a newer scribe
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit survives a crash of scribe
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[number - 1]
+        try:
+            db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _refuse_newer(path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path} was written by a newer scribe (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}); upgrade scribe to open it"
+        )
+
+
+def _is_scribe_schema(version: int, columns: dict[str, set[str]]) -> bool:
+    """Every table (and column) scribe's migrations up to `version` create is there. Version 0
+    with tables is never scribe's: a migration sets the version with the tables it creates."""
+    if version < 1:
+        return False
+    return all(
+        name in columns and needed <= columns[name]
+        for name, (since, needed) in SCHEMA_TABLES.items()
+        if since <= version
+    )
+
+
+def _read_only_uri(path: Path) -> str:
+    """A URI that opens `path` without any write. With no WAL content beside it, the file holds
+    everything, so `immutable` also keeps SQLite from creating -wal/-shm files next to it."""
+    wal = Path(f"{path}-wal")
+    immutable = not wal.exists() or wal.stat().st_size == 0
+    quoted = urllib.parse.quote(str(path.absolute()))
+    return f"file:{quoted}?mode=ro" + ("&immutable=1" if immutable else "")
