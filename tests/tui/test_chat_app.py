@@ -14,7 +14,8 @@ from textual import events
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatSession, Settings
 from scribe.tui.chat.app import ChatApp
-from scribe.tui.chat.widgets import HistoryScreen, Note, WindowDivider
+from scribe.tui.chat.screens.history import HistoryScreen
+from scribe.tui.chat.widgets import Note, WindowDivider
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 SIZE = (100, 30)
@@ -38,7 +39,7 @@ async def ready(app: ChatApp, pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 async def say(app: ChatApp, pilot, text: str) -> None:  # type: ignore[no-untyped-def]
-    app.prompt.text = text
+    app.chat.prompt.text = text
     await pilot.press("enter")
     await ready(app, pilot)
 
@@ -52,7 +53,7 @@ def status(app: ChatApp) -> str:
 
 
 def notices(app: ChatApp) -> list[str]:
-    return [n.message for n in app._notifications]
+    return app.notices
 
 
 async def test_typed_message_streams_a_reply_and_is_saved() -> None:
@@ -64,8 +65,8 @@ async def test_typed_message_streams_a_reply_and_is_saved() -> None:
         await pilot.press("enter")
         await wait_for(engine.holding)
         await pilot.pause()
-        user, reply = app.message_views()
-        assert user.message.content == "Hi there" and app.prompt.text == ""
+        user, reply = app.chat.message_views()
+        assert user.message.content == "Hi there" and app.chat.prompt.text == ""
         assert reply.message.content == "one two"  # streamed so far
         assert "writing… (Esc stops)" in reply.header()
         assert "replying · Esc stops" in status(app)
@@ -85,19 +86,19 @@ async def test_escape_stops_the_reply_and_keeps_it_marked() -> None:
     engine.hold_after = 3
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
-        app.prompt.text = "Tell me a story"
+        app.chat.prompt.text = "Tell me a story"
         await pilot.press("enter")
         await wait_for(engine.holding)
         await pilot.press("escape")
         engine.release.set()
         await ready(app, pilot)
-        view = app.message_views()[-1]
+        view = app.chat.message_views()[-1]
         assert view.message.status == "stopped" and view.message.content == "a long reply"
         assert "■ stopped" in view.header()
-        assert not app.generating and "replying" not in status(app)
+        assert not app.chat.generating and "replying" not in status(app)
         # The app is still usable afterwards.
         await say(app, pilot, "Another")
-        assert len(app.message_views()) == 4
+        assert len(app.chat.message_views()) == 4
     saved = session.store.thread(session.conversation_id)
     assert [(m.content, m.status) for m in saved[:2]] == [
         ("Tell me a story", "complete"),
@@ -112,16 +113,16 @@ async def test_typing_works_while_the_model_loads_and_the_message_waits() -> Non
         await pilot.pause()
         assert "loading model (default)…" in status(app)
         await pilot.press(*"Written while loading")
-        assert app.prompt.text == "Written while loading"
+        assert app.chat.prompt.text == "Written while loading"
         await pilot.press("enter")
         await pilot.pause()
-        assert engine.prompts == [] and app.message_views() == []
+        assert engine.prompts == [] and app.chat.message_views() == []
         assert any("still loading" in n for n in notices(app))
         gate.set()
         await ready(app, pilot)
         await ready(app, pilot)
         assert "loading" not in status(app) and "fake-model" in status(app)
-        assert [v.message.content for v in app.message_views()] == [
+        assert [v.message.content for v in app.chat.message_views()] == [
             "Written while loading",
             "Hello **there**, writer.",
         ]
@@ -132,13 +133,13 @@ async def test_newline_key_and_paste_keep_newlines_without_sending() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         await pilot.press("a", "ctrl+j", "b")
-        assert app.prompt.text == "a\nb"
+        assert app.chat.prompt.text == "a\nb"
         app.post_message(events.Paste("\nline one\nline two"))  # as the driver does
         await pilot.pause()
-        assert app.prompt.text == "a\nb\nline one\nline two" and engine.prompts == []
+        assert app.chat.prompt.text == "a\nb\nline one\nline two" and engine.prompts == []
         await pilot.press("enter")
         await ready(app, pilot)
-        assert app.message_views()[0].message.content == "a\nb\nline one\nline two"
+        assert app.chat.message_views()[0].message.content == "a\nb\nline one\nline two"
         assert "Writer: a\nb\nline one\nline two" in engine.prompts[0]
 
 
@@ -149,14 +150,17 @@ async def test_regenerate_keeps_the_old_reply_as_a_branch() -> None:
         await say(app, pilot, "Write a title")
         await pilot.press("ctrl+r")
         await ready(app, pilot)
-        views = app.message_views()
+        views = app.chat.message_views()
         assert [v.message.content for v in views] == ["Write a title", "second take"]
         assert "‹2/2›" in views[1].header()
         views[1].focus()
         await pilot.press("left")
         await ready(app, pilot)
-        assert [v.message.content for v in app.message_views()] == ["Write a title", "first take"]
-        assert "‹1/2›" in app.message_views()[1].header()
+        assert [v.message.content for v in app.chat.message_views()] == [
+            "Write a title",
+            "first take",
+        ]
+        assert "‹1/2›" in app.chat.message_views()[1].header()
     assert len(session.store.messages(session.conversation_id)) == 3
 
 
@@ -166,18 +170,21 @@ async def test_edit_an_earlier_turn_forks() -> None:
         await ready(app, pilot)
         await say(app, pilot, "first question")
         await say(app, pilot, "second question")
-        app.message_views()[0].focus()
+        app.chat.message_views()[0].focus()
         await pilot.press("f2")
-        assert app.prompt.text == "first question" and "editing a turn" in status(app)
-        app.prompt.text = "better first question"
+        assert app.chat.prompt.text == "first question" and "editing a turn" in status(app)
+        app.chat.prompt.text = "better first question"
         await pilot.press("enter")
         await ready(app, pilot)
-        assert [v.message.content for v in app.message_views()] == ["better first question", "r3"]
-        assert "‹2/2›" in app.message_views()[0].header()
+        assert [v.message.content for v in app.chat.message_views()] == [
+            "better first question",
+            "r3",
+        ]
+        assert "‹2/2›" in app.chat.message_views()[0].header()
         # Esc cancels an edit.
         await pilot.press("f2")
         await pilot.press("escape")
-        assert app.editing is None and app.prompt.text == ""
+        assert app.chat.editing is None and app.chat.prompt.text == ""
     assert len(session.store.messages(session.conversation_id)) == 6
 
 
@@ -189,7 +196,7 @@ async def test_slash_commands_and_bad_values_never_reach_the_model() -> None:
         assert session.options().temperature == 0.2 and "temp 0.2" in status(app)
         await say(app, pilot, "/set warmth 1")
         assert any("unknown option 'warmth'; accepted: max_tokens" in n for n in notices(app))
-        assert app.prompt.text == "/set warmth 1"  # restored, to fix and resend
+        assert app.chat.prompt.text == "/set warmth 1"  # restored, to fix and resend
         await say(app, pilot, "/frobnicate")
         assert any("unknown command /frobnicate; commands: /template" in n for n in notices(app))
         await say(app, pilot, "/template summarize")
@@ -215,7 +222,7 @@ async def test_read_a_file_as_the_next_turn(tmp_path) -> None:  # type: ignore[n
         assert any("missing.txt: no such file" in n for n in notices(app))
         await say(app, pilot, f"/read {draft}")
         await ready(app, pilot)
-        assert app.message_views()[0].message.content == "Chapter one.\nIt rained."
+        assert app.chat.message_views()[0].message.content == "Chapter one.\nIt rained."
         assert "Writer: Chapter one.\nIt rained.\n\nAssistant:" in engine.prompts[0]
 
 
@@ -227,7 +234,7 @@ async def test_history_picker_searches_and_opens_a_conversation() -> None:
         first = session.conversation_id
         await pilot.press("ctrl+n")
         await ready(app, pilot)
-        assert app.message_views() == []
+        assert app.chat.message_views() == []
         await say(app, pilot, "Tell me about ships")
         await pilot.press("ctrl+o")
         await pilot.pause()
@@ -240,7 +247,7 @@ async def test_history_picker_searches_and_opens_a_conversation() -> None:
         await ready(app, pilot)
         assert not isinstance(app.screen, HistoryScreen)
         assert session.conversation_id == first
-        assert [v.message.content for v in app.message_views()] == [
+        assert [v.message.content for v in app.chat.message_views()] == [
             "Tell me about whales",
             "about whales",
         ]
@@ -268,7 +275,7 @@ async def test_turns_outside_the_window_are_dimmed_with_a_divider() -> None:
             await say(app, pilot, f"turn {turn} " + " ".join(["text"] * 40))
         window = session.window()
         assert window is not None and window.first_included > 0
-        views = app.message_views()
+        views = app.chat.message_views()
         outside = [v for v in views if v.has_class("-outside")]
         assert len(outside) == 2 * window.first_included
         assert outside == views[: len(outside)]
@@ -301,10 +308,10 @@ async def test_quit_during_a_reply_saves_it_as_stopped() -> None:
     engine.hold_after = 2
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
-        app.prompt.text = "go"
+        app.chat.prompt.text = "go"
         await pilot.press("enter")
         await wait_for(engine.holding)
-        cancel = app.cancel
+        cancel = app.chat.cancel
 
         def release_once_cancelled() -> None:
             cancel.wait(10)
@@ -347,19 +354,19 @@ async def test_typing_on_a_selected_turn_goes_to_the_prompt() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         await say(app, pilot, "my question")
-        user, reply = app.message_views()
+        user, reply = app.chat.message_views()
         user.focus()
         await pilot.pause()
         await pilot.press(*"yes e")  # letters were hidden copy/edit keys here
-        assert app.focused is app.prompt and app.prompt.text == "yes e"
-        assert app.editing is None and app.clipboard == ""
-        app.prompt.clear()
+        assert app.focused is app.chat.prompt and app.chat.prompt.text == "yes e"
+        assert app.chat.editing is None and app.clipboard == ""
+        app.chat.prompt.clear()
         # Enter on a selected turn edits yours, or copies a reply; the footer names it.
         user.focus()
         await pilot.pause()
         assert app.active_bindings["enter"].binding.description == "Edit"
         await pilot.press("enter")
-        assert app.editing is user.message and app.prompt.text == "my question"
+        assert app.chat.editing is user.message and app.chat.prompt.text == "my question"
         await pilot.press("escape")
         reply.focus()
         await pilot.pause()
@@ -375,16 +382,16 @@ async def test_opening_history_from_a_selected_turn_gives_the_prompt_focus() -> 
         await say(app, pilot, "Tell me about whales")
         await pilot.press("ctrl+n")
         await say(app, pilot, "Tell me about ships")
-        app.message_views()[1].focus()
+        app.chat.message_views()[1].focus()
         await pilot.pause()
         await pilot.press("ctrl+o")
         await pilot.pause()
         await pilot.press(*"whales", "enter")
         await ready(app, pilot)
-        assert app.message_views()[0].message.content == "Tell me about whales"
-        assert app.focused is app.prompt
+        assert app.chat.message_views()[0].message.content == "Tell me about whales"
+        assert app.focused is app.chat.prompt
         await pilot.press(*"more")
-        assert app.prompt.text == "more"
+        assert app.chat.prompt.text == "more"
 
 
 async def test_continue_opens_scrolled_to_the_latest_turn() -> None:
@@ -400,10 +407,10 @@ async def test_continue_opens_scrolled_to_the_latest_turn() -> None:
     app = ChatApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
-        conversation = app.conversation
+        conversation = app.chat.conversation
         assert conversation.max_scroll_y > 0
         assert conversation.scroll_y == conversation.max_scroll_y
-        last = app.message_views()[-1]
+        last = app.chat.message_views()[-1]
         assert last.region.bottom <= conversation.region.bottom  # the newest turn is in view
 
 
@@ -445,9 +452,9 @@ async def test_regenerate_from_a_selected_turn_leaves_typing_in_the_prompt() -> 
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         await say(app, pilot, "Write a title")
-        app.message_views()[1].focus()
+        app.chat.message_views()[1].focus()
         await pilot.press("ctrl+r")
         await ready(app, pilot)
-        assert app.message_views()[1].message.content == "second take"
+        assert app.chat.message_views()[1].message.content == "second take"
         await pilot.press(*"ok")
-        assert app.prompt.text == "ok"
+        assert app.chat.prompt.text == "ok"

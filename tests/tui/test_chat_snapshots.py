@@ -46,20 +46,20 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 async def say(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
-    pilot.app.prompt.text = text
+    pilot.app.chat.prompt.text = text
     await pilot.press("enter")
     await settle(pilot)
 
 
 def test_long_conversation_with_dimmed_turns_and_meter(snap_compare) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        pilot.app.prompt.cursor_blink = False
+        pilot.app.chat.prompt.cursor_blink = False
         await settle(pilot)
         for turn in range(4):
             await say(pilot, f"Turn {turn}: " + " ".join(["a line of my draft"] * 4))
         await pilot.press("ctrl+r")  # a regenerated reply shows its branch marker
         await settle(pilot)
-        pilot.app.conversation.scroll_home(animate=False)
+        pilot.app.chat.conversation.scroll_home(animate=False)
         await pilot.pause()
 
     assert snap_compare(make(), terminal_size=SIZE, run_before=run_before)
@@ -70,7 +70,7 @@ def test_loading_model_while_typing(snap_compare) -> None:  # type: ignore[no-un
     app = make(gate)
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        pilot.app.prompt.cursor_blink = False
+        pilot.app.chat.prompt.cursor_blink = False
         await pilot.press(*"Typing while the model loads")
         await pilot.pause()
 
@@ -79,7 +79,7 @@ def test_loading_model_while_typing(snap_compare) -> None:  # type: ignore[no-un
 
 def test_help_and_template_status(snap_compare) -> None:  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        pilot.app.prompt.cursor_blink = False
+        pilot.app.chat.prompt.cursor_blink = False
         await settle(pilot)
         await say(pilot, "/template rewrite style=plain")
         await say(pilot, "/set temperature 0.3")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatSession, Settings
+from scribe.tui.chat import commands as ui
 from scribe.tui.chat.plain import PlainChat
+from scribe.tui.chat.screens.chat import ChatScreen
 from scribe.tui.cli import main
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
@@ -174,3 +176,25 @@ def test_a_corrupt_database_stops_chat_with_one_line_and_is_kept(
     assert err.startswith(f"scribe: error: {db} is not a readable scribe database")
     assert err.count("\n") == 1
     assert db.read_bytes() == b"\x00not sqlite" * 100
+
+
+def test_one_dispatcher_calls_the_same_method_in_both_uis() -> None:
+    samples = [
+        ui.ShowNote(note="text"),
+        ui.SwitchModel(spec="model"),
+        ui.NewConversation(),
+        ui.OpenConversation(record=None, model=None, reload=False),  # type: ignore[arg-type]
+        ui.ShowHistory(query="words"),
+        ui.SendText(text="a file"),
+        ui.Quit(),
+    ]
+    assert {type(c) for c in samples} == set(ui.UiCommand.__subclasses__())
+
+    class Recorder:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return lambda command: (name, command)
+
+    for command in samples:
+        name, seen = ui.dispatch(command, Recorder())
+        assert seen is command
+        assert callable(getattr(PlainChat, name)) and callable(getattr(ChatScreen, name))

@@ -21,6 +21,7 @@ from scribe.engine import paths
 from scribe.engine.chat.conversations import clean_text
 from scribe.engine.chat.session import ChatSession
 from scribe.engine.errors import ScribeError
+from scribe.tui.chat import commands as ui
 from scribe.tui.chat.slash_commands import is_command, run_command, unescape
 
 BLOCK = '"""'
@@ -84,24 +85,34 @@ class PlainChat:
         return True
 
     def command(self, line: str) -> bool:
-        result = run_command(self.session, line, KEYS)
-        if result.text and result.action != "send":
-            print(result.text, file=self.out, flush=True)
-        elif result.text:
-            self.note(result.text)
-        if result.action == "quit":
-            return False
-        if result.action == "load_model":
-            self.load_model(result.payload)
-        elif result.action == "opened" and self.session.settings.model != self._loaded_spec():
-            self.load_model(self.session.settings.model)
-        elif result.action == "send":
-            text = result.payload
-            self.reply(lambda: self.session.send(text))
+        return ui.dispatch(run_command(self.session, line, KEYS), self)
+
+    # -- what a command asks for (ui.CommandHandler); False ends the session -----------------
+    def show_note(self, command: ui.UiCommand) -> bool:
+        print(command.note, file=self.out, flush=True)
         return True
 
-    def _loaded_spec(self) -> str | None:
-        return self.session.engine.spec if self.session.engine else None
+    # Nothing more to do for these than print what they say.
+    new_conversation = show_history = show_note
+
+    def switch_model(self, command: ui.SwitchModel) -> bool:
+        self.show_note(command)
+        self.load_model(command.spec)
+        return True
+
+    def open_conversation(self, command: ui.OpenConversation) -> bool:
+        self.show_note(command)
+        if command.reload:
+            self.load_model(command.model)
+        return True
+
+    def send_text(self, command: ui.SendText) -> bool:
+        self.note(command.note)  # on stderr: stdout is for replies
+        self.reply(lambda: self.session.send(command.text))
+        return True
+
+    def quit(self, command: ui.Quit) -> bool:
+        return False
 
     def load_model(self, spec: str | None) -> None:
         self.note(f"loading model {spec or '(default)'}…")

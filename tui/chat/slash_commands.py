@@ -1,17 +1,16 @@
 """Slash commands, the same in the Textual app and plain mode.
 
-`run_command(session, line)` does what it can at once and returns a `CommandResult`: text for the
-user, and an `action` the UI must carry out itself (load a model in the background, stream a reply
-to a file read with /read, show the history...). A bad command or value raises a ScribeError whose
-message says what is accepted; nothing reaches the model.
+`run_command(session, line)` does what it can at once and returns a `UiCommand` for what the UI
+must carry out itself: show a note, load a model in the background, send a file read with /read,
+show the history... A bad command or value raises a ScribeError whose message says what is
+accepted; nothing reaches the model.
 """
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from scribe.engine.chat.conversations import parse_id
 from scribe.engine.chat.export import when
@@ -20,6 +19,7 @@ from scribe.engine.errors import InputError
 from scribe.engine.paths import user_path
 from scribe.engine.runtime.options import SETTABLE
 from scribe.engine.text_input import read_text_file
+from scribe.tui.chat import commands as ui
 
 # name -> (arguments, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,14 +35,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quit": ("", "leave scribe chat"),
 }
 OPTION_NAMES = ", ".join(["max_tokens", *SETTABLE[1:]])
-
-
-@dataclass
-class CommandResult:
-    text: str = ""
-    action: str | None = None  # "send", "load_model", "opened", "new", "history", "quit"
-    payload: Any = None
-    rows: list[Any] = field(default_factory=list)
 
 
 def is_command(line: str) -> bool:
@@ -65,14 +57,14 @@ def help_text(keys: str = "") -> str:
     return "\n".join(lines)
 
 
-def run_command(session: ChatSession, line: str, keys: str = "") -> CommandResult:
+def run_command(session: ChatSession, line: str, keys: str = "") -> ui.UiCommand:
     name, _, rest = line[1:].strip().partition(" ")
     name, rest = name.lower(), rest.strip()
     if name not in COMMANDS:
         known = ", ".join("/" + n for n in COMMANDS)
         raise InputError(f"unknown command /{name}; commands: {known} (/help explains them)")
     if name == "help":
-        return CommandResult(help_text(keys))
+        return ui.ShowNote(note=help_text(keys))
     return HANDLERS[name](session, rest)
 
 
@@ -80,13 +72,15 @@ def _usage(name: str) -> str:
     return f"usage: /{name} {COMMANDS[name][0]}".rstrip()
 
 
-def _cmd_template(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_template(session: ChatSession, rest: str) -> ui.UiCommand:
     if not rest:
         from scribe.engine.prompting.templates import list_templates
 
         current = session.template.name if session.template else "none (plain chat)"
         names = ", ".join(t.name for t in list_templates() if not t.chat)
-        return CommandResult(f"template: {current}\navailable: {names}, none\n{_usage('template')}")
+        return ui.ShowNote(
+            note=f"template: {current}\navailable: {names}, none\n{_usage('template')}"
+        )
     try:
         words = shlex.split(rest)
     except ValueError as err:
@@ -101,91 +95,91 @@ def _cmd_template(session: ChatSession, rest: str) -> CommandResult:
         values[key] = value
     session.set_template(name, values)
     if session.template is None:
-        return CommandResult("template: none (plain chat)")
+        return ui.ShowNote(note="template: none (plain chat)")
     shown = " ".join(f"{k}={v}" for k, v in values.items())
-    return CommandResult(
-        f"template: {name} {shown}".rstrip() + f" ({session.template.description})"
+    return ui.ShowNote(
+        note=f"template: {name} {shown}".rstrip() + f" ({session.template.description})"
     )
 
 
-def _cmd_system(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_system(session: ChatSession, rest: str) -> ui.UiCommand:
     if not rest:
         current = session.system_prompt() or "(none)"
-        return CommandResult(f"system prompt: {current}\n{_usage('system')}; default; none")
+        return ui.ShowNote(note=f"system prompt: {current}\n{_usage('system')}; default; none")
     if rest == "default":
         session.set_system(None)
     elif rest == "none":
         session.set_system("")
     else:
         session.set_system(rest)
-    return CommandResult(f"system prompt: {session.system_prompt() or '(none)'}")
+    return ui.ShowNote(note=f"system prompt: {session.system_prompt() or '(none)'}")
 
 
-def _cmd_set(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_set(session: ChatSession, rest: str) -> ui.UiCommand:
     parts = rest.split()
     if not parts:
-        return CommandResult(f"options: {describe_options(session)}\n{_usage('set')}")
+        return ui.ShowNote(note=f"options: {describe_options(session)}\n{_usage('set')}")
     if len(parts) != 2:
         raise InputError(
             f"/set needs an option and a value, e.g. /set temperature 0.5; options: {OPTION_NAMES}"
         )
     key, value = session.set_option(parts[0], parts[1])
-    return CommandResult(f"{parts[0]} = {value}")
+    return ui.ShowNote(note=f"{parts[0]} = {value}")
 
 
-def _cmd_model(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_model(session: ChatSession, rest: str) -> ui.UiCommand:
     if not rest:
-        return CommandResult(f"model: {session.model_name}\n{_usage('model')}")
+        return ui.ShowNote(note=f"model: {session.model_name}\n{_usage('model')}")
     if rest.startswith("~"):
         user_path(rest, "/model")  # an unknown ~user: one note, not a crash while loading
-    return CommandResult(f"loading model {rest}…", action="load_model", payload=rest)
+    return ui.SwitchModel(spec=rest, note=f"loading model {rest}…")
 
 
-def _cmd_new(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_new(session: ChatSession, rest: str) -> ui.UiCommand:
     session.new()
-    return CommandResult("new conversation", action="new")
+    return ui.NewConversation(note="new conversation")
 
 
-def _cmd_history(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_history(session: ChatSession, rest: str) -> ui.UiCommand:
     if rest.isascii() and rest.isdigit():
         record = session.open(parse_id(rest, "/history ID"))
         text = f"opened conversation {record.id}: {record.title}"
         if session.warning:
             text += f"\nwarning: {session.warning}"
-        return CommandResult(text, action="opened", payload=record)
+        loaded = session.engine.spec if session.engine else None
+        model = session.settings.model
+        return ui.OpenConversation(note=text, record=record, model=model, reload=model != loaded)
     if rest:
         assert session.store is not None
         hits = session.store.search(rest)
         if not hits:
-            return CommandResult(f"no saved conversation mentions '{rest}'")
+            return ui.ShowNote(note=f"no saved conversation mentions '{rest}'")
         lines = [
             f"{h.conversation_id:>5}  {when(h.updated)}  {h.title}\n       {h.bracketed()}"
             for h in hits
         ]
-        return CommandResult(
-            "\n".join(lines) + "\nopen one with /history ID", action="history", rows=hits
-        )
+        return _listing(rest, lines)
     records = session.list_conversations(20)
     if not records:
-        return CommandResult("no saved conversations yet", action="history")
+        return ui.ShowHistory(query="", note="no saved conversations yet")
     lines = [f"{r.id:>5}  {when(r.updated)}  {r.message_count:>3} msgs  {r.title}" for r in records]
-    return CommandResult(
-        "\n".join(lines) + "\nopen one with /history ID", action="history", rows=records
-    )
+    return _listing("", lines)
 
 
-def _cmd_read(session: ChatSession, rest: str) -> CommandResult:
+def _listing(query: str, lines: list[str]) -> ui.ShowHistory:
+    return ui.ShowHistory(query=query, note="\n".join(lines) + "\nopen one with /history ID")
+
+
+def _cmd_read(session: ChatSession, rest: str) -> ui.UiCommand:
     if not rest:
         raise InputError(f"/read needs a file; {_usage('read')}")
     path = user_path(rest, "/read")
     text = read_text_file(path)
     where = f"$input of template {session.template.name}" if session.template else "your turn"
-    return CommandResult(
-        f"read {path} ({len(text)} characters) as {where}", action="send", payload=text
-    )
+    return ui.SendText(text=text, note=f"read {path} ({len(text)} characters) as {where}")
 
 
-def _cmd_export(session: ChatSession, rest: str) -> CommandResult:
+def _cmd_export(session: ChatSession, rest: str) -> ui.UiCommand:
     if not session.thread:
         raise InputError("nothing to export yet: this conversation is empty")
     name = f"scribe-chat-{session.conversation_id or 'new'}.md"
@@ -199,11 +193,11 @@ def _cmd_export(session: ChatSession, rest: str) -> CommandResult:
         raise InputError(
             f"/export: cannot write {path} ({err.strerror}); give another path"
         ) from None
-    return CommandResult(f"exported to {path}", payload=path)
+    return ui.ShowNote(note=f"exported to {path}")
 
 
-def _cmd_quit(session: ChatSession, rest: str) -> CommandResult:
-    return CommandResult("", action="quit")
+def _cmd_quit(session: ChatSession, rest: str) -> ui.UiCommand:
+    return ui.Quit()
 
 
 def describe_options(session: ChatSession) -> str:
@@ -215,7 +209,7 @@ def describe_options(session: ChatSession) -> str:
     )
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[ChatSession, str], ui.UiCommand]] = {
     "template": _cmd_template,
     "system": _cmd_system,
     "set": _cmd_set,

@@ -1,25 +1,18 @@
-"""The widgets of `scribe chat`: the prompt box, a message, notes, the window divider and the
-history picker."""
+"""The widgets of `scribe chat`: the prompt box, a message, notes and the window divider."""
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message as TextualMessage
-from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Markdown, OptionList, Static, TextArea
+from textual.widgets import Label, Markdown, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
-from textual.widgets.option_list import Option
 
-from scribe.engine.chat.conversations import ConversationRecord, SearchHit
-from scribe.engine.chat.export import when
-from scribe.engine.chat.session import ChatSession, Message
+from scribe.engine.chat.session import Message
 
 NEWLINE_KEYS = {"ctrl+j", "newline", "shift+enter"}
-MATCH_STYLE = "bold reverse"  # a search match in the history picker
 
 
 class PromptArea(TextArea):
@@ -66,7 +59,7 @@ class MessageView(Vertical, can_focus=True):
             super().__init__()
 
     class Typed(TextualMessage):
-        """A character typed while this turn was selected; the app puts it in the prompt."""
+        """A character typed while this turn was selected; the chat screen puts it in the prompt."""
 
         def __init__(self, text: str) -> None:
             self.text = text
@@ -137,7 +130,7 @@ class MessageView(Vertical, can_focus=True):
         self.post_message(self.BranchRequested(self, step))
 
     async def action_edit_this(self) -> None:
-        await self.app.run_action("edit")  # the app's edit acts on the focused turn
+        await self.screen.run_action("edit")  # the screen's edit acts on the focused turn
 
     def action_copy_this(self) -> None:
         self.app.copy_to_clipboard(self.message.content)
@@ -158,81 +151,3 @@ class WindowDivider(Static):
         what = "1 earlier turn above is" if outside == 1 else f"{outside} earlier turns above are"
         text = f"╌╌ {what} outside the context window (dimmed) ╌╌"
         super().__init__(text, classes="divider")
-
-
-class HistoryScreen(ModalScreen[int | None]):
-    """Saved conversations, newest first; typing searches them (FTS5). Enter opens one."""
-
-    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
-
-    def __init__(self, session: ChatSession, query: str = "") -> None:
-        super().__init__()
-        self.session = session
-        self.query_text = query
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="history"):
-            yield Label(
-                "Conversations — type to search, Enter opens, Esc closes", id="history-title"
-            )
-            yield Input(value=self.query_text, placeholder="search saved conversations…")
-            yield OptionList(id="history-list")
-
-    def on_mount(self) -> None:
-        self.fill(self.query_text)
-        self.query_one(Input).focus()
-
-    def fill(self, query: str) -> None:
-        options = self.query_one(OptionList)
-        options.clear_options()
-        if self.session.store is None:
-            return
-        # Rich Text, never markup: a title or snippet with [brackets] is shown as it is.
-        if query.strip():
-            for hit in self.session.store.search(query):
-                options.add_option(Option(hit_text(hit), id=str(hit.conversation_id)))
-        else:
-            for record in self.session.list_conversations(100):
-                options.add_option(Option(record_text(record), id=str(record.id)))
-        if options.option_count:
-            options.highlighted = 0
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.fill(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        options = self.query_one(OptionList)
-        if options.highlighted is not None and options.option_count:
-            option = options.get_option_at_index(options.highlighted)
-            self.dismiss(int(option.id or 0))
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key in ("down", "up") and isinstance(self.focused, Input):
-            options = self.query_one(OptionList)
-            if event.key == "down":
-                options.action_cursor_down()
-            else:
-                options.action_cursor_up()
-            event.stop()
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(int(event.option.id or 0))
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
-
-
-def hit_text(hit: SearchHit) -> Text:
-    """A search hit: its conversation's line, then the snippet with the matches highlighted."""
-    text = Text(f"{hit.conversation_id:>4}  {when(hit.updated)}  {hit.title}\n      ")
-    offset = len(text)
-    text.append(hit.snippet)
-    for start, end in hit.marks:
-        text.stylize(MATCH_STYLE, offset + start, offset + end)
-    return text
-
-
-def record_text(record: ConversationRecord) -> Text:
-    return Text(
-        f"{record.id:>4}  {when(record.updated)}  {record.message_count:>3} msgs  {record.title}"
-    )

@@ -56,15 +56,12 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
-    from scribe.engine.runtime.model_files import check_folder, read_card, resolve
-    from scribe.engine.runtime.models import preferred_precision
-
+    from scribe.engine.runtime.model_files import locate
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")
     if args.debounce_ms < 0:
         raise InputError("--debounce-ms must be 0 or more")
-    model_path = resolve(args.model)  # fails fast, with one line, on a bad --model
-    check_folder(model_path)
+    model_path = locate(args.model)  # fails fast, with one line, on a bad --model
     if not args.jsonl:
         try:
             import pygls  # noqa: F401
@@ -75,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from scribe.plugins.servers.completion_service import CompletionService
 
-    # The service loads the resolved folder, so config.toml's [precision] entry for the name the
-    # user gave (e.g. a hub id) is looked up now.
-    precision = preferred_precision(args.precision, args.model, model_path, read_card(model_path))
-    service = CompletionService(str(model_path), args.debounce_ms, args.max_tokens, precision)
+    service = CompletionService(args.model, args.debounce_ms, args.max_tokens, args.precision)
     protocol_out = _claim_stdout()
     if args.jsonl:
         from scribe.plugins.servers.jsonl_bridge import JsonlBridge
