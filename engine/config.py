@@ -31,10 +31,25 @@ class Config:
 KEYS = ("default_model", "precision")
 
 
+# The last config read, by (path, mtime, size): a command reads config.toml once however many
+# models it resolves, and still sees an edit made while it runs (a long chat).
+_cached: tuple[tuple[str, int, int], Config] | None = None
+
+
 def load_config() -> Config:
+    global _cached
     path = paths.config_file()
-    if not path.exists():
-        return Config()
+    try:
+        info = path.stat()
+    except OSError:
+        return Config()  # no config.toml (or an unreadable folder: the defaults apply)
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if _cached is None or _cached[0] != key:
+        _cached = (key, _parse(path))
+    return _cached[1]
+
+
+def _parse(path: Path) -> Config:
     data = _read(path)
     unknown = [key for key in data if key not in KEYS]
     if unknown:

@@ -33,31 +33,26 @@ def _home() -> Path | None:
     return user_path(value, "SCRIBE_HOME") if value else None
 
 
-def config_dir() -> Path:
+def _folder(kind: str) -> Path:
+    """$SCRIBE_HOME/KIND, else platformdirs' user folder of that kind for scribe."""
     home = _home()
     if home:
-        return home / "config"
-    from platformdirs import user_config_path
+        return home / kind
+    import platformdirs
 
-    return user_config_path(APP)
+    return getattr(platformdirs, f"user_{kind}_path")(APP)
+
+
+def config_dir() -> Path:
+    return _folder("config")
 
 
 def data_dir() -> Path:
-    home = _home()
-    if home:
-        return home / "data"
-    from platformdirs import user_data_path
-
-    return user_data_path(APP)
+    return _folder("data")
 
 
 def cache_dir() -> Path:
-    home = _home()
-    if home:
-        return home / "cache"
-    from platformdirs import user_cache_path
-
-    return user_cache_path(APP)
+    return _folder("cache")
 
 
 def models_dir() -> Path:

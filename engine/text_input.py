@@ -35,7 +35,13 @@ def decode_text(data: bytes, source: str) -> str:
 MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024
 
 
-def read_text_file(path: Path) -> str:
+def read_text_file(
+    path: Path, max_bytes: int | None = MAX_TEXT_FILE_BYTES, empty: str | None = None
+) -> str:
+    """A UTF-8 text file the user named, or one InputError naming it: a folder, a device or
+    pipe, a file over `max_bytes` (None: no limit, for training data), or one that is empty
+    (`empty` is then the message's advice) or not UTF-8 text."""
+    limit = max_bytes if max_bytes is not None else -1
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -43,19 +49,21 @@ def read_text_file(path: Path) -> str:
         # A pipe would block the open until someone writes; /dev/zero never ends.
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: not a regular file (a device or pipe); give a text file")
-        if info.st_size > MAX_TEXT_FILE_BYTES:
+        if max_bytes is not None and info.st_size > max_bytes:
             raise InputError(
-                f"{path}: {info.st_size} bytes is more than the {MAX_TEXT_FILE_BYTES} a text "
+                f"{path}: {info.st_size} bytes is more than the {max_bytes} a text "
                 "file may have; give a part of it"
             )
         with path.open("rb") as file:
-            data = file.read(MAX_TEXT_FILE_BYTES + 1)  # it may have grown since stat
+            data = file.read(limit + 1 if max_bytes is not None else -1)  # it may have grown
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as err:  # a symlink loop, a name too long, an I/O error
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-    if len(data) > MAX_TEXT_FILE_BYTES:
-        raise InputError(f"{path}: grew past {MAX_TEXT_FILE_BYTES} bytes while being read")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputError(f"{path}: grew past {max_bytes} bytes while being read")
+    if empty is not None and not data.strip():
+        raise InputError(f"{path}: empty file; {empty}")
     return decode_text(data, str(path))

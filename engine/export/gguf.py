@@ -10,7 +10,6 @@ byte-level BPE vocabulary with its merges.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,8 @@ import numpy as np
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError, ModelError, OutputError
+from scribe.engine.export.gguf_vocab import Vocab, read_vocab, tokenizer_json
+from scribe.engine.export.ollama import MODELFILE, generation_config, modelfile_text, stop_tokens
 from scribe.engine.runtime import model_files, models
 
 Q = gguf.GGMLQuantizationType
@@ -42,7 +43,6 @@ CONV1D_WEIGHTS = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
 # Activations llama.cpp's gpt2 graph computes (its GELU is the tanh approximation).
 GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu")
-MODELFILE = "Modelfile"
 T = TypeVar("T")
 
 
@@ -56,13 +56,6 @@ class ExportResult:
     size_bytes: int
     # Matrices written F16 instead of --quant: their rows are not whole quantization blocks.
     f16_fallbacks: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Vocab:
-    tokens: list[str]
-    types: list[int]
-    merges: list[str]
 
 
 def export_gguf(
@@ -80,12 +73,12 @@ def export_gguf(
     _check_gpt2(loaded.path, config)
     name = export_name(spec, loaded)
     target = target_path(out, name, quant)
-    vocab = read_vocab(_tokenizer_json(loaded), int(config["vocab_size"]), loaded.path)
+    vocab = read_vocab(tokenizer_json(loaded), int(config["vocab_size"]), loaded.path)
     written = _write_atomically(
         target, lambda part: write_gguf(part, config, model, vocab, loaded, n_ctx, quant)
     )
-    generation = _generation_config(loaded.path)
-    text = modelfile_text(target.name, generation, _stops(loaded, generation), n_ctx)
+    generation = generation_config(loaded.path)
+    text = modelfile_text(target.name, generation, stop_tokens(loaded, generation), n_ctx)
     modelfile = target.parent / MODELFILE
     _write_atomically(modelfile, lambda part: part.write_text(text, encoding="utf-8"))
     wanted = QUANTS[quant][1]
@@ -161,57 +154,6 @@ def _check_gpt2(path: Path, config: Mapping[str, Any]) -> None:
             f"{path / 'config.json'}: {', '.join(unsupported)} is not part of llama.cpp's GPT-2, "
             "so a GGUF file would not reproduce this model"
         )
-
-
-def _tokenizer_json(loaded: models.LoadedModel) -> dict[str, Any]:
-    """The tokenizer as tokenizer.json holds it (also for a vocab.json + merges.txt folder,
-    which transformers converts)."""
-    return json.loads(loaded.tokenizer.backend_tokenizer.to_str())
-
-
-def read_vocab(tokenizer: Mapping[str, Any], rows: int, path: Path) -> Vocab:
-    """llama.cpp's "gpt2" vocabulary: one token per embedding row (rows no token uses are
-    [PADn], unused, as the converter writes them), added special tokens as control tokens."""
-    model = tokenizer.get("model") or {}
-    if model.get("type") != "BPE" or not _byte_level(tokenizer.get("pre_tokenizer")):
-        raise ModelError(
-            f"{path}: the tokenizer is not a byte-level BPE, which llama.cpp's gpt2 tokenizer "
-            "needs; export a model with a GPT-2 style tokenizer"
-        )
-    by_id = {int(i): str(token) for token, i in model.get("vocab", {}).items()}
-    added = {int(t["id"]): t for t in tokenizer.get("added_tokens", [])}
-    by_id.update({i: str(t["content"]) for i, t in added.items()})
-    if by_id and max(by_id) >= rows:
-        raise ModelError(
-            f"{path}: token id {max(by_id)} is past the model's {rows} embeddings; the "
-            "tokenizer belongs to another model"
-        )
-    tokens, types = [], []
-    for i in range(rows):
-        token = by_id.get(i)
-        tokens.append(f"[PAD{i}]" if token is None else token)
-        types.append(_token_type(token, added.get(i)))
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return Vocab(tokens, types, merges)
-
-
-def _byte_level(pre_tokenizer: Any) -> bool:
-    if not isinstance(pre_tokenizer, dict):
-        return False
-    if pre_tokenizer.get("type") == "ByteLevel":
-        return True
-    return any(_byte_level(p) for p in pre_tokenizer.get("pretokenizers") or [])
-
-
-def _token_type(token: str | None, added: Mapping[str, Any] | None) -> int:
-    if token is None:
-        return gguf.TokenType.UNUSED
-    if added is None:
-        return gguf.TokenType.NORMAL
-    # <|endoftext|>, <|fim_prefix|>...: matched whole, never split or merged by llama.cpp.
-    looks_special = token.startswith("<|") and token.endswith("|>")
-    special = added.get("special") or looks_special
-    return gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
 
 
 def gguf_tensors(state: Mapping[str, Any], n_layer: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -365,61 +307,3 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError:  # its folder is a file, or is gone: nothing was written there
         pass
-
-
-# -- the Ollama Modelfile ----------------------------------------------------------------------
-def _generation_config(path: Path) -> dict[str, Any]:
-    """generation_config.json of the model, or of an adapter's base; {} when there is none."""
-    folders = [path]
-    if (path / model_files.ADAPTER_CONFIG).exists():
-        base = model_files.read_adapter_config(path)["base_model_name_or_path"]
-        folders.append(model_files.resolve(base))
-    for folder in folders:
-        try:
-            data = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
-            continue
-        if isinstance(data, dict):
-            return data
-    return {}
-
-
-def _stops(loaded: models.LoadedModel, generation: Mapping[str, Any]) -> list[str]:
-    """The end-of-text token(s) generation_config names, then its stop_strings."""
-    eos = generation.get("eos_token_id", loaded.eos_token_id)
-    ids = eos if isinstance(eos, list) else [eos]
-    stops = [
-        loaded.tokenizer.convert_ids_to_tokens(i)
-        for i in ids
-        if isinstance(i, int) and not isinstance(i, bool)
-    ]
-    extra = generation.get("stop_strings") or []
-    stops += [extra] if isinstance(extra, str) else [s for s in extra if isinstance(s, str)]
-    return list(dict.fromkeys(s for s in stops if s))
-
-
-def modelfile_text(
-    gguf_name: str, generation: Mapping[str, Any], stops: list[str], n_ctx: int
-) -> str:
-    """An Ollama Modelfile: the GGUF beside it, plain completion (the prompt passes through
-    untouched), and the sampling settings of generation_config.json, scribe's defaults for
-    those it lacks."""
-    from scribe.engine.runtime.options import GenerationOptions
-
-    defaults = GenerationOptions()
-    lines = [f"FROM ./{gguf_name}", "", 'TEMPLATE """{{ .Prompt }}"""', ""]
-    for key in ("temperature", "top_k", "top_p"):
-        value = generation.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            value = getattr(defaults, key)
-        lines.append(f"PARAMETER {key} {value}")
-    # Ollama's default window is larger than GPT-2's position table: keep it inside.
-    lines.append(f"PARAMETER num_ctx {n_ctx}")
-    lines += [f"PARAMETER stop {_quoted(stop)}" for stop in stops if '"""' not in stop]
-    return "\n".join(lines) + "\n"
-
-
-def _quoted(value: str) -> str:
-    """A Modelfile value as Ollama's parser reads it back: quotes, no escapes (a newline is
-    written as itself); triple quotes when the value holds a quote."""
-    return f'"""{value}"""' if '"' in value else f'"{value}"'

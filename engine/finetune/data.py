@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scribe.engine.errors import InputError
 from scribe.engine.prompting.chat_format import ChatFormat
-from scribe.engine.text_input import decode_text
+from scribe.engine.text_input import read_text_file
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org", ".tex"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -100,19 +100,18 @@ def _format_of(path: Path) -> str:
     return "text"
 
 
-def read_file_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from None
-    if not data.strip():
-        raise InputError(f"{path}: empty file; add text to it or leave it out of the data")
-    return decode_text(data, str(path))
-
-
 def read_documents(files: DataFiles, chat: ChatFormat | None) -> list[Document]:
     """All documents of all files, in file order; text files are cut into passages."""
-    texts = [(path, fmt, read_file_text(path)) for path, fmt in files.files]
+    texts = [
+        (
+            path,
+            fmt,
+            read_text_file(
+                path, max_bytes=None, empty="add text to it or leave it out of the data"
+            ),
+        )
+        for path, fmt in files.files
+    ]
     total_text = sum(len(text) for _, fmt, text in texts if fmt == "text")
     target = min(max(total_text // PASSAGES_WANTED, PASSAGE_CHARS[0]), PASSAGE_CHARS[1])
     docs: list[Document] = []

@@ -45,7 +45,8 @@ def perplexity(
 
 
 class EngineGenerator:
-    """Greedy generation through scribe's engine (runtime/generation.py) for an in-memory model."""
+    """Greedy generation through scribe's engine (runtime/generation.py) for an in-memory model,
+    on whatever device it is being trained on."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
         from scribe.engine.runtime.generation import Generator
@@ -61,33 +62,9 @@ class EngineGenerator:
         was_training = self.model.training
         self.model.eval()
         try:
-            if next(self.model.parameters()).device.type != "cpu":
-                return self._greedy_on_device(prompt, max_new_tokens)
-            return self.generator.complete_text(prompt, options)
+            return self.generator.stream(prompt, options).text()
         finally:
             self.model.train(was_training)
-
-    @torch.no_grad()
-    def _greedy_on_device(self, prompt: str, max_new_tokens: int) -> str:
-        """The engine runs on the CPU; a model trained on a GPU is sampled where it is."""
-        gen = self.generator
-        device = next(self.model.parameters()).device
-        ids = gen.prompt_ids(prompt, max_new_tokens)
-        room = min(max_new_tokens, gen.n_positions - len(ids))
-        eos = gen.loaded.eos_token_id
-        new: list[int] = []
-        cache, feed = None, ids
-        for _ in range(room):
-            out = self.model(
-                input_ids=torch.tensor([feed], device=device), cache=cache, use_cache=True
-            )
-            cache = out.cache
-            token = int(out.logits[0, -1].argmax())
-            if token == eos:
-                break
-            new.append(token)
-            feed = [token]
-        return gen.decode(new)
 
 
 def default_prompts(docs: list[Any], count: int = 2) -> list[str]:

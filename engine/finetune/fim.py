@@ -30,7 +30,7 @@ def card_entry(rate: float) -> dict[str, Any]:
     return {"format": "psm", "prefix": PREFIX, "suffix": SUFFIX, "middle": MIDDLE, "rate": rate}
 
 
-def _chunks(text: str, size: int) -> list[str]:
+def chunks(text: str, size: int) -> list[str]:
     """`text` in pieces of about `size` characters, cut after a newline where there is one."""
     out, start = [], 0
     while start < len(text):
@@ -63,7 +63,7 @@ def apply(docs: list[Document], rate: float, seed: int, block: int, eos: str) ->
         text = "".join(seg.text for seg in doc.segments)
         pieces = [
             rearrange(chunk, rng, eos) if rng.random() < rate else chunk
-            for chunk in _chunks(text, size)
+            for chunk in chunks(text, size)
         ]
         out.append(replace(doc, segments=[Segment("".join(pieces), True)]))
     return out

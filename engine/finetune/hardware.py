@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from scribe.engine.runtime.threads import available_cores
 
 
 def bf16_native(device: torch.device) -> bool:
@@ -22,11 +23,8 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def usable_cores(local_world: int = 1) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, local_world))
+    """This process's share of the cores when `local_world` processes train on this machine."""
+    return max(1, available_cores() // max(1, local_world))
 
 
 def thread_candidates(cores: int) -> list[int]:

@@ -46,20 +46,21 @@ class KVState:
             from transformers import DynamicCache
 
             self.cache = DynamicCache(config=self.model.config)
+        device = next(self.model.parameters()).device  # a model being trained may sit on a GPU
         with torch.inference_mode():
             out = self.model(
-                input_ids=torch.tensor([new_ids], dtype=torch.long),
+                input_ids=torch.tensor([new_ids], dtype=torch.long, device=device),
                 cache=self.cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
         self.cache = out.cache
         self.ids.extend(new_ids)
-        return out.logits[0, -1]
+        return out.logits[0, -1].float().cpu()  # sampling runs on the CPU, in fp32
 
 
 class FastKVState(KVState):
-    """The same prefix-reuse bookkeeping over FastGPT2's preallocated cache (engine/fast_gpt2.py):
+    """The same prefix-reuse bookkeeping over FastGPT2's preallocated cache (gpt2/forward.py):
     dropping a suffix is only moving the length back, and a step writes in place."""
 
     def __init__(self, fast: Any) -> None:

@@ -92,6 +92,14 @@ def _from_hub(repo_id: str) -> Path:
         ) from None
 
 
+def locate(spec: str | None) -> Path:
+    """The folder for --model SPEC, checked: what `models.load` reads, and what a server
+    checks before it starts so a bad --model fails at once with one line."""
+    path = resolve(spec)
+    check_folder(path)
+    return path
+
+
 def weight_files(path: Path) -> list[Path]:
     """A model folder's own weights (model.safetensors, or its shards); not scribe's derived
     scribe-int8.safetensors caches beside them (gpt2/quantize.py rebuilds a damaged one)."""

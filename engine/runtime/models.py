@@ -13,6 +13,7 @@ from scribe.engine.runtime.model_files import (
     DEFAULT_MODEL_DIR,
     TOKENIZER_FILES,
     check_folder,
+    locate,
     read_adapter_config,
     read_card,
     read_config,
@@ -111,8 +112,7 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     )
 
     check_precision(precision)
-    path = resolve(spec)
-    check_folder(path)
+    path = locate(spec)
     name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
     card = read_card(path)
     precision = preferred_precision(precision, spec, path, card)

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
+from scribe.engine.runtime.model_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 
 class PrefixCache:
@@ -142,14 +141,6 @@ class PrefixModel(nn.Module):
 def _layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     entry = cache.layers[layer]
     return entry.keys, entry.values
-
-
-def is_prefix_adapter(folder: Path) -> bool:
-    try:
-        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return config.get("peft_type") == "PREFIX_TUNING"
 
 
 def load_prefix_model(folder: Path, base: Any) -> PrefixModel:

@@ -56,7 +56,7 @@ def test_rate_is_about_the_fraction_of_chunks_and_the_result_is_seeded() -> None
     b = fim.apply(docs, rate=0.5, seed=1, block=32, eos=EOS)[0].segments[0].text
     c = fim.apply(docs, rate=0.5, seed=2, block=32, eos=EOS)[0].segments[0].text
     assert a == b and a != c
-    chunks = len(fim._chunks(text, 32 * fim.CHARS_PER_TOKEN))
+    chunks = len(fim.chunks(text, 32 * fim.CHARS_PER_TOKEN))
     assert 0.35 < a.count(fim.PREFIX) / chunks < 0.65
     assert fim.apply(docs, rate=0.0, seed=1, block=32, eos=EOS) is docs
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from scribe.plugins.servers.lsp_server import MAX_MESSAGE_BYTES, READ_CHUNK, FrameReader
+from scribe.plugins.servers.lsp_framing import MAX_MESSAGE_BYTES, READ_CHUNK, FrameReader
 
 GOOD = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "scribe/status"}).encode()
 

@@ -57,6 +57,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
     from scribe.engine.runtime.model_files import locate
+
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")
     if args.debounce_ms < 0:
