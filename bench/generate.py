@@ -39,6 +39,17 @@ PRECISIONS = ("fp32", "bf16", "int8", "int4")
 BYTES_PER_WEIGHT = {"fp32": 4, "bf16": 2, "int8": 1, "int4": 0.5, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 
+# Each block's tensors: (llama.cpp's name, transformers' name, stored as Conv1D [in, out]).
+LAYER_TENSORS = [
+    ("attn_norm", "ln_1", False),
+    ("attn_qkv", "attn.c_attn", True),
+    ("attn_output", "attn.c_proj", True),
+    ("ffn_norm", "ln_2", False),
+    ("ffn_up", "mlp.c_fc", True),
+    ("ffn_down", "mlp.c_proj", True),
+]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -233,19 +244,10 @@ def write_gguf(model_dir: Path, out: Path) -> None:
     add("token_embd.weight", w["wte.weight"])
     add("position_embd.weight", w["wpe.weight"])
     for i in range(config["n_layer"]):
-        p = f"h.{i}."
-        add(f"blk.{i}.attn_norm.weight", w[p + "ln_1.weight"])
-        add(f"blk.{i}.attn_norm.bias", w[p + "ln_1.bias"])
-        add(f"blk.{i}.attn_qkv.weight", w[p + "attn.c_attn.weight"].T)
-        add(f"blk.{i}.attn_qkv.bias", w[p + "attn.c_attn.bias"])
-        add(f"blk.{i}.attn_output.weight", w[p + "attn.c_proj.weight"].T)
-        add(f"blk.{i}.attn_output.bias", w[p + "attn.c_proj.bias"])
-        add(f"blk.{i}.ffn_norm.weight", w[p + "ln_2.weight"])
-        add(f"blk.{i}.ffn_norm.bias", w[p + "ln_2.bias"])
-        add(f"blk.{i}.ffn_up.weight", w[p + "mlp.c_fc.weight"].T)
-        add(f"blk.{i}.ffn_up.bias", w[p + "mlp.c_fc.bias"])
-        add(f"blk.{i}.ffn_down.weight", w[p + "mlp.c_proj.weight"].T)
-        add(f"blk.{i}.ffn_down.bias", w[p + "mlp.c_proj.bias"])
+        for gguf_name, hf_name, conv1d in LAYER_TENSORS:
+            weight = w[f"h.{i}.{hf_name}.weight"]
+            add(f"blk.{i}.{gguf_name}.weight", weight.T if conv1d else weight)  # Conv1D: [in, out]
+            add(f"blk.{i}.{gguf_name}.bias", w[f"h.{i}.{hf_name}.bias"])
     add("output_norm.weight", w["ln_f.weight"])
     add("output_norm.bias", w["ln_f.bias"])
     add("output.weight", w["wte.weight"])

@@ -63,16 +63,12 @@ class LspClient:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while (line := out.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            message = json.loads(out.read(length))
+        from scribe.plugins.servers.lsp_framing import FrameReader  # the server's own framing
+
+        assert self.proc.stdout is not None
+        frames = FrameReader(self.proc.stdout)
+        while (body := frames.read_message()) is not None:
+            message = json.loads(body)
             if "id" in message and "method" not in message:
                 self.replies.put((time.perf_counter(), message))
 

@@ -10,13 +10,12 @@ weights each model runs with when no --precision is given, by the name it is cal
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError, InputError
+from scribe.engine.toml_file import read_toml, reject_unknown
 
 # The weights a model may run with; runtime/precision.py decides which one "auto" means.
 PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
@@ -50,12 +49,10 @@ def load_config() -> Config:
 
 
 def _parse(path: Path) -> Config:
-    data = _read(path)
-    unknown = [key for key in data if key not in KEYS]
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key '{unknown[0]}'; config.toml knows: {', '.join(KEYS)}"
-        )
+    data = read_toml(path, ConfigError, "config")
+    reject_unknown(
+        path, data, KEYS, ConfigError, f"key '{{key}}'; config.toml knows: {', '.join(KEYS)}"
+    )
     model = data.get("default_model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise ConfigError(
@@ -76,12 +73,3 @@ def _parse(path: Path) -> Config:
                 + ", ".join(PRECISIONS)
             )
     return Config(default_model=model, precision=dict(precision))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: malformed config ({err}); fix or delete the file") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None

@@ -157,18 +157,23 @@ def read_jsonl(path: Path, text: str, chat: ChatFormat | None) -> list[Document]
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise InputError(
-                f"{where}: not valid JSON ({err.msg}); each line must be one JSON object"
-            ) from None
-        if not isinstance(record, dict):
-            raise InputError(f"{where}: a JSON {type(record).__name__}, expected an object")
-        docs.append(_record_document(record, where, chat))
+        docs.append(_record_document(_json_object(line, where), where, chat))
     if not docs:
         raise InputError(f"{path}: no JSON lines; add records or leave the file out")
     return docs
+
+
+def _json_object(line: str, where: str) -> dict:
+    """One JSONL line as an object, or an InputError naming the file and line."""
+    try:
+        record = json.loads(line)
+    except ValueError as err:
+        raise InputError(
+            f"{where}: not valid JSON ({err.msg}); each line must be one JSON object"
+        ) from None
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: a JSON {type(record).__name__}, expected an object")
+    return record
 
 
 def _record_document(record: dict, where: str, chat: ChatFormat | None) -> Document:

@@ -7,7 +7,6 @@ GPT-2 is not instruction-tuned, so the built-ins use completion-style cues.
 from __future__ import annotations
 
 import string
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.errors import InputError, TemplateError
 from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
+from scribe.engine.toml_file import read_toml, reject_unknown
 
 BUILTIN_DIR = Path(__file__).parent / "builtin_templates"
 
@@ -81,17 +81,6 @@ FIELDS = ("description", "prompt", "kind", "cut", "defaults", "options", "chat")
 KINDS = ("completion", "chat")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise TemplateError(f"{path}: malformed TOML: {err}; fix the file") from None
-    except UnicodeDecodeError:
-        raise TemplateError(f"{path}: not UTF-8 text; save it as UTF-8") from None
-    except OSError as err:
-        raise TemplateError(f"{path}: cannot read the template ({err.strerror})") from None
-
-
 def _field(path: Path, data: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     """data[key] when it has the TOML type `kind` (a string, or a table for dict), else a
     TemplateError naming the file and the field."""
@@ -146,13 +135,14 @@ def _check_prompt(path: Path, prompt: str) -> None:
 
 
 def _parse(path: Path) -> Template:
-    data = _read_toml(path)
-    unknown = [key for key in data if key not in FIELDS]
-    if unknown:
-        raise TemplateError(
-            f"{path}: unknown field '{unknown[0]}'; a template has {', '.join(FIELDS)} "
-            "(stop goes in [options])"
-        )
+    data = read_toml(path, TemplateError, "template")
+    reject_unknown(
+        path,
+        data,
+        FIELDS,
+        TemplateError,
+        f"field '{{key}}'; a template has {', '.join(FIELDS)} (stop goes in [options])",
+    )
     kind = _field(path, data, "kind", str, "completion")
     if kind not in KINDS:
         raise TemplateError(f'{path}: kind must be "chat" or "completion", not {kind!r}')

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,6 +37,15 @@ CHARS_PER_TOKEN_BOUND = 64
 
 
 ANSWER_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one `stream` or `answer` call was asked."""
+
+    prompt: str | list[int]
+    options: GenerationOptions
+    cancel: threading.Event | None
 
 
 class EmptyAnswer(ScribeError):
@@ -94,7 +104,7 @@ class Generator:
             if has_folder and cached is None:
                 quantize.save_cached(loaded.path, precision, fast.quantized)
             # The linears run from their own packed copies; the stored forms were only needed
-            # for the cache file (GPT-2 124M at int8: resident memory 763 -> 640 MB).
+            # for the cache file, and keeping them would hold every matrix twice.
             fast.quantized.clear()
         self.precision = precision
         return FastKVState(fast)
@@ -134,16 +144,11 @@ class Generator:
         cancel: threading.Event | None = None,
     ) -> Stream:
         """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel."""
-        options = options or GenerationOptions()
-        return Stream(lambda out: self._generate(out, prompt, options, cancel))
+        request = Request(prompt, options or GenerationOptions(), cancel)
+        return Stream(lambda out: self._generate(out, request))
 
-    def _generate(
-        self,
-        out: Stream,
-        prompt: str | list[int],
-        options: GenerationOptions,
-        cancel: threading.Event | None,
-    ) -> Iterator[str]:
+    def _generate(self, out: Stream, request: Request) -> Iterator[str]:
+        prompt, options, cancel = request.prompt, request.options, request.cancel
         ids = self.prompt_ids(prompt, options.max_new_tokens)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
         generator = None
@@ -211,17 +216,11 @@ class Generator:
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
         text follows, so a retried attempt leaves nothing on the screen. The stats are those of
         the last attempt."""
-        options = options or GenerationOptions()
-        return Stream(lambda out: self._answer(out, prompt, options, cancel, retries))
+        request = Request(prompt, options or GenerationOptions(), cancel)
+        return Stream(lambda out: self._answer(out, request, retries))
 
-    def _answer(
-        self,
-        out: Stream,
-        prompt: str | list[int],
-        options: GenerationOptions,
-        cancel: threading.Event | None,
-        retries: int,
-    ) -> Iterator[str]:
+    def _answer(self, out: Stream, request: Request, retries: int) -> Iterator[str]:
+        prompt, options, cancel = request.prompt, request.options, request.cancel
         for attempt in range(retries + 1):
             held = ""
             visible = False

@@ -14,8 +14,7 @@ from scribe.engine.config import PRECISIONS, load_config
 from scribe.engine.errors import InputError, ModelError
 
 AUTO = "auto"
-WEIGHTS = tuple(p for p in PRECISIONS if p != AUTO)  # what the fast GPT-2 path can run
-# "auto" is the fastest that keeps quality: int8 (test perplexity rises well under 1%, see
+# "auto" is the fastest that keeps quality: int8 (its perplexity gate against fp32 is in
 # tests/engine/test_quantize_quality.py) for models big enough for weight reads to dominate a
 # step; tiny models run faster, and exactly, in fp32.
 AUTO_INT8_MIN_PARAMS = 20_000_000

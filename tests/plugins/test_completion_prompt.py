@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
 from scribe.plugins.servers.completion_prompt import (
-    CHARS_PER_TOKEN,
     PromptWindow,
     StopRule,
     is_prose,
@@ -91,7 +91,7 @@ def test_five_megabyte_document_gives_a_bounded_prompt() -> None:
     text = (SENTENCE * (5_000_000 // len(SENTENCE) + 1))[:5_000_000]
     prompt = window.prompt(text, len(text))
     assert len(encode(prompt)) <= 200
-    assert len(prompt) <= 200 * CHARS_PER_TOKEN
+    assert len(prompt) <= 200 * CHARS_PER_TOKEN_BOUND
 
 
 def test_trailing_blanks_are_split_off() -> None:

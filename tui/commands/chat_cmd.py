@@ -19,18 +19,16 @@ if TYPE_CHECKING:
     from scribe.engine.chat.conversations import ConversationStore
     from scribe.engine.chat.session import ChatSession, Settings
 
+SUMMARY = "chat with a model (Textual app; --plain for line mode)"
+DESCRIPTION = (
+    "Chat with a local model. Enter sends, Ctrl+J adds a line, Esc stops a reply, "
+    "Ctrl+Q quits; /help lists the slash commands. Conversations are saved in the "
+    "data dir; see `scribe log`."
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        sub,
-        "chat",
-        "chat with a model (Textual app; --plain for line mode)",
-        (
-            "Chat with a local model. Enter sends, Ctrl+J adds a line, Esc stops a reply, "
-            "Ctrl+Q quits; /help lists the slash commands. Conversations are saved in the "
-            "data dir; see `scribe log`."
-        ),
-    )
+    parser = add_command(sub, "chat", SUMMARY, DESCRIPTION)
     add_model_arg(parser)
     add_template_args(parser, "frame your turns with a template")
     parser.add_argument("--system", metavar="TEXT", help="the system prompt for this conversation")

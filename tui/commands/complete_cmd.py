@@ -14,14 +14,12 @@ from scribe.tui.common_args import (
     option_overrides,
 )
 
+SUMMARY = "print a continuation of stdin to stdout, streaming"
+DESCRIPTION = "Read a draft on stdin and stream its continuation to stdout."
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        sub,
-        "complete",
-        "print a continuation of stdin to stdout, streaming",
-        "Read a draft on stdin and stream its continuation to stdout.",
-    )
+    parser = add_command(sub, "complete", SUMMARY, DESCRIPTION)
     add_model_arg(parser)
     add_template_args(parser, "frame stdin with a template")
     add_generation_args(parser)

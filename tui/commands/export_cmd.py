@@ -21,16 +21,15 @@ A LoRA adapter is merged into its base model first. Norms, biases and position e
 f32; a matrix whose rows do not fill whole 32-value blocks is written f16 under q8_0 and q4_0.
 """
 
+SUMMARY = "write a model as a GGUF file for llama.cpp / Ollama"
+DESCRIPTION = (
+    "Convert a GPT-2 model (a full finetune, a LoRA adapter, or the default\n"
+    "model) to a GGUF file that llama.cpp loads, with an Ollama Modelfile beside it."
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        sub,
-        "export",
-        "write a model as a GGUF file for llama.cpp / Ollama",
-        "Convert a GPT-2 model (a full finetune, a LoRA adapter, or the default\n"
-        "model) to a GGUF file that llama.cpp loads, with an Ollama Modelfile beside it.",
-        EPILOG,
-    )
+    parser = add_command(sub, "export", SUMMARY, DESCRIPTION, EPILOG)
     parser.add_argument(
         "name",
         nargs="?",

@@ -12,14 +12,12 @@ if TYPE_CHECKING:
 
 from scribe.tui.common_args import add_command
 
+SUMMARY = "list, search or export saved conversations"
+DESCRIPTION = "List saved chat conversations (newest first), search them, or print one."
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        sub,
-        "log",
-        "list, search or export saved conversations",
-        "List saved chat conversations (newest first), search them, or print one.",
-    )
+    parser = add_command(sub, "log", SUMMARY, DESCRIPTION)
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "-q",

@@ -15,15 +15,18 @@ from pathlib import Path
 
 from scribe.tui.common_args import add_command, add_model_arg
 
+SUMMARY = "language server on stdio: ghost-text completion in Vim, Neovim, VS Code..."
+DESCRIPTION = (
+    "Serve inline completions over LSP (stdio), or JSONL with --jsonl. "
+    "Logs go to the cache dir, never stdout."
+)
+
+SERVE_SUMMARY = "completion for scripts: JSONL on stdin/stdout (same as `scribe lsp --jsonl`)"
+SERVE_DESCRIPTION = 'Read {"id","prefix","suffix","max_tokens"} lines, write {"id","text"} lines.'
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    lsp = add_command(
-        sub,
-        "lsp",
-        "language server on stdio: ghost-text completion in Vim, Neovim, VS Code...",
-        "Serve inline completions over LSP (stdio), or JSONL with --jsonl. "
-        "Logs go to the cache dir, never stdout.",
-    )
+    lsp = add_command(sub, "lsp", SUMMARY, DESCRIPTION)
     _add_server_args(lsp)
     lsp.add_argument(
         "--jsonl",
@@ -31,11 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='one JSON object per line each way: {"id","prefix","suffix","max_tokens"}',
     )
     lsp.set_defaults(func=run)
-    serve = sub.add_parser(
-        "serve",
-        help="completion for scripts: JSONL on stdin/stdout (same as `scribe lsp --jsonl`)",
-        description='Read {"id","prefix","suffix","max_tokens"} lines, write {"id","text"} lines.',
-    )
+    serve = add_command(sub, "serve", SERVE_SUMMARY, SERVE_DESCRIPTION)
     _add_server_args(serve)
     serve.set_defaults(func=run, jsonl=True)
 

@@ -31,7 +31,8 @@ Quantized = dict[str, torch.Tensor]
 INT4_GROUP = 32
 FORMAT_VERSION = "1"
 # fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in int16; 8-bit activations can
-# saturate it (test perplexity +1.7%), 7-bit ones ("reduce_range") cannot (+0.0%).
+# saturate it and cost perplexity, 7-bit ones ("reduce_range") cannot
+# (tests/engine/test_quantize_quality.py holds the gate).
 REDUCE_RANGE = True
 
 

@@ -1,9 +1,9 @@
 """One decode step of an int8 GPT-2 as a TorchScript function.
 
-A quantized decode step is about 8 ms of fbgemm matmuls and 200 small ops; run from Python, each
-op pays for argument parsing and a new Python tensor object, which added 1.5 ms (15%) to every
-step on the 2-core machine this was measured on (bench/generate.py). TorchScript runs the same
-ops, in the same order, from C++: the logits are bit-identical to forward.py's Python
+A quantized decode step is a few fbgemm matmuls and some 200 small ops; run from Python, each
+op pays for argument parsing and a new Python tensor object, a real share of every step
+(bench/generate.py shows the difference). TorchScript runs the same ops, in the same order, from
+C++: the logits are bit-identical to forward.py's Python
 loop (tests/engine/test_quantize.py checks it).
 
 torch.compile, the successor torch recommends, cannot trace fbgemm's packed weights (TorchBind
