@@ -1,7 +1,7 @@
 """Generation speed: scribe's engine in every precision beside transformers' generate() fp32, in
-one run, on GPT-2 124M-shaped random weights (speed does not depend on trained values).
+one run, on GPT-2-shaped random weights (speed does not depend on trained values).
 
-    .venv/bin/python bench/generate.py [--quick] [--skip-anchors]
+    .venv/bin/python bench/generate.py [--shape 124m|355m|774m|1.5b] [--skip-anchors]
 
 Prints, per engine: time to first token for 256- and 1000-token prompts, decode tokens/s over
 128 new tokens, the editor case (a 1000-token prompt whose last 10 tokens changed: time to first
@@ -344,7 +344,7 @@ def worker(name: str, model_dir: Path) -> dict[str, Any]:
     elif kind == "onnxruntime":
         from bench import onnx_anchor  # ROOT is on sys.path; bench/ is a namespace package
 
-        result = onnx_anchor.run_onnxruntime(model_dir, measure)
+        result = onnx_anchor.run_onnxruntime(model_dir, measure, arg or "int8")
     else:
         raise SystemExit(f"unknown worker {name}")
     result["rss_mb"] = peak_rss_mb()
@@ -399,7 +399,8 @@ def startup(model_dir: Path, precision: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker")
-    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--model-dir", type=Path, help="a model to use instead of building one")
+    parser.add_argument("--shape", default="124m", choices=["124m", "355m", "774m", "1.5b"])
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     args = parser.parse_args()
@@ -408,14 +409,14 @@ def main() -> None:
         return
     from tests import factory
 
-    model_dir = args.model_dir or Path(tempfile.gettempdir()) / "scribe-bench-gpt2-124m"
+    model_dir = args.model_dir or Path(tempfile.gettempdir()) / f"scribe-bench-gpt2-{args.shape}"
     if not (model_dir / "config.json").exists():
-        factory.gpt2_124m(model_dir)
+        factory.gpt2_shape(model_dir, args.shape)
     for stale in model_dir.glob("scribe-*.safetensors"):
         stale.unlink()  # start-up below measures quantizing from scratch
     load = os.getloadavg()
     print(
-        f"GPT-2 124M-shaped random weights in {model_dir}; {os.cpu_count()} cores; "
+        f"GPT-2 {args.shape}-shaped random weights in {model_dir}; {os.cpu_count()} cores; "
         f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         flush=True,
     )
@@ -439,7 +440,7 @@ def main() -> None:
         else:
             print("  CTranslate2: not installed, skipped")
         if installed("onnxruntime") and installed("onnx"):
-            engines.append(("ONNX Runtime int8", "onnxruntime", "int8"))
+            engines += [(f"ONNX Runtime {k}", f"onnxruntime:{k}", k) for k in ("int8", "int4")]
         else:
             print("  ONNX Runtime: not installed (pip install onnxruntime onnx), skipped")
     results: dict[str, dict[str, Any]] = {}
@@ -484,7 +485,13 @@ def main() -> None:
             f"{best['edit_reuse'] / best['edit_cold']:.3f} of cold (required <= 0.1), "
             f"{best['edit_reuse'] * 1e3:.1f} ms (issue 7 target <= 50 ms)"
         )
-        for anchor in ("llama.cpp q8_0", "llama.cpp q4_0", "CTranslate2 int8", "ONNX Runtime int8"):
+        for anchor in (
+            "llama.cpp q8_0",
+            "llama.cpp q4_0",
+            "CTranslate2 int8",
+            "ONNX Runtime int8",
+            "ONNX Runtime int4",
+        ):
             if anchor in results:
                 a = results[anchor]
                 print(

@@ -1,5 +1,6 @@
-"""ONNX Runtime int8 anchor for bench/generate.py: GPT-2 exported to ONNX with an explicit KV cache,
-weights quantized to int8 by onnxruntime's own `quantize_dynamic`, greedy decoding in numpy.
+"""ONNX Runtime anchors for bench/generate.py: GPT-2 exported to ONNX with an explicit KV cache,
+weights quantized by onnxruntime's own tools (int8: `quantize_dynamic`; int4: MatMulNBits, 4-bit
+blocks of 32 with int8 compute), greedy decoding in numpy.
 
 The export is a small torch module over the HF weights rather than transformers' model, so the
 graph has plain tensors for the cache (one past/present key and value per layer) and no cache
@@ -26,6 +27,9 @@ WEIGHT_TYPE = "QInt8"
 PER_CHANNEL = False
 # The settings are in the name, so changing them quantizes again instead of reusing a stale file.
 INT8_FILE = f"model-{WEIGHT_TYPE.lower()}{'-per-channel' if PER_CHANNEL else ''}.onnx"
+INT4_BLOCK = 32  # the block of llama.cpp's q4_0 and of scribe's int4
+INT4_FILE = f"model-matmulnbits-int4-b{INT4_BLOCK}.onnx"
+FILES = {"int8": INT8_FILE, "int4": INT4_FILE}
 
 
 def cache_names(layers: int) -> tuple[list[str], list[str]]:
@@ -116,14 +120,12 @@ def export_fp32(model_dir: Path, path: Path) -> None:
         )
 
 
-def build(model_dir: Path) -> Path:
-    """The int8 model, exporting and quantizing only when the cache folder lacks it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+def build(model_dir: Path, kind: str = "int8") -> Path:
+    """The quantized model, exporting and quantizing only when the cache folder lacks it."""
     out_dir = model_dir / "bench-ort-int8"
-    int8 = out_dir / INT8_FILE
-    if int8.exists():
-        return int8
+    target = out_dir / FILES[kind]
+    if target.exists():
+        return target
     out_dir.mkdir(exist_ok=True)
     # Each file is written under a .tmp name and renamed when complete: no half file is reused.
     fp32 = out_dir / FP32_FILE
@@ -131,16 +133,28 @@ def build(model_dir: Path) -> Path:
         tmp = out_dir / (FP32_FILE + ".tmp")
         export_fp32(model_dir, tmp)
         tmp.rename(fp32)
-    tmp = out_dir / (INT8_FILE + ".tmp")
-    quantize_dynamic(
-        fp32,
-        tmp,
-        weight_type=QuantType[WEIGHT_TYPE],
-        per_channel=PER_CHANNEL,
-        op_types_to_quantize=["MatMul"],
-    )
-    tmp.rename(int8)
-    return int8
+    tmp = out_dir / (FILES[kind] + ".tmp")
+    if kind == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(
+            fp32,
+            tmp,
+            weight_type=QuantType[WEIGHT_TYPE],
+            per_channel=PER_CHANNEL,
+            op_types_to_quantize=["MatMul"],
+        )
+    else:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        # accuracy_level 4: activations in int8, the fastest MatMulNBits kernel on x86.
+        quant = MatMulNBitsQuantizer(
+            str(fp32), bits=4, block_size=INT4_BLOCK, is_symmetric=True, accuracy_level=4
+        )
+        quant.process()
+        quant.model.save_model_to_file(str(tmp), True)
+    tmp.rename(target)
+    return target
 
 
 def session(path: Path) -> Any:
@@ -177,15 +191,17 @@ def greedy(sess: Any, ids: list[int], new: int) -> list[int]:
 
 
 def run_onnxruntime(
-    model_dir: Path, measure: Callable[[Callable[[list[int], int], float]], dict[str, Any]]
+    model_dir: Path,
+    measure: Callable[[Callable[[list[int], int], float]], dict[str, Any]],
+    kind: str = "int8",
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    path = model_dir / "bench-ort-int8" / INT8_FILE
+    path = model_dir / "bench-ort-int8" / FILES[kind]
     if not path.exists():
         # Export and quantize in a child process: they peak near 3 GB, which would otherwise be
         # this worker's peak RSS, the figure the bench reports for the engine.
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            path = pool.submit(build, model_dir).result()
+            path = pool.submit(build, model_dir, kind).result()
     build_s = time.perf_counter() - start
     sess = session(path)
 

@@ -85,9 +85,26 @@ def gpt2_vocab_model(path: Path, seed: int = 0) -> Path:
     return save_model(path, gpt2_tokenizer(), seed=seed, n_layer=2, n_head=2, n_embd=32)
 
 
+# The released GPT-2 sizes: (layers, heads, width); all have 1024 positions and GPT-2's vocabulary.
+GPT2_SHAPES = {
+    "124m": (12, 12, 768),
+    "355m": (24, 16, 1024),
+    "774m": (36, 20, 1280),
+    "1.5b": (48, 25, 1600),
+}
+
+
+def gpt2_shape(path: Path, shape: str, seed: int = 0) -> Path:
+    """A released GPT-2 size with random weights (speed does not depend on trained values)."""
+    n_layer, n_head, n_embd = GPT2_SHAPES[shape]
+    return save_model(
+        path, gpt2_tokenizer(), seed=seed, n_layer=n_layer, n_head=n_head, n_embd=n_embd
+    )
+
+
 def gpt2_124m(path: Path, seed: int = 0) -> Path:
-    """GPT-2 124M's shape with random weights (speed does not depend on trained values)."""
-    return save_model(path, gpt2_tokenizer(), seed=seed)
+    """GPT-2 124M's shape with random weights."""
+    return gpt2_shape(path, "124m", seed)
 
 
 def fim_model(path: Path, seed: int = 0) -> Path:
