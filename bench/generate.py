@@ -412,7 +412,7 @@ def main() -> None:
     model_dir = args.model_dir or Path(tempfile.gettempdir()) / f"scribe-bench-gpt2-{args.shape}"
     if not (model_dir / "config.json").exists():
         factory.gpt2_shape(model_dir, args.shape)
-    for stale in model_dir.glob("scribe-*.safetensors"):
+    for stale in [*model_dir.glob("scribe-*.safetensors"), *model_dir.glob("scribe-int4.*")]:
         stale.unlink()  # start-up below measures quantizing from scratch
     load = os.getloadavg()
     print(
@@ -426,7 +426,7 @@ def main() -> None:
         f"memory read bandwidth {gbs:.1f} GB/s; {params / 1e6:.1f}M weights read per token",
         flush=True,
     )
-    startup_times = {p: startup(model_dir, p) for p in ("int8",)}
+    startup_times = {p: startup(model_dir, p) for p in ("int8", "int4")}
 
     engines = [("transformers generate() fp32", "transformers", "fp32")]
     engines += [(f"scribe {p}", f"scribe:{p}", p) for p in args.precisions.split(",")]
@@ -525,11 +525,11 @@ def main() -> None:
                 f"on the quiet machine {spin['quiet_one_thread']:.1f} tok/s (adaptive reaches "
                 f"{100 * spin['spinning'] / spin['quiet_one_thread']:.0f}% of that ceiling)"
             )
-    first, second = startup_times["int8"]
-    print(
-        f"\n`scribe complete --precision int8 --max-tokens 1` start-up to first token: "
-        f"{first:.2f}s first start (quantizes), {second:.2f}s second start (cached)"
-    )
+    for precision, (first, second) in startup_times.items():
+        print(
+            f"`scribe complete --precision {precision} --max-tokens 1` start-up to first token: "
+            f"{first:.2f}s first start (quantizes), {second:.2f}s second start (cached)"
+        )
     load = os.getloadavg()
     print(f"load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

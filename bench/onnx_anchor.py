@@ -152,7 +152,7 @@ def build(model_dir: Path, kind: str = "int8") -> Path:
             str(fp32), bits=4, block_size=INT4_BLOCK, is_symmetric=True, accuracy_level=4
         )
         quant.process()
-        quant.model.save_model_to_file(str(tmp), True)
+        quant.model.save_model_to_file(str(tmp), False)  # one file: int4 stays under 2 GB
     tmp.rename(target)
     return target
 

@@ -22,7 +22,7 @@ import torch
 from scribe.engine.errors import ScribeError
 from scribe.engine.runtime import threads
 from scribe.engine.runtime.detokenize import IncrementalDecoder
-from scribe.engine.runtime.gpt2 import forward, quantize
+from scribe.engine.runtime.gpt2 import forward, onnx_int4, quantize
 from scribe.engine.runtime.gpt2.checkpoint import Shape
 from scribe.engine.runtime.kv_cache import FastKVState, KVState
 from scribe.engine.runtime.models import LoadedModel
@@ -97,6 +97,12 @@ class Generator:
             return KVState(loaded.model)
         cached = None
         has_folder = (loaded.path / "config.json").exists()
+        if precision == "int4" and has_folder and onnx_int4.available():
+            # 4-bit weights read as 4 bits, on ONNX Runtime's kernels (else widened to int8).
+            self.precision = precision
+            return onnx_int4.open_state(
+                loaded.path, weights, loaded.config, threads.available_cores()
+            )
         if precision != "fp32" and has_folder:
             cached = quantize.load_cached(loaded.path, precision)
         fast = forward.FastGPT2(Shape.from_config(loaded.config), weights, precision, cached)

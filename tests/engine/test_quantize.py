@@ -14,7 +14,7 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.runtime import models, threads
 from scribe.engine.runtime.generation import Generator
-from scribe.engine.runtime.gpt2 import forward, quantize, scripted_step
+from scribe.engine.runtime.gpt2 import forward, onnx_int4, quantize, scripted_step
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.precision import int8_kernel_available
 from tests import factory
@@ -67,7 +67,10 @@ def test_second_load_reads_the_cache_next_to_the_model(tmp_path: Path) -> None:
     assert torch.equal(first.next_logits(ids), second.next_logits(ids))
 
 
-def test_changed_weights_invalidate_the_cache(tmp_path: Path) -> None:
+def test_changed_weights_invalidate_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_int4, "available", lambda: False)  # int4 on torch's int8 kernel
     path = factory.tiny_model(tmp_path / "m", seed=1)
     Generator(models.load(str(path), precision="int4"))
     old = quantize.load_cached(path, "int4")
@@ -211,3 +214,52 @@ def test_decode_threads_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None
         assert again[-20:].count(2) >= 18  # and back once the core is free again
     finally:
         torch.set_num_threads(before)
+
+
+needs_onnxruntime = pytest.mark.skipif(not onnx_int4.available(), reason="no onnxruntime")
+
+
+@needs_onnxruntime
+def test_int4_runs_4_bit_weights_on_onnx_runtime(tmp_path: Path) -> None:
+    """The graph's matrices are MatMulNBits with 4-bit blocks: half the bytes of int8."""
+    import onnx
+
+    # Rows of 128 values: whole 4-bit blocks, so no padding blurs the count.
+    tokenizer = factory.gpt2_tokenizer()
+    path = factory.save_model(tmp_path / "m", tokenizer, n_layer=1, n_head=2, n_embd=128)
+    stream = Generator(models.load(str(path), precision="int4")).stream("The rain", GREEDY)
+    assert stream.text() and stream.stats.precision == "int4"
+    assert not (path / "scribe-int4.safetensors").exists()  # not widened to int8
+    graph = onnx.load(str(onnx_int4.cache_path(path)))
+    nodes = [n for n in graph.graph.node if n.op_type == "MatMulNBits"]
+    assert len(nodes) == 4 + 1  # four matrices per layer and the LM head
+    packed = {i.name: i for i in graph.graph.initializer}
+    weights = sum(len(packed[n.input[1]].raw_data) for n in nodes)
+    config = models.load(str(path)).config
+    c, layers, vocab = config["n_embd"], config["n_layer"], config["vocab_size"]
+    values = layers * 12 * c * c + vocab * c
+    assert weights == values // 2  # 4 bits a weight; the scales are apart
+
+
+@needs_onnxruntime
+def test_changed_weights_build_the_int4_graph_again(tmp_path: Path) -> None:
+    path = factory.tiny_model(tmp_path / "m", seed=1)
+    Generator(models.load(str(path), precision="int4")).complete_text("The", GREEDY)
+    graph = onnx_int4.cached(path)
+    assert graph is not None
+    old = graph.read_bytes()
+    factory.tiny_model(path, seed=2)  # new weights in the same folder
+    assert onnx_int4.cached(path) is None
+    assert Generator(models.load(str(path), precision="int4")).complete_text("The", GREEDY)
+    assert onnx_int4.cached(path) == graph and graph.read_bytes() != old
+
+
+def test_without_onnx_runtime_int4_runs_on_the_int8_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_int4, "available", lambda: False)
+    path = factory.tiny_model(tmp_path / "m")
+    stream = Generator(models.load(str(path), precision="int4")).stream("The", GREEDY)
+    assert stream.text() and stream.stats.precision == "int4"
+    assert quantize.load_cached(path, "int4") is not None  # the widened path's cache
+    assert not onnx_int4.cache_path(path).exists()

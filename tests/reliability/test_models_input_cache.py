@@ -1,6 +1,6 @@
-"""The int8/int4/bf16 weight cache beside a model is scribe's own derived file, not the user's
-model: when it is damaged (torn write, garbage, wrong parts) the next start quietly rebuilds it
-and generates exactly what an intact cache gives."""
+"""The int8/bf16 weight cache and the int4 graph beside a model are scribe's own derived files,
+not the user's model: when one is damaged (torn write, garbage, wrong parts) the next start
+quietly rebuilds it and generates exactly what an intact cache gives."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from scribe.engine.runtime.gpt2 import quantize
+from scribe.engine.runtime.gpt2 import onnx_int4, quantize
 from tests.reliability.test_models_input_numbers import Cli, cli
 
 __all__ = ["cli"]  # the fixture, shared
@@ -39,7 +39,7 @@ def wrong_parts(file: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [truncate, garbage, empty, wrong_parts])
-@pytest.mark.parametrize("precision", ["int8", "int4"])
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
 def test_a_damaged_cache_is_rebuilt_and_gives_the_same_text(
     cli: Cli,
     tiny_model_dir: Path,
@@ -61,3 +61,21 @@ def test_a_damaged_cache_is_rebuilt_and_gives_the_same_text(
     assert (code, err) == (0, "")
     assert again == first
     assert quantize.load_cached(model, precision) is not None  # ...and written anew
+
+
+@pytest.mark.skipif(not onnx_int4.available(), reason="onnxruntime is not installed")
+@pytest.mark.parametrize("damage", [truncate, garbage, empty])
+def test_a_damaged_int4_graph_is_rebuilt_and_gives_the_same_text(
+    cli: Cli, tiny_model_dir: Path, tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    args = ["complete", "--model", str(model), "--precision", "int4"]
+    args += ["--temperature", "0", "--max-tokens", "12"]
+    code, first, err = cli(*args)
+    graph = onnx_int4.cache_path(model)
+    assert code == 0 and err == "" and first and onnx_int4.cached(model) == graph
+    damage(graph)
+    code, again, err = cli(*args)
+    assert (code, err) == (0, "")
+    assert again == first
+    assert graph.stat().st_size > 1000 and onnx_int4.cached(model) == graph  # built anew

@@ -168,7 +168,7 @@ def cache_file(model_dir: Path, precision: str) -> Path:
     return paths.cache_dir() / "quantized" / key / name
 
 
-def _fingerprint(model_dir: Path) -> str:
+def fingerprint(model_dir: Path) -> str:
     """Changes when the model's weights change, so a stale cache is never used."""
     parts = [FORMAT_VERSION]
     for file in sorted(model_dir.glob("model*.safetensors")):
@@ -196,7 +196,7 @@ def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
         return None
     try:
         with safe_open(str(file), framework="pt") as handle:
-            if (handle.metadata() or {}).get("fingerprint") != _fingerprint(model_dir):
+            if (handle.metadata() or {}).get("fingerprint") != fingerprint(model_dir):
                 return None
             flat = {key: handle.get_tensor(key) for key in handle.keys()}
     except (OSError, ValueError, RuntimeError, SafetensorError):
@@ -233,7 +233,7 @@ def save_cached(model_dir: Path, precision: str, tensors: dict[str, Quantized]) 
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp")
-        save_file(flat, str(tmp), metadata={"fingerprint": _fingerprint(model_dir)})
+        save_file(flat, str(tmp), metadata={"fingerprint": fingerprint(model_dir)})
         tmp.replace(file)
     except OSError:
         return None
