@@ -412,8 +412,8 @@ def main() -> None:
     model_dir = args.model_dir or Path(tempfile.gettempdir()) / f"scribe-bench-gpt2-{args.shape}"
     if not (model_dir / "config.json").exists():
         factory.gpt2_shape(model_dir, args.shape)
-    for stale in [*model_dir.glob("scribe-*.safetensors"), *model_dir.glob("scribe-int4.*")]:
-        stale.unlink()  # start-up below measures quantizing from scratch
+    for stale in {*model_dir.glob("scribe-*.safetensors"), *model_dir.glob("scribe-int4.*")}:
+        stale.unlink(missing_ok=True)  # start-up below measures quantizing from scratch
     load = os.getloadavg()
     print(
         f"GPT-2 {args.shape}-shaped random weights in {model_dir}; {os.cpu_count()} cores; "
