@@ -10,7 +10,6 @@ classes for the exporter to trace through. Files are cached in model_dir / "benc
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -19,7 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-OPSET = 17  # has LayerNormalization, which ORT runs as one fused kernel
 FP32_FILE = "model-fp32.onnx"
 # QInt8 weights with per-tensor scales decoded fastest on the 2-core AVX2 machine this was written
 # on (interleaved runs, median tok/s: 41.8, vs 38.7 per-channel and 36.6 for QUInt8).
@@ -27,97 +25,20 @@ WEIGHT_TYPE = "QInt8"
 PER_CHANNEL = False
 # The settings are in the name, so changing them quantizes again instead of reusing a stale file.
 INT8_FILE = f"model-{WEIGHT_TYPE.lower()}{'-per-channel' if PER_CHANNEL else ''}.onnx"
-INT4_BLOCK = 32  # the block of llama.cpp's q4_0 and of scribe's int4
+INT4_BLOCK = 32  # llama.cpp q4_0's block (scribe's own int4 graph uses blocks of 128)
 INT4_FILE = f"model-matmulnbits-int4-b{INT4_BLOCK}.onnx"
 FILES = {"int8": INT8_FILE, "int4": INT4_FILE}
 
 
-def cache_names(layers: int) -> tuple[list[str], list[str]]:
-    """Past inputs and present outputs, key then value for each layer."""
-    past = [f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]
-    return past, [name.replace("past_", "present_") for name in past]
-
-
 def export_fp32(model_dir: Path, path: Path) -> None:
-    """GPT-2 forward with a KV cache: (input_ids, past k/v per layer) -> (last-position logits,
-    present k/v per layer). Positions start at the past length, so one graph does prefill (empty
-    past) and one-token decode."""
-    import torch
+    """The same graph scribe's int4 path runs, exported in fp32 from the model's own file."""
     from safetensors.torch import load_file
 
+    from scribe.engine.runtime.gpt2.onnx_int4 import export_fp32 as export
+
     config = json.loads((model_dir / "config.json").read_text())
-    c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
-    eps = config["layer_norm_epsilon"]
-    weights = {
-        k.removeprefix("transformer."): v
-        for k, v in load_file(model_dir / "model.safetensors").items()
-    }
-
-    class GPT2(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            # Buffers, not closure tensors: the exporter writes buffers as initializers, which
-            # quantize_dynamic needs (closure tensors become Constant nodes it does not touch).
-            for name, value in weights.items():
-                self.register_buffer(name.replace(".", "_"), value)
-
-        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            w = {name: getattr(self, name.replace(".", "_")) for name in weights}
-            past_len, t = past[0].shape[2], input_ids.shape[1]
-            pos = torch.arange(past_len, past_len + t)
-            x = w["wte.weight"][input_ids] + w["wpe.weight"][pos]
-            # Key j is hidden from query i when j is later than i's position.
-            hidden = torch.arange(past_len + t)[None, :] > pos[:, None]
-            present = []
-            for i in range(layers):
-                p = f"h.{i}."
-                h = torch.nn.functional.layer_norm(
-                    x, (c,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps
-                )
-                qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
-                q, k, v = (
-                    part.reshape(1, -1, heads, c // heads).transpose(1, 2)
-                    for part in qkv.split(c, dim=2)
-                )
-                k = torch.cat([past[2 * i], k], dim=2)
-                v = torch.cat([past[2 * i + 1], v], dim=2)
-                present += [k, v]
-                scores = (q @ k.transpose(2, 3)) / math.sqrt(c // heads)
-                scores = scores.masked_fill(hidden, torch.finfo(torch.float32).min)
-                a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, -1, c)
-                x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
-                h = torch.nn.functional.layer_norm(
-                    x, (c,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps
-                )
-                h = h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
-                h = torch.nn.functional.gelu(h, approximate="tanh")  # GPT-2's gelu_new
-                x = x + h @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
-            x = torch.nn.functional.layer_norm(
-                x[:, -1:], (c,), w["ln_f.weight"], w["ln_f.bias"], eps
-            )
-            # The tied LM head as its own constant (wte transposed) so it is a quantizable MatMul.
-            return (x @ w["wte.weight"].T, *present)
-
-    past_names, present_names = cache_names(layers)
-    ids = torch.zeros((1, 3), dtype=torch.int64)
-    past = tuple(torch.zeros((1, heads, 2, c // heads)) for _ in past_names)
-    axes = {"input_ids": {1: "new"}} | {
-        **{name: {2: "past"} for name in past_names},
-        **{name: {2: "total"} for name in present_names},
-    }
-    with torch.inference_mode():
-        # The TorchScript exporter: dynamic sequence axes from plain dynamic_axes, no onnxscript.
-        torch.onnx.export(
-            GPT2(),
-            (ids, *past),
-            str(path),
-            input_names=["input_ids", *past_names],
-            output_names=["logits", *present_names],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    weights = load_file(model_dir / "model.safetensors")
+    export({k.removeprefix("transformer."): v for k, v in weights.items()}, config, path)
 
 
 def build(model_dir: Path, kind: str = "int8") -> Path:

@@ -119,7 +119,7 @@ def build(weights: Mapping[str, torch.Tensor], config: dict[str, Any], target: P
 
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         fp32 = Path(scratch) / "model-fp32.onnx"
-        _export(_tensors(weights), config, fp32)
+        export_fp32(weights, config, fp32)
         quantizer = MatMulNBitsQuantizer(
             str(fp32), bits=4, block_size=BLOCK, is_symmetric=True, accuracy_level=ACCURACY
         )
@@ -135,10 +135,11 @@ def cache_names(layers: int) -> tuple[list[str], list[str]]:
     return past, [name.replace("past_", "present_") for name in past]
 
 
-def _export(weights: dict[str, torch.Tensor], config: dict[str, Any], path: Path) -> None:
-    """GPT-2's forward with a KV cache: (input_ids, past k/v per layer) -> (last position's
-    logits, present k/v per layer). Positions start at the past length, so one graph does the
-    prefill (an empty past) and each one-token step."""
+def export_fp32(weights: Mapping[str, torch.Tensor], config: dict[str, Any], path: Path) -> None:
+    """GPT-2's forward with a KV cache as an fp32 ONNX graph: (input_ids, past k/v per layer)
+    -> (last position's logits, present k/v per layer). Positions start at the past length, so
+    one graph does the prefill (an empty past) and each one-token step."""
+    weights = _tensors(weights)
     c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
     eps = config.get("layer_norm_epsilon", 1e-5)
 
