@@ -7,7 +7,7 @@ Prints, per engine: time to first token for 256- and 1000-token prompts, decode 
 128 new tokens, the editor case (a 1000-token prompt whose last 10 tokens changed: time to first
 token with prefix reuse vs without), peak RSS, ratios to generate() fp32, and decode as a share of
 the memory-bandwidth bound measured in the same run. Anchors run when installed: llama.cpp
-(llama-cpp-python; GGUF written from the same weights with the `gguf` package), CTranslate2 and
+(llama-cpp-python; the GGUF that `scribe export` writes, quantized by llama.cpp), CTranslate2 and
 ONNX Runtime (bench/onnx_anchor.py).
 Then: decode with a process spinning on one core, and `scribe complete` start-up to first token
 (first start quantizes, second reads the cache). Each engine runs in its own process (clean peak
@@ -37,17 +37,6 @@ NEW_TOKENS = 128
 PRECISIONS = ("fp32", "bf16", "int8", "int4")
 # Bytes read per weight, per precision, for the bandwidth bound (int4 counts its 4-bit storage).
 BYTES_PER_WEIGHT = {"fp32": 4, "bf16": 2, "int8": 1, "int4": 0.5, "q8_0": 34 / 32, "q4_0": 18 / 32}
-
-
-# Each block's tensors: (llama.cpp's name, transformers' name, stored as Conv1D [in, out]).
-LAYER_TENSORS = [
-    ("attn_norm", "ln_1", False),
-    ("attn_qkv", "attn.c_attn", True),
-    ("attn_output", "attn.c_proj", True),
-    ("ffn_norm", "ln_2", False),
-    ("ffn_up", "mlp.c_fc", True),
-    ("ffn_down", "mlp.c_proj", True),
-]
 
 
 def median(values: list[float]) -> float:
@@ -206,69 +195,20 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     return out
 
 
-def write_gguf(model_dir: Path, out: Path) -> None:
-    """GPT-2 weights and tokenizer as an f32 GGUF file for llama.cpp (its GPT-2 tensor names)."""
-    import gguf
-    import numpy as np
-    from safetensors.numpy import load_file
-    from transformers import AutoTokenizer
-
-    config = json.loads((model_dir / "config.json").read_text())
-    w = {
-        k.removeprefix("transformer."): v
-        for k, v in load_file(model_dir / "model.safetensors").items()
-    }
-    writer = gguf.GGUFWriter(str(out), "gpt2")
-    writer.add_context_length(config["n_positions"])
-    writer.add_embedding_length(config["n_embd"])
-    writer.add_feed_forward_length(4 * config["n_embd"])
-    writer.add_block_count(config["n_layer"])
-    writer.add_head_count(config["n_head"])
-    writer.add_layer_norm_eps(config["layer_norm_epsilon"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    vocab = tok.get_vocab()
-    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-    merges = json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    writer.add_bos_token_id(config["eos_token_id"])
-    writer.add_eos_token_id(config["eos_token_id"])
-
-    def add(name: str, array: Any) -> None:
-        writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
-
-    add("token_embd.weight", w["wte.weight"])
-    add("position_embd.weight", w["wpe.weight"])
-    for i in range(config["n_layer"]):
-        for gguf_name, hf_name, conv1d in LAYER_TENSORS:
-            weight = w[f"h.{i}.{hf_name}.weight"]
-            add(f"blk.{i}.{gguf_name}.weight", weight.T if conv1d else weight)  # Conv1D: [in, out]
-            add(f"blk.{i}.{gguf_name}.bias", w[f"h.{i}.{hf_name}.bias"])
-    add("output_norm.weight", w["ln_f.weight"])
-    add("output_norm.bias", w["ln_f.bias"])
-    add("output.weight", w["wte.weight"])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
 def llama_gguf(model_dir: Path, kind: str) -> Path:
     import llama_cpp
 
-    f32 = model_dir / "bench-f32.gguf"
-    if not f32.exists():
-        write_gguf(model_dir, f32)
+    from scribe.engine.export.gguf import export_gguf
+
+    f16 = model_dir / "bench-f16.gguf"
+    if not f16.exists():
+        export_gguf(str(model_dir), "f16", out=f16)  # `scribe export`'s own file
     out = model_dir / f"bench-{kind}.gguf"
-    if not out.exists():
+    if not out.exists():  # quantized by llama.cpp itself, as its users do
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": 2}[kind]
         params.nthread = os.cpu_count() or 1
-        code = llama_cpp.llama_model_quantize(str(f32).encode(), str(out).encode(), params)
+        code = llama_cpp.llama_model_quantize(str(f16).encode(), str(out).encode(), params)
         if code != 0:
             raise RuntimeError(f"llama_model_quantize failed ({code})")
     return out

@@ -41,7 +41,6 @@ def read_text_file(
     """A UTF-8 text file the user named, or one InputError naming it: a folder, a device or
     pipe, a file over `max_bytes` (None: no limit, for training data), or one that is empty
     (`empty` is then the message's advice) or not UTF-8 text."""
-    limit = max_bytes if max_bytes is not None else -1
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -55,7 +54,8 @@ def read_text_file(
                 "file may have; give a part of it"
             )
         with path.open("rb") as file:
-            data = file.read(limit + 1 if max_bytes is not None else -1)  # it may have grown
+            # One byte past the limit: a file that grew since stat is caught below.
+            data = file.read() if max_bytes is None else file.read(max_bytes + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except PermissionError:

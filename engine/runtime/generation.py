@@ -231,7 +231,6 @@ class Generator:
             held = ""
             visible = False
             deltas = self.stream(prompt, options, cancel)
-            out.stats = deltas.stats
             for delta in deltas:
                 out.stats = deltas.stats
                 if visible:

@@ -15,6 +15,8 @@ class KVState:
         self.model = model
         self.ids: list[int] = []
         self.cache: Any = None
+        # A model being trained may sit on a GPU; inputs go where it is.
+        self.device = next(model.parameters()).device if model is not None else None
 
     def reset(self) -> None:
         self.ids, self.cache = [], None
@@ -46,10 +48,9 @@ class KVState:
             from transformers import DynamicCache
 
             self.cache = DynamicCache(config=self.model.config)
-        device = next(self.model.parameters()).device  # a model being trained may sit on a GPU
         with torch.inference_mode():
             out = self.model(
-                input_ids=torch.tensor([new_ids], dtype=torch.long, device=device),
+                input_ids=torch.tensor([new_ids], dtype=torch.long, device=self.device),
                 cache=self.cache,
                 use_cache=True,
                 logits_to_keep=1,

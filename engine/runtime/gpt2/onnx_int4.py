@@ -231,9 +231,11 @@ class OrtKVState(KVState):
     Runtime's own buffers between steps."""
 
     def __init__(self, path: Path, threads: int) -> None:
+        import numpy as np
         import onnxruntime as ort
 
         super().__init__(model=None)
+        self._np, self._ort = np, ort  # bound once: `feed` runs every token
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -242,42 +244,30 @@ class OrtKVState(KVState):
         self._past_names = [i.name for i in self.session.get_inputs()][1:]
         self._outputs = [o.name for o in self.session.get_outputs()]
         _, heads, _, head_dim = self.session.get_inputs()[1].shape
-        self._empty = _zeros(heads, head_dim)
+        self._empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
-        import onnxruntime as ort
-
         self.ids = []
-        self._past = {n: ort.OrtValue.ortvalue_from_numpy(self._empty) for n in self._past_names}
+        empty = self._ort.OrtValue.ortvalue_from_numpy(self._empty)
+        self._past = dict.fromkeys(self._past_names, empty)
 
     def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
-        import onnxruntime as ort
-
         reuse = self.reusable(ids)
         if reuse == 0:
             self.reset()
         elif reuse < len(self.ids):  # keep the first `reuse` positions of every past
             self._past = {
-                name: ort.OrtValue.ortvalue_from_numpy(value.numpy()[:, :, :reuse].copy())
+                name: self._ort.OrtValue.ortvalue_from_numpy(value.numpy()[:, :, :reuse].copy())
                 for name, value in self._past.items()
             }
             self.ids = self.ids[:reuse]
         return reuse, self.feed(ids[reuse:])
 
     def feed(self, new_ids: list[int]) -> torch.Tensor:
-        import numpy as np
-        import onnxruntime as ort
-
-        feed = dict(self._past)
-        feed["input_ids"] = ort.OrtValue.ortvalue_from_numpy(np.array([new_ids], dtype=np.int64))
+        ids = self._np.array([new_ids], dtype=self._np.int64)
+        feed = {**self._past, "input_ids": self._ort.OrtValue.ortvalue_from_numpy(ids)}
         result = self.session.run_with_ort_values(self._outputs, feed)
         self._past = dict(zip(self._past_names, result[1:], strict=True))
         self.ids.extend(new_ids)
         return torch.from_numpy(result[0].numpy()[0, -1].copy())
-
-
-def _zeros(heads: int, head_dim: int) -> Any:
-    import numpy as np
-
-    return np.zeros((1, heads, 0, head_dim), dtype=np.float32)
