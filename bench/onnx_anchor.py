@@ -10,13 +10,18 @@ classes for the exporter to trace through. Files are cached in model_dir / "benc
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from scribe.engine.runtime.gpt2.onnx_graph import OPSET, cache_names
 
 FP32_FILE = "model-fp32.onnx"
 # QInt8 weights with per-tensor scales decoded fastest on the 2-core AVX2 machine this was written
@@ -31,14 +36,94 @@ FILES = {"int8": INT8_FILE, "int4": INT4_FILE}
 
 
 def export_fp32(model_dir: Path, path: Path) -> None:
-    """The same graph scribe's int4 path runs, exported in fp32 from the model's own file."""
+    """GPT-2 exported in fp32 from the model's own file, the usual way: torch.onnx.export."""
     from safetensors.torch import load_file
-
-    from scribe.engine.runtime.gpt2.onnx_int4 import export_fp32 as export
 
     config = json.loads((model_dir / "config.json").read_text())
     weights = load_file(model_dir / "model.safetensors")
     export({k.removeprefix("transformer."): v for k, v in weights.items()}, config, path)
+
+
+def _tensors(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors the graph needs (no attention masks or a separate tied head)."""
+    return {
+        name: weights[name]
+        for name in weights
+        if not name.endswith((".attn.bias", ".attn.masked_bias")) and name != "lm_head.weight"
+    }
+
+
+def export(weights: Mapping[str, torch.Tensor], config: dict[str, Any], path: Path) -> None:
+    """GPT-2's forward with a KV cache as an fp32 ONNX graph: (input_ids, past k/v per layer)
+    -> (last position's logits, present k/v per layer). Positions start at the past length, so
+    one graph does the prefill (an empty past) and each one-token step."""
+    weights = _tensors(weights)
+    c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
+    eps = config.get("layer_norm_epsilon", 1e-5)
+
+    class GPT2(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # Buffers become initializers, which the quantizer needs (closure tensors would be
+            # Constant nodes it does not touch).
+            for name, value in weights.items():
+                self.register_buffer(name.replace(".", "_"), value.float())
+
+        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            w = {name: getattr(self, name.replace(".", "_")) for name in weights}
+            past_len, t = past[0].shape[2], input_ids.shape[1]
+            pos = torch.arange(past_len, past_len + t)
+            x = w["wte.weight"][input_ids] + w["wpe.weight"][pos]
+            hidden = torch.arange(past_len + t)[None, :] > pos[:, None]  # later keys
+            present = []
+            for i in range(layers):
+                p = f"h.{i}."
+                h = torch.nn.functional.layer_norm(
+                    x, (c,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps
+                )
+                qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
+                q, k, v = (
+                    part.reshape(1, -1, heads, c // heads).transpose(1, 2)
+                    for part in qkv.split(c, dim=2)
+                )
+                k = torch.cat([past[2 * i], k], dim=2)
+                v = torch.cat([past[2 * i + 1], v], dim=2)
+                present += [k, v]
+                scores = (q @ k.transpose(2, 3)) / math.sqrt(c // heads)
+                scores = scores.masked_fill(hidden, torch.finfo(torch.float32).min)
+                a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, -1, c)
+                x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+                h = torch.nn.functional.layer_norm(
+                    x, (c,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps
+                )
+                h = h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
+                h = torch.nn.functional.gelu(h, approximate="tanh")  # GPT-2's gelu_new
+                x = x + h @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+            x = torch.nn.functional.layer_norm(
+                x[:, -1:], (c,), w["ln_f.weight"], w["ln_f.bias"], eps
+            )
+            # The tied LM head as its own MatMul (wte transposed), so it is quantized too.
+            return (x @ w["wte.weight"].T, *present)
+
+    past_names, present_names = cache_names(layers)
+    ids = torch.zeros((1, 3), dtype=torch.int64)
+    past = tuple(torch.zeros((1, heads, 2, c // heads)) for _ in past_names)
+    axes = {"input_ids": {1: "new"}} | {
+        **{name: {2: "past"} for name in past_names},
+        **{name: {2: "total"} for name in present_names},
+    }
+    with torch.inference_mode():
+        torch.onnx.export(
+            GPT2(),
+            (ids, *past),
+            str(path),
+            input_names=["input_ids", *past_names],
+            output_names=["logits", *present_names],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,  # plain dynamic axes, no onnxscript
+        )
 
 
 def build(model_dir: Path, kind: str = "int8") -> Path:

@@ -221,7 +221,9 @@ needs_onnxruntime = pytest.mark.skipif(not onnx_int4.available(), reason="no onn
 
 @needs_onnxruntime
 def test_int4_runs_4_bit_weights_on_onnx_runtime(tmp_path: Path) -> None:
-    """The graph's matrices are MatMulNBits with 4-bit blocks: half the bytes of int8."""
+    """The decode graph's block matrices are MatMulNBits with 4-bit blocks, half the bytes of
+    int8, and its LM head has 8 bits; the prefill graph's matrices are int8, and it has no LM
+    head."""
     import onnx
 
     # Rows of 128 values: whole 4-bit blocks, so no padding blurs the count.
@@ -231,14 +233,60 @@ def test_int4_runs_4_bit_weights_on_onnx_runtime(tmp_path: Path) -> None:
     assert stream.text() and stream.stats.precision == "int4"
     assert not (path / "scribe-int4.safetensors").exists()  # not widened to int8
     graph = onnx.load(str(onnx_int4.cache_path(path)))
+    ops = [n.op_type for n in graph.graph.node]
     nodes = [n for n in graph.graph.node if n.op_type == "MatMulNBits"]
     assert len(nodes) == 4 + 1  # four matrices per layer and the LM head
+    assert ops.count("GroupQueryAttention") == 1 and "MatMul" not in ops
     packed = {i.name: i for i in graph.graph.initializer}
     weights = sum(len(packed[n.input[1]].raw_data) for n in nodes)
     config = models.load(str(path)).config
     c, layers, vocab = config["n_embd"], config["n_layer"], config["vocab_size"]
-    values = layers * 12 * c * c + vocab * c
-    assert weights == values // 2  # 4 bits a weight; the scales are apart
+    # 4 bits a block weight, 8 an LM head weight; the scales are apart.
+    assert weights == layers * 12 * c * c // 2 + vocab * c
+    # The embedding reads the head's 8-bit rows: no fp32 vocabulary-sized table.
+    assert all(len(i.raw_data) <= vocab * c for i in graph.graph.initializer)
+    prefill = onnx.load(str(onnx_int4.prefill_path(onnx_int4.cache_path(path))))
+    prefill_ops = [n.op_type for n in prefill.graph.node]
+    # The one layer's attention is the last node that fills the cache: no MLP after it.
+    assert prefill_ops.count("DynamicQuantizeMatMul") == 1 and "MatMulNBits" not in prefill_ops
+    assert [o.name for o in prefill.graph.output] == ["present_key_0", "present_value_0"]
+
+
+@needs_onnxruntime
+def test_int4_long_and_short_inputs_share_one_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long input fills the cache through the int8 graph, then each token goes through the
+    int4 graph on top of it. In-place buffers: a cut prefix is reused as it was, and the int4
+    logits after a long prefill stay close to those after feeding every token in 4 bits."""
+    path = factory.gpt2_vocab_model(tmp_path / "m")
+    gen = Generator(models.load(str(path), precision="int4"))
+    ids = gen.encode(factory.ENGLISH)[:60]
+    assert len(ids) > onnx_int4.PREFILL_MIN + 5
+    mixed = gen.next_logits(ids)  # 59 tokens in int8, the last in int4
+    monkeypatch.setattr(onnx_int4, "PREFILL_MIN", 10**6)  # every token through int4
+    gen.forget_cache()
+    alone = gen.next_logits(ids)
+    assert torch.nn.functional.cosine_similarity(mixed, alone, dim=0) > 0.99
+    # Reuse after an edit matches a fresh run (the buffers hold what they held: nothing was
+    # copied or shifted; a stale position would change the logits far beyond rounding).
+    edited = ids[:-4] + ids[5:9]
+    reused = gen.next_logits(edited)
+    gen.forget_cache()
+    assert torch.allclose(reused, gen.next_logits(edited), atol=1e-4)
+    assert not torch.allclose(reused, alone, atol=1e-2)
+
+
+@needs_onnxruntime
+def test_a_missing_prefill_graph_builds_both_again(tmp_path: Path) -> None:
+    path = factory.tiny_model(tmp_path / "m")
+    Generator(models.load(str(path), precision="int4")).complete_text("The", GREEDY)
+    graph = onnx_int4.cached(path)
+    assert graph is not None
+    onnx_int4.data_path(onnx_int4.prefill_path(graph)).unlink()
+    assert onnx_int4.cached(path) is None
+    assert Generator(models.load(str(path), precision="int4")).complete_text("The", GREEDY)
+    assert onnx_int4.cached(path) == graph
 
 
 @needs_onnxruntime

@@ -92,6 +92,48 @@ def test_quantized_perplexity_gates_on_a_trained_model(
     assert ppl["fp32"] < 100, ppl  # it really learned (a uniform guess scores the vocab, 384)
 
 
+def onnx_perplexity(model: object, chunks: list[list[int]], folder: Path) -> tuple[float, float]:
+    """Perplexity of the second half of each window, fp32 and ONNX Runtime int4, the way a
+    user meets int4: the first half fills the cache through the int8 prefill graph, then each
+    token goes through the 4-bit graph."""
+    from scribe.engine.runtime.gpt2 import onnx_int4
+
+    weights, config = forward.model_weights(model), model.config.to_dict()
+    graph = folder / onnx_int4.FILE
+    onnx_int4.build(weights, config, graph)
+    state = onnx_int4.OrtKVState(graph, threads=1)
+    fast = forward.FastGPT2.from_model(model, "fp32")
+    half = WINDOW // 2
+    assert half + 1 > onnx_int4.PREFILL_MIN  # the prefill graph is in the path
+    totals = {"fp32": 0.0, "int4": 0.0}
+    for chunk in chunks:
+        target = torch.tensor(chunk[half + 1 :])
+        logits = fast.forward(chunk[:-1], 0, all_positions=True)[half:]
+        totals["fp32"] += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+        state.reset()
+        steps = [state.feed(chunk[: half + 1])]
+        steps += [state.feed([token]) for token in chunk[half + 1 : -1]]
+        totals["int4"] += float(
+            torch.nn.functional.cross_entropy(torch.stack(steps), target, reduction="sum")
+        )
+    count = len(chunks) * (WINDOW - half - 1)
+    return math.exp(totals["fp32"] / count), math.exp(totals["int4"] / count)
+
+
+def test_onnx_runtime_int4_passes_the_perplexity_gate(
+    trained_model: tuple[object, list[list[int]]], tmp_path: Path
+) -> None:
+    from scribe.engine.runtime.gpt2 import onnx_int4
+
+    if not onnx_int4.available():
+        pytest.skip("onnxruntime is not installed")
+    model, chunks = trained_model
+    fp32, int4 = onnx_perplexity(model, chunks, tmp_path)
+    assert fp32 < 100, fp32
+    assert int4 <= fp32 * 1.03, (fp32, int4)
+    assert int4 != fp32  # the weights really were quantized
+
+
 def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
     if not (model_files.DEFAULT_MODEL_DIR / "config.json").exists():
         pytest.skip("the embedded default model is not installed")
@@ -100,6 +142,19 @@ def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
         pytest.skip("the embedded model is not a plain GPT-2")
     ids = loaded.tokenizer.encode(english()[-60_000:])
     check_gates(loaded.model, windows(ids, 16, 0))
+
+
+def test_onnx_runtime_int4_gate_on_the_embedded_model(tmp_path: Path) -> None:
+    from scribe.engine.runtime.gpt2 import onnx_int4
+
+    if not onnx_int4.available():
+        pytest.skip("onnxruntime is not installed")
+    if not (model_files.DEFAULT_MODEL_DIR / "config.json").exists():
+        pytest.skip("the embedded default model is not installed")
+    loaded = models.load(str(model_files.DEFAULT_MODEL_DIR))
+    ids = loaded.tokenizer.encode(english()[-60_000:])
+    fp32, int4 = onnx_perplexity(loaded.model, windows(ids, 16, 0), tmp_path)
+    assert int4 <= fp32 * 1.03, (fp32, int4)
 
 
 def test_greedy_text_is_close_to_fp32_in_int8(tmp_path: Path) -> None:

@@ -79,3 +79,25 @@ def test_a_damaged_int4_graph_is_rebuilt_and_gives_the_same_text(
     assert (code, err) == (0, "")
     assert again == first
     assert graph.stat().st_size > 1000 and onnx_int4.cached(model) == graph  # built anew
+
+
+@pytest.mark.skipif(not onnx_int4.available(), reason="onnxruntime is not installed")
+def test_a_damaged_int4_prefill_graph_still_answers_and_is_rebuilt_next_start(
+    cli: Cli, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The prefill graph opens at the first long input, after start-up: one that will not
+    open leaves that input to the int4 graph, and the next start builds both again."""
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    args = ["complete", "--model", str(model), "--precision", "int4"]
+    args += ["--temperature", "0", "--max-tokens", "12"]
+    long_input = b"The quick brown fox jumps over the lazy dog. " * 10
+    code, first, err = cli(*args, stdin=long_input)
+    assert code == 0 and err == "" and first
+    graph = onnx_int4.cache_path(model)
+    garbage(onnx_int4.prefill_path(graph))
+    code, again, err = cli(*args, stdin=long_input)
+    assert (code, err) == (0, "") and again
+    assert onnx_int4.cached(model) is None  # the stamp is gone...
+    code, third, err = cli(*args, stdin=long_input)
+    assert (code, err) == (0, "") and third == first  # ...so this start built both again
+    assert onnx_int4.cached(model) == graph

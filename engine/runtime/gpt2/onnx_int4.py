@@ -1,21 +1,25 @@
-"""int4 GPT-2 on ONNX Runtime's MatMulNBits kernels: 4-bit weights that are read as 4 bits.
+"""int4 GPT-2 on ONNX Runtime: 4-bit weights read as 4 bits, one token at a time.
 
 torch has no fast 4-bit matmul on x86 (its int4pack kernel is several times slower than fbgemm's
-int8), so without this module int4 weights are widened to int8 at load. When onnxruntime is
-installed, `--precision int4` instead runs the model as one ONNX graph: GPT-2's forward with an
-explicit KV cache (past keys and values in, presents out), exported from scribe's own tensors
-once, its matrices quantized by onnxruntime's MatMulNBits quantizer (symmetric 4-bit blocks of
-`BLOCK` values, int8 activations), and cached beside the model like the other precisions (the
-graph in `scribe-int4.onnx`, its tensors in `scribe-int4.onnx.data`, which ONNX Runtime maps). The
-graph computes what gpt2/forward.py computes; tests/engine/test_quantize_quality.py holds the
-perplexity gate.
+int8), so without onnxruntime int4 weights are widened to int8 at load. With it, `--precision
+int4` runs two ONNX graphs that gpt2/onnx_graph.py builds from scribe's own tensors once and
+caches beside the model with a fingerprint, like the other precisions:
+
+- `scribe-int4.onnx`: every matrix in symmetric 4-bit blocks (MatMulNBits). It feeds each new
+  token and gives the logits. Decode is memory-bound, and this reads half of int8's bytes.
+- `scribe-int4-prefill.onnx`: the same blocks with int8 matrices and no LM head, for all but the
+  last of a long input (PREFILL_MIN). A long input is compute-bound, and ONNX Runtime's int8
+  kernel does twice the arithmetic per second of its 4-bit one.
+
+Both write into one set of KV buffers. Each graph keeps its tensors in a `.data` file beside it.
+The int4 graph computes what gpt2/forward.py computes; tests/engine/test_quantize_quality.py
+holds its perplexity gate.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import multiprocessing
 import os
 import tempfile
@@ -26,16 +30,19 @@ from typing import Any
 
 import torch
 
-from scribe.engine.runtime.gpt2 import quantize
+from scribe.engine.runtime.gpt2 import onnx_graph, quantize
 from scribe.engine.runtime.kv_cache import KVState
 
-BLOCK = 128  # values per 4-bit scale: larger blocks decode faster; the quality gate allows 128
-ACCURACY = 4  # MatMulNBits' accuracy level 4: activations in int8, its fastest x86 kernel
-OPSET = 17  # has LayerNormalization, which ORT runs as one fused kernel
-FORMAT = f"1-b{BLOCK}-a{ACCURACY}"  # in the cache's fingerprint: a new layout builds again
+# In the cache's fingerprint: a new layout builds again.
+FORMAT = f"5-gqa-prefill8-b{onnx_graph.BLOCK}-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
 FILE = "scribe-int4.onnx"
-# Exporting reads every weight in fp32: for a model this big it runs in a child process, so
-# the process that serves keeps the peak memory of the graph it runs, not of the export.
+PREFILL_FILE = "scribe-int4-prefill.onnx"
+# Inputs longer than this many tokens fill the cache through the int8 graph. Measured on 2 cores
+# for one 1024x4096 matrix: 1000 rows take 26 ms in MatMulNBits and 13 ms in
+# DynamicQuantizeMatMul; one row takes 0.06 vs 0.08 ms.
+PREFILL_MIN = 32
+# Building reads every weight in fp32: for a model this big it runs in a child process, so the
+# process that serves keeps the peak memory of the graph it runs, not of the build.
 CHILD_BUILD_MIN_PARAMS = 50_000_000
 
 
@@ -53,6 +60,11 @@ def data_path(graph: Path) -> Path:
     return graph.with_name(graph.name + ".data")
 
 
+def prefill_path(graph: Path) -> Path:
+    """The int8 graph beside the int4 one that fills the KV buffers for long inputs."""
+    return graph.with_name(PREFILL_FILE)
+
+
 def _stamp(model_dir: Path) -> str:
     return f"{FORMAT}|{quantize.fingerprint(model_dir)}"
 
@@ -64,7 +76,8 @@ def cached(model_dir: Path) -> Path | None:
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    intact = path.exists() and data_path(path).exists()
+    files = (path, data_path(path), prefill_path(path), data_path(prefill_path(path)))
+    intact = all(file.exists() for file in files)
     return path if intact and meta.get("built_from") == _stamp(model_dir) else None
 
 
@@ -110,33 +123,23 @@ def _build_from_folder(model_dir: str, target: str) -> None:
     build(weights, loaded.config, Path(target))
 
 
-def _tensors(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors the graph needs (no attention masks or a separate tied head)."""
-    return {
-        name: weights[name]
-        for name in weights
-        if not name.endswith((".attn.bias", ".attn.masked_bias")) and name != "lm_head.weight"
-    }
-
-
 def build(weights: Mapping[str, torch.Tensor], config: dict[str, Any], target: Path) -> None:
-    """Export the fp32 graph to a scratch folder, quantize its MatMuls, and write `target`
-    whole (a temp name, then a rename: a half-written graph is never loaded)."""
+    """Build both graphs (gpt2/onnx_graph.py): the prefill one, then the int4 one at `target`."""
+    _save(onnx_graph.build(weights, config, prefill=True), prefill_path(target))
+    _save(onnx_graph.build(weights, config), target)
+
+
+def _save(model: Any, target: Path) -> None:
+    """Write `target` whole: a temp name, then a rename, so a half-written graph is never
+    loaded."""
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        fp32 = Path(scratch) / "model-fp32.onnx"
-        export_fp32(weights, config, fp32)
-        quantizer = MatMulNBitsQuantizer(
-            str(fp32), bits=4, block_size=BLOCK, is_symmetric=True, accuracy_level=ACCURACY
-        )
-        quantizer.process()
         # The tensors in a file of their own, which ONNX Runtime maps instead of copying out of
         # the parsed graph: a lower peak and a faster load than one file.
         graph = Path(scratch) / target.name
         onnx.save_model(
-            quantizer.model.model,
+            model,
             str(graph),
             save_as_external_data=True,
             all_tensors_to_one_file=True,
@@ -147,127 +150,104 @@ def build(weights: Mapping[str, torch.Tensor], config: dict[str, Any], target: P
         os.replace(graph, target)  # last: a graph never names missing data
 
 
-def cache_names(layers: int) -> tuple[list[str], list[str]]:
-    """Past inputs and present outputs, key then value for each layer."""
-    past = [f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]
-    return past, [name.replace("past_", "present_") for name in past]
-
-
-def export_fp32(weights: Mapping[str, torch.Tensor], config: dict[str, Any], path: Path) -> None:
-    """GPT-2's forward with a KV cache as an fp32 ONNX graph: (input_ids, past k/v per layer)
-    -> (last position's logits, present k/v per layer). Positions start at the past length, so
-    one graph does the prefill (an empty past) and each one-token step."""
-    weights = _tensors(weights)
-    c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
-    eps = config.get("layer_norm_epsilon", 1e-5)
-
-    class GPT2(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            # Buffers become initializers, which the quantizer needs (closure tensors would be
-            # Constant nodes it does not touch).
-            for name, value in weights.items():
-                self.register_buffer(name.replace(".", "_"), value.float())
-
-        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            w = {name: getattr(self, name.replace(".", "_")) for name in weights}
-            past_len, t = past[0].shape[2], input_ids.shape[1]
-            pos = torch.arange(past_len, past_len + t)
-            x = w["wte.weight"][input_ids] + w["wpe.weight"][pos]
-            hidden = torch.arange(past_len + t)[None, :] > pos[:, None]  # later keys
-            present = []
-            for i in range(layers):
-                p = f"h.{i}."
-                h = torch.nn.functional.layer_norm(
-                    x, (c,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps
-                )
-                qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
-                q, k, v = (
-                    part.reshape(1, -1, heads, c // heads).transpose(1, 2)
-                    for part in qkv.split(c, dim=2)
-                )
-                k = torch.cat([past[2 * i], k], dim=2)
-                v = torch.cat([past[2 * i + 1], v], dim=2)
-                present += [k, v]
-                scores = (q @ k.transpose(2, 3)) / math.sqrt(c // heads)
-                scores = scores.masked_fill(hidden, torch.finfo(torch.float32).min)
-                a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, -1, c)
-                x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
-                h = torch.nn.functional.layer_norm(
-                    x, (c,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps
-                )
-                h = h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
-                h = torch.nn.functional.gelu(h, approximate="tanh")  # GPT-2's gelu_new
-                x = x + h @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
-            x = torch.nn.functional.layer_norm(
-                x[:, -1:], (c,), w["ln_f.weight"], w["ln_f.bias"], eps
-            )
-            # The tied LM head as its own MatMul (wte transposed), so it is quantized too.
-            return (x @ w["wte.weight"].T, *present)
-
-    past_names, present_names = cache_names(layers)
-    ids = torch.zeros((1, 3), dtype=torch.int64)
-    past = tuple(torch.zeros((1, heads, 2, c // heads)) for _ in past_names)
-    axes = {"input_ids": {1: "new"}} | {
-        **{name: {2: "past"} for name in past_names},
-        **{name: {2: "total"} for name in present_names},
-    }
-    with torch.inference_mode():
-        torch.onnx.export(
-            GPT2(),
-            (ids, *past),
-            str(path),
-            input_names=["input_ids", *past_names],
-            output_names=["logits", *present_names],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,  # plain dynamic axes, no onnxscript
-        )
-
-
 class OrtKVState(KVState):
-    """Prefix reuse (see KVState) over the graph's past/present tensors, which stay in ONNX
-    Runtime's own buffers between steps."""
+    """Prefix reuse (see KVState) over KV buffers that both graphs share: one per layer for keys
+    and one for values, each as long as the model's window, bound once as both past input and
+    present output of each graph. A run writes its new positions in place; dropping a suffix
+    is only a shorter total length next time."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import numpy as np
         import onnxruntime as ort
 
         super().__init__(model=None)
-        self._np, self._ort = np, ort  # bound once: `feed` runs every token
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # warnings would reach the editor's or the user's stderr
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._past_names = [i.name for i in self.session.get_inputs()][1:]
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        _, heads, _, head_dim = self.session.get_inputs()[1].shape
-        self._empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+        self._np = np  # bound once: `feed` runs every token
+        self._path, self._threads = path, threads
+        self.session = _session(path, threads, arena=True)
+        # Opened at the first long input: a short one (`scribe complete` on a line, an
+        # editor's first request) starts 0.4 s sooner at GPT-2 medium.
+        self._prefill: tuple[Any, Any] | bool | None = None  # False: it would not open
+        window = int(self.session.get_modelmeta().custom_metadata_map["window"])
+        inputs = self.session.get_inputs()
+        _, heads, _, head_dim = inputs[-1].shape
+        vocab = self.session.get_outputs()[0].shape[-1]
+        # Allocated by ONNX Runtime and never cleared: the kernel reads only positions it wrote.
+        self._buffers = {
+            past.name: ort.OrtValue.ortvalue_from_shape_and_type(
+                [1, heads, window, head_dim], np.float32
+            )
+            for past in inputs
+            if past.name.startswith("past_")
+        }
+        self._logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab], np.float32)
+        self._decode = (self.session, self._bind(self.session))
+        self._decode[1].bind_ortvalue_output("logits", self._logits)
         self.reset()
+
+    def _bind(self, session: Any) -> Any:
+        """A binding of `session` whose pasts and presents are the shared buffers."""
+        binding = session.io_binding()
+        for past, buffer in self._buffers.items():
+            binding.bind_ortvalue_input(past, buffer)
+            binding.bind_ortvalue_output(past.replace("past_", "present_"), buffer)
+        return binding
 
     def reset(self) -> None:
         self.ids = []
-        empty = self._ort.OrtValue.ortvalue_from_numpy(self._empty)
-        self._past = dict.fromkeys(self._past_names, empty)
 
     def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
         reuse = self.reusable(ids)
-        if reuse == 0:
-            self.reset()
-        elif reuse < len(self.ids):  # keep the first `reuse` positions of every past
-            self._past = {
-                name: self._ort.OrtValue.ortvalue_from_numpy(value.numpy()[:, :, :reuse].copy())
-                for name, value in self._past.items()
-            }
-            self.ids = self.ids[:reuse]
+        self.ids = self.ids[:reuse]
         return reuse, self.feed(ids[reuse:])
 
     def feed(self, new_ids: list[int]) -> torch.Tensor:
-        ids = self._np.array([new_ids], dtype=self._np.int64)
-        feed = {**self._past, "input_ids": self._ort.OrtValue.ortvalue_from_numpy(ids)}
-        result = self.session.run_with_ort_values(self._outputs, feed)
-        self._past = dict(zip(self._past_names, result[1:], strict=True))
+        """All but the last of many new tokens go through the int8 graph (see PREFILL_MIN),
+        the last through the int4 one, which gives the logits."""
+        if len(new_ids) > PREFILL_MIN and self._open_prefill():
+            self._run(self._prefill, new_ids[:-1])
+            new_ids = new_ids[-1:]
+        self._run(self._decode, new_ids)
+        return torch.from_numpy(self._logits.numpy()[0, -1].copy())
+
+    def _open_prefill(self) -> bool:
+        """Whether the prefill graph is open, opening it on first use. One ONNX Runtime cannot
+        load (damaged on disk) leaves long inputs to the int4 graph, slower but the same
+        model, and drops the cache's stamp so that the next start builds both again."""
+        if self._prefill is None:
+            try:
+                session = _session(prefill_path(self._path), self._threads, arena=False)
+            except Exception:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+                self._path.with_suffix(".json").unlink(missing_ok=True)
+                self._prefill = False
+            else:
+                self._prefill = (session, self._bind(session))
+        return bool(self._prefill)
+
+    def _run(self, graph: tuple[Any, Any], new_ids: list[int]) -> None:
+        np, start = self._np, len(self.ids)
+        total = start + len(new_ids)
+        inputs = {
+            "input_ids": np.array([new_ids], dtype=np.int64),
+            "position_ids": np.arange(start, total, dtype=np.int64)[None],
+            "seqlens_k": np.array([total - 1], dtype=np.int32),
+            "total_length": np.array(total, dtype=np.int32),
+        }
+        session, binding = graph
+        for name, value in inputs.items():
+            binding.bind_cpu_input(name, value)
+        session.run_with_iobinding(binding)
         self.ids.extend(new_ids)
-        return torch.from_numpy(result[0].numpy()[0, -1].copy())
+
+
+def _session(path: Path, threads: int, arena: bool) -> Any:
+    """`arena`: keep freed buffers for the next run, which helps one-token steps; a long
+    input's buffers go back to the system (55 MB less peak at GPT-2 medium, at no cost in
+    speed)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings would reach the editor's or the user's stderr
+    options.enable_cpu_mem_arena = arena
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
