@@ -51,6 +51,15 @@ def prompt(n: int, seed: int = 0) -> list[int]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss survives exec, so a worker would
+    report at least the bench's own RSS when it was started; VmHWM belongs to the new image."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
