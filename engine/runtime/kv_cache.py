@@ -60,13 +60,13 @@ class KVState:
         return out.logits[0, -1].float().cpu()  # sampling runs on the CPU, in fp32
 
 
-class FastKVState(KVState):
-    """The same prefix-reuse bookkeeping over FastGPT2's preallocated cache (gpt2/forward.py):
-    dropping a suffix is only moving the length back, and a step writes in place."""
+class InPlaceKVState(KVState):
+    """The same prefix-reuse bookkeeping over a cache preallocated for the whole window, which
+    each step writes in place: dropping a suffix is only moving the length back. Subclasses
+    define `feed`."""
 
-    def __init__(self, fast: Any) -> None:
+    def __init__(self) -> None:
         super().__init__(model=None)
-        self.fast = fast
 
     def reset(self) -> None:
         self.ids = []
@@ -75,6 +75,14 @@ class FastKVState(KVState):
         reuse = self.reusable(ids)
         self.ids = self.ids[:reuse]
         return reuse, self.feed(ids[reuse:])
+
+
+class FastKVState(InPlaceKVState):
+    """FastGPT2's preallocated cache (gpt2/forward.py)."""
+
+    def __init__(self, fast: Any) -> None:
+        super().__init__()
+        self.fast = fast
 
     def feed(self, new_ids: list[int]) -> torch.Tensor:
         logits = self.fast.forward(new_ids, len(self.ids))

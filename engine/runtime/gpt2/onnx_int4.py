@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from scribe.engine.runtime.gpt2 import onnx_graph, quantize
-from scribe.engine.runtime.kv_cache import KVState
+from scribe.engine.runtime.kv_cache import InPlaceKVState
 
 # In the cache's fingerprint: a new layout builds again.
 FORMAT = f"5-gqa-prefill8-b{onnx_graph.BLOCK}-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
@@ -153,17 +153,16 @@ def _save(model: Any, target: Path) -> None:
         os.replace(graph, target)  # last: a graph never names missing data
 
 
-class OrtKVState(KVState):
-    """Prefix reuse (see KVState) over KV buffers that both graphs share: one per layer for keys
-    and one for values, each as long as the model's window, bound once as both past input and
-    present output of each graph. A run writes its new positions in place; dropping a suffix
-    is only a shorter total length next time."""
+class OrtKVState(InPlaceKVState):
+    """Prefix reuse in place (see InPlaceKVState) over KV buffers that both graphs share: one
+    per layer for keys and one for values, each as long as the model's window, bound once as
+    both past input and present output of each graph."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import numpy as np
         import onnxruntime as ort
 
-        super().__init__(model=None)
+        super().__init__()
         self._np = np  # bound once: `feed` runs every token
         self._path, self._threads = path, threads
         self.session = _session(path, threads, arena=True)
@@ -185,7 +184,6 @@ class OrtKVState(KVState):
         self._logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab], np.float32)
         self._decode = (self.session, self._bind(self.session))
         self._decode[1].bind_ortvalue_output("logits", self._logits)
-        self.reset()
 
     def _bind(self, session: Any) -> Any:
         """A binding of `session` whose pasts and presents are the shared buffers."""
@@ -194,14 +192,6 @@ class OrtKVState(KVState):
             binding.bind_ortvalue_input(past, buffer)
             binding.bind_ortvalue_output(past.replace("past_", "present_"), buffer)
         return binding
-
-    def reset(self) -> None:
-        self.ids = []
-
-    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
-        reuse = self.reusable(ids)
-        self.ids = self.ids[:reuse]
-        return reuse, self.feed(ids[reuse:])
 
     def feed(self, new_ids: list[int]) -> torch.Tensor:
         """All but the last of many new tokens go through the int8 graph (see PREFILL_MIN),
