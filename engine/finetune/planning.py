@@ -49,6 +49,9 @@ def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
         seed=s.seed,
         bf16=hardware.bf16_native(d.device) if s.bf16 is None else s.bf16,
         compile=s.compile,
+        schedule=s.schedule,
+        optimizer=s.optimizer,
+        beta2=s.adam_beta2,
     )
 
 

@@ -15,6 +15,8 @@ from scribe.engine.errors import InputError
 
 METHODS = ("full", "lora", "prefix")
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
+SCHEDULES = ("cosine", "constant", "linear")  # after warmup; see trainer.Plan.lr_at
+OPTIMIZERS = ("adamw", "muon")
 MAX_INT = 2**31 - 1  # seeds are mixed into torch generator seeds; counts never come near it
 # Flags that may differ on --resume without changing the result of the run.
 RESUME_MAY_CHANGE = ("threads", "resume", "overwrite", "dry_run")
@@ -49,6 +51,9 @@ class FinetuneSettings:
     fim: float = 0.0  # fraction of training chunks rearranged for fill-in-the-middle
     weight_decay: float = 0.1
     warmup: float = 0.05  # fraction of the steps (or a step count when >= 1)
+    schedule: str = "cosine"
+    optimizer: str = "adamw"
+    adam_beta2: float = 0.95
     dropout: float | None = None  # default: the base model's own (0.1 from scratch)
     max_grad_norm: float = 1.0
     lora_r: int = 8
@@ -76,6 +81,14 @@ class FinetuneSettings:
             raise InputError("--from-scratch builds a new model: drop --model")
         if self.merge and self.method != "lora":
             raise InputError("--merge only applies to --method lora")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer == "muon" and self.method != "full":
+            raise InputError("--optimizer muon trains full matrices: use it with --method full")
+        if not 0 < self.adam_beta2 < 1:
+            raise InputError(f"--adam-beta2 must be in (0, 1), got {self.adam_beta2}")
         if self.save_dtype not in SAVE_DTYPES:
             raise InputError(f"--save-dtype must be one of {', '.join(SAVE_DTYPES)}")
         if self.epochs is not None and self.max_steps is not None:

@@ -1,4 +1,9 @@
-"""The training loop: AdamW on a warmup + cosine schedule, with evaluation and checkpoints.
+"""The training loop: AdamW (or Muon for the block matrices) on a warmup + cosine, constant or
+linear-decay schedule, with evaluation and checkpoints.
+
+The constant and linear schedules are the two halves of warmup-stable-decay: train at a constant
+rate for as long as time allows (that checkpoint can always be continued), then decay to zero in
+a short second run started from it.
 
 Gradient accumulation and clipping, bf16 autocast, periodic evaluation with early stopping,
 samples, atomic checkpoints, Ctrl-C, and DistributedDataParallel.
@@ -66,13 +71,21 @@ class Plan:
     seed: int
     bf16: bool
     compile: bool = False
+    schedule: str = "cosine"  # one of SCHEDULES
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    beta2: float = 0.95  # AdamW's second-moment decay
 
     def lr_at(self, step: int) -> float:
-        """Linear warmup to lr, then cosine down to lr/10 at the last step."""
+        """Linear warmup to lr, then: cosine down to lr/10 at the last step, constant, or a
+        straight line down to zero at the last step."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "linear":
+            return self.lr * (1.0 - progress)
         return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -117,21 +130,68 @@ def evaluate_loss(model: Any, blocks: Blocks, batch: int, d: Dist, bf16: bool) -
     return total / max(count, 1.0)
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def _decay_groups(params: list[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict]:
     """Weight decay on matrices only; biases, layer norms and prefixes are not decayed."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (decay if p.dim() >= 2 and "prefix" not in name else no_decay).append(p)
+    decay = [p for name, p in params if p.dim() >= 2 and "prefix" not in name]
+    no_decay = [p for name, p in params if not (p.dim() >= 2 and "prefix" not in name)]
     groups = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    return [g for g in groups if g["params"]]
+
+
+def adamw(
+    params: list[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float, beta2: float
+) -> torch.optim.AdamW:
     # The fused kernel (CPU and CUDA) does the whole update in one pass over the parameters.
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.95), eps=1e-8, fused=True
+        _decay_groups(params, weight_decay), lr=lr, betas=(0.9, beta2), eps=1e-8, fused=True
     )
+
+
+class MuonAdamW:
+    """Muon for the transformer blocks' matrices, AdamW for everything else (embeddings, head,
+    biases, norms), stepped together. Muon's steps are scaled to AdamW's RMS
+    ("match_rms_adamw"), so one learning rate and schedule serve both."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, weight_decay: float, beta2: float):
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        matrices = [(n, p) for n, p in params if p.dim() == 2 and ".h." in f".{n}"]
+        rest = [(n, p) for n, p in params if not (p.dim() == 2 and ".h." in f".{n}")]
+        self.parts = [
+            torch.optim.Muon(
+                [p for _, p in matrices],
+                lr=lr,
+                weight_decay=weight_decay,
+                adjust_lr_fn="match_rms_adamw",
+            ),
+            adamw(rest, lr, weight_decay, beta2),
+        ]
+        self.param_groups = [g for part in self.parts for g in part.param_groups]
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.parts[0].state_dict(), "adamw": self.parts[1].state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.parts[0].load_state_dict(state["muon"])
+        self.parts[1].load_state_dict(state["adamw"])
+
+
+def make_optimizer(model: torch.nn.Module, plan: Plan) -> Any:
+    """The plan's optimizer over the model's trainable parameters."""
+    if plan.optimizer == "muon":
+        return MuonAdamW(model, plan.lr, plan.weight_decay, plan.beta2)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return adamw(params, plan.lr, plan.weight_decay, plan.beta2)
 
 
 class Trainer:
@@ -156,7 +216,7 @@ class Trainer:
         self.emit = emit if d.main else (lambda _e: None)
         self.sampler = sampler
         self.stop_requested = stop_requested
-        self.optimizer = adamw(model, plan.lr, plan.weight_decay)
+        self.optimizer = make_optimizer(model, plan)
         self.state = ckpt.TrainState()
         self.global_batch = plan.micro_batch * plan.grad_accum * d.world
         self._perms: dict[int, torch.Tensor] = {}

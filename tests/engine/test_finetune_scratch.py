@@ -194,6 +194,74 @@ def test_warmup_then_cosine_schedule() -> None:
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)  # to a tenth at the end
 
 
+def schedule_lrs(schedule: str) -> list[float]:
+    from scribe.engine.finetune.trainer import Plan
+
+    plan = Plan(
+        total_steps=100,
+        micro_batch=1,
+        grad_accum=1,
+        lr=1.0,
+        warmup_steps=10,
+        weight_decay=0,
+        max_grad_norm=1,
+        eval_every=10,
+        save_every=10,
+        sample_every=0,
+        patience=0,
+        keep_checkpoints=1,
+        seed=0,
+        bf16=False,
+        schedule=schedule,
+    )
+    return [plan.lr_at(s) for s in range(100)]
+
+
+def test_constant_and_linear_schedules_are_the_halves_of_warmup_stable_decay() -> None:
+    constant, linear = schedule_lrs("constant"), schedule_lrs("linear")
+    assert constant[0] == pytest.approx(0.1) and linear[0] == pytest.approx(0.1)
+    assert constant[9:] == [1.0] * 91  # stable: the peak rate to the end
+    assert linear[9] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(linear[10:], linear[11:], strict=False))  # then down
+    assert linear[-1] == pytest.approx(0.0, abs=0.02)  # to zero at the last step
+
+
+def test_muon_trains_a_model_from_scratch(tmp_path: Path) -> None:
+    data = write_text(tmp_path, paragraphs=150)
+    result = run_finetune(scratch_settings(data, optimizer="muon", max_steps=20, lr=2e-3))
+    losses = [
+        json.loads(line)["loss"]
+        for line in (result.out / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
+    assert losses[-1] < losses[0] - 0.5  # it learns
+
+
+def test_muon_state_round_trips_through_a_checkpoint(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from scribe.engine.finetune.trainer import MuonAdamW
+
+    def stepped() -> tuple[torch.nn.Module, MuonAdamW]:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        opt = MuonAdamW(model, lr=1e-3, weight_decay=0.1, beta2=0.99)
+        model(input_ids=torch.arange(8)[None], labels=torch.arange(8)[None]).loss.backward()
+        opt.step()
+        return model, opt
+
+    model, opt = stepped()
+    muon_params = {id(p) for p in opt.parts[0].param_groups[0]["params"]}
+    blocks = {id(p) for n, p in model.named_parameters() if ".h." in n and p.dim() == 2}
+    assert muon_params == blocks  # Muon gets exactly the block matrices, AdamW the rest
+    state = opt.state_dict()
+    fresh = MuonAdamW(AutoModelForCausalLM.from_pretrained(tiny_model_dir), 1e-3, 0.1, 0.99)
+    assert not fresh.parts[0].state  # nothing until a step or a checkpoint
+    fresh.load_state_dict(state)
+    buf = next(iter(fresh.parts[0].state.values()))["momentum_buffer"]
+    assert torch.equal(buf, next(iter(opt.parts[0].state.values()))["momentum_buffer"])
+
+
 def test_bf16_autocast_trains_and_saves_float32(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=60)
     settings = FinetuneSettings(

@@ -16,7 +16,9 @@ from typing import Any
 from scribe.engine.finetune.settings import (
     DEFAULT_BLOCK,
     METHODS,
+    OPTIMIZERS,
     SAVE_DTYPES,
+    SCHEDULES,
     FinetuneSettings,
 )
 from scribe.tui.common_args import add_command, model_spec
@@ -32,6 +34,11 @@ BF16_HELP = "bf16 autocast (default: where the hardware supports it)"
 COMPILE_HELP = "torch.compile the training step: faster steps after a minute of compiling"
 FIM_HELP = "teach fill-in-the-middle: rearrange this fraction of training chunks (e.g. 0.5)"
 WARMUP_HELP = "warmup: a fraction of the steps, or a step count if >= 1"
+SCHEDULE_HELP = (
+    "learning rate after warmup: cosine to lr/10 (default), constant, or linear to zero "
+    "(constant then a linear run from its model: warmup-stable-decay)"
+)
+OPTIMIZER_HELP = "adamw (default), or muon for the block matrices (full training)"
 CHAT_TEMPLATE_HELP = "template whose [chat] formats render chat transcripts"
 
 SHAPES_HELP = (
@@ -129,6 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _setting(t, "--dropout", type=float, metavar="P")
     _setting(t, "--weight-decay", type=float, metavar="W")
     _setting(t, "--warmup", type=float, metavar="F", help=WARMUP_HELP)
+    _setting(t, "--schedule", choices=list(SCHEDULES), help=SCHEDULE_HELP)
+    _setting(t, "--optimizer", choices=list(OPTIMIZERS), help=OPTIMIZER_HELP)
+    _setting(t, "--adam-beta2", type=float, metavar="B", help="AdamW's beta2 (0.95)")
     _setting(t, "--lora-r", type=int, metavar="R")
     _setting(t, "--lora-alpha", type=int, metavar="A")
     _setting(t, "--lora-dropout", type=float, metavar="P")
