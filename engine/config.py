@@ -1,17 +1,24 @@
-"""The user's config.toml (config dir): `default_model`, and a `[precision]` table that picks the
-weights each model runs with when no --precision is given, by the name it is called by:
+"""The user's config.toml (config dir): `default_model`, a `[precision]` table that picks the
+weights each model runs with when no --precision is given, by the name it is called by, and an
+`[options]` table of generation options that every door starts from (a template's own options,
+flags and /set still win):
 
     default_model = "gpt2"
 
     [precision]
     gpt2 = "int4"
     my-style = "fp32"
+
+    [options]
+    dry_multiplier = 1.2   # a stronger loop guard
+    min_p = 0.1
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError, InputError
@@ -25,9 +32,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
 class Config:
     default_model: str | None = None
     precision: dict[str, str] = field(default_factory=dict)  # model name or path -> precision
+    options: dict[str, Any] = field(default_factory=dict)  # generation option -> typed value
 
 
-KEYS = ("default_model", "precision")
+KEYS = ("default_model", "precision", "options")
 
 
 # The last config read, by (path, mtime, size): a command reads config.toml once however many
@@ -72,4 +80,25 @@ def _parse(path: Path) -> Config:
                 f"{path}: precision for '{name}' is {value!r}; choose one of: "
                 + ", ".join(PRECISIONS)
             )
-    return Config(default_model=model, precision=dict(precision))
+    return Config(default_model=model, precision=dict(precision), options=_options(path, data))
+
+
+def _options(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    from scribe.engine.runtime.options import parse_option
+
+    table = data.get("options", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: options must be a table, e.g. [options] then min_p = 0.1")
+    typed = {}
+    for name, value in table.items():
+        try:
+            key, typed_value = parse_option(name, value)
+        except InputError as err:
+            raise ConfigError(f"{path}: [options] {err}") from None
+        typed[key] = typed_value
+    return typed
+
+
+def configured_options(base: Any) -> Any:
+    """`base` (GenerationOptions) with config.toml's [options] applied."""
+    return base.updated(**load_config().options)

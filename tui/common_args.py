@@ -94,7 +94,12 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     number("--temperature", "temperature", "T", "0 is greedy (deterministic)")
     number("--top-k", "top_k", "K", "sample from the K likeliest (0 off)")
     number("--top-p", "top_p", "P", "nucleus sampling mass (1 off)")
+    number("--min-p", "min_p", "P", "drop tokens below P x the likeliest's chance (0 off)")
     number("--repetition-penalty", "repetition_penalty", "R", "1.0 is off")
+    number("--repetition-window", "repetition_window", "N", "tokens the guards look back (0 all)")
+    number("--dry-multiplier", "dry_multiplier", "M", "loop guard strength (0 off)")
+    number("--dry-base", "dry_base", "B", "loop guard growth per repeated token")
+    number("--dry-allowed-length", "dry_allowed_length", "N", "repeats this long are free")
     group.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop before TEXT (repeatable)"
     )
@@ -108,7 +113,12 @@ def option_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature,
         "top_k": args.top_k,
         "top_p": args.top_p,
+        "min_p": args.min_p,
         "repetition_penalty": args.repetition_penalty,
+        "repetition_window": args.repetition_window,
+        "dry_multiplier": args.dry_multiplier,
+        "dry_base": args.dry_base,
+        "dry_allowed_length": args.dry_allowed_length,
         "seed": args.seed,
         "stop": tuple(args.stop) or None,
     }

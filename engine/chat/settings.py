@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scribe.engine.chat.engine import ChatEngine
+from scribe.engine.config import configured_options
 from scribe.engine.errors import InputError, ScribeError
 from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import TokenCounter, reply_reserve
@@ -92,7 +93,7 @@ class SettingsMixin:
     def options(self, template: Template | None = None) -> GenerationOptions:
         """Chat defaults, then the template's options, then the user's overrides."""
         template = template if template is not None else self._template
-        options = self._chat_template.apply_options(GenerationOptions())
+        options = self._chat_template.apply_options(configured_options(GenerationOptions()))
         stops = list(self.chat_format.stop)
         if template is not None:
             options = options.updated(**template.options)

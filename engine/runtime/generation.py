@@ -181,7 +181,7 @@ class Generator:
                     logits = logits.index_fill(-1, self._markers, float("-inf"))
                 if step < options.min_new_tokens and eos is not None:
                     logits = logits.index_fill(-1, torch.tensor([eos]), float("-inf"))
-                token = choose_token(logits, options, seen_buf[:n_seen], generator)
+                token = choose_token(logits, options, seen_buf[:n_seen], generator, len(ids))
                 if step == 0:
                     stats.first_token_s = time.perf_counter() - started
                     decode_started = time.perf_counter()

@@ -18,7 +18,7 @@ from scribe.engine.errors import InputError
 MAX_NEW_TOKENS = 1_000_000
 # torch.Generator.manual_seed takes 64 bits; scribe's seeds are the unsigned half of that range.
 SEED_MAX = 2**64 - 1
-INT_FIELDS = ("max_new_tokens", "top_k", "seed")
+INT_FIELDS = ("max_new_tokens", "top_k", "seed", "repetition_window", "dry_allowed_length")
 
 
 # Each option's allowed range: (test, what the error says).
@@ -28,6 +28,11 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "top_k": (lambda v: v >= 0, "must be 0 (off) or more"),
     "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "repetition_penalty": (lambda v: v > 0, "must be more than 0 (1.0 is off)"),
+    "repetition_window": (lambda v: v >= 0, "must be 0 (the whole text) or more tokens"),
+    "min_p": (lambda v: 0 <= v < 1, "must be in [0, 1) (0 is off)"),
+    "dry_multiplier": (lambda v: v >= 0, "must be 0 (off) or more"),
+    "dry_base": (lambda v: 1 < v <= 8, "must be more than 1 and at most 8"),
+    "dry_allowed_length": (lambda v: v >= 1, "must be 1 or more tokens"),
     "seed": (lambda v: 0 <= v <= SEED_MAX, f"must be from 0 to {SEED_MAX} (2**64 - 1)"),
 }
 
@@ -49,6 +54,15 @@ class GenerationOptions:
     top_k: int = 40  # 0 disables
     top_p: float = 0.95  # 1.0 disables
     repetition_penalty: float = 1.0  # 1.0 disables; same formula as transformers
+    # The repetition guards look back this many tokens (prompt and reply); 0: the whole text.
+    repetition_window: int = 512
+    min_p: float = 0.05  # drop tokens less than min_p times as likely as the best; 0 disables
+    # The loop guard (DRY): a token that would extend a repeat of the reply's own text by k
+    # tokens loses dry_multiplier * dry_base ** (k - dry_allowed_length) from its logit.
+    # 0 disables; it applies to greedy decoding too.
+    dry_multiplier: float = 0.8
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None
     # Drop the reply's leading whitespace before stop sequences apply: a template's answer
@@ -75,7 +89,19 @@ OPTION_TYPES: dict[str, type] = {f.name: f.type for f in fields(GenerationOption
 
 # Names a user may give (templates, /set, -p): the field name or a short alias.
 ALIASES = {"max_tokens": "max_new_tokens"}
-SETTABLE = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
+SETTABLE = (
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repetition_penalty",
+    "repetition_window",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "seed",
+)
 
 
 def typed_value(key: str, value: Any) -> int | float:

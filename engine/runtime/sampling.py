@@ -1,10 +1,22 @@
-"""Choosing the next token from logits, in torch, on the last position only."""
+"""Choosing the next token from logits, in torch, on the last position only.
+
+Two guards keep a small model from looping: a DRY ("don't repeat yourself") penalty that grows
+with the length of a sequence the reply is about to repeat from itself, and a repetition penalty
+over a recent window. DRY only counts repeats of what the model generated (a match may reach back
+into the prompt, but the repeated continuation must be the model's own), so quoting the input, as
+fix-grammar and rewrite must, is never penalised.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from scribe.engine.runtime.options import GenerationOptions
+
+# A match longer than this is penalised as if it were this long (base ** length overflows).
+DRY_MAX_MATCH = 32
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
@@ -16,21 +28,65 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     logits.scatter_(0, seen, scores)
 
 
+def dry_penalties(tokens: list[int], first_generated: int, options: GenerationOptions) -> dict:
+    """{token: penalty} for each token that would extend a repeat of the model's own output.
+
+    For every earlier position j (j >= first_generated) whose preceding tokens end like the text
+    does now, seq[j] is the token that would repeat; its match length k is how many tokens
+    before j equal the last k tokens. A match of k >= dry_allowed_length costs
+    dry_multiplier * dry_base ** (k - dry_allowed_length)."""
+    n = len(tokens)
+    if n < 2 or first_generated >= n:
+        return {}
+    last = tokens[-1]
+    best: dict[int, int] = {}
+    for j in range(max(first_generated, 1), n):
+        if tokens[j - 1] != last:
+            continue
+        k = 1
+        while k < min(j, DRY_MAX_MATCH) and tokens[j - 1 - k] == tokens[n - 1 - k]:
+            k += 1
+        candidate = tokens[j]
+        if k > best.get(candidate, 0):
+            best[candidate] = k
+    allowed = options.dry_allowed_length
+    return {
+        token: options.dry_multiplier * options.dry_base ** (k - allowed)
+        for token, k in best.items()
+        if k >= allowed
+    }
+
+
 def choose_token(
     logits: torch.Tensor,
     options: GenerationOptions,
     seen: torch.Tensor,
     generator: torch.Generator | None,
+    first_generated: int | None = None,
 ) -> int:
-    """Pick one token id from a 1-D logits vector (modified in place)."""
+    """Pick one token id from a 1-D logits vector. `seen` holds every token so far (prompt, then
+    reply); the reply starts at `first_generated` (default: nothing generated yet)."""
     logits = logits.to(torch.float32, copy=True)  # inference tensors cannot be edited in place
-    apply_repetition_penalty(logits, seen, options.repetition_penalty)
+    start = len(seen) if first_generated is None else first_generated
+    recent = seen[-options.repetition_window :] if options.repetition_window else seen
+    apply_repetition_penalty(logits, recent, options.repetition_penalty)
+    if options.dry_multiplier > 0 and len(seen) > start:
+        window = options.repetition_window or len(seen)
+        cut = max(0, len(seen) - window)
+        tokens = seen[cut:].tolist()
+        for token, penalty in dry_penalties(tokens, max(0, start - cut), options).items():
+            logits[token] -= penalty
     if options.temperature == 0:
         return int(torch.argmax(logits))
-    logits = logits / options.temperature
     if options.top_k and options.top_k < logits.numel():
         kth = torch.topk(logits, options.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if options.min_p > 0:
+        # Keep tokens at least min_p times as likely as the best one, judged before the
+        # temperature (as llama.cpp does), so a high temperature cannot revive the tail.
+        floor = logits.max() + math.log(options.min_p)
+        logits = logits.masked_fill(logits < floor, float("-inf"))
+    logits = logits / options.temperature
     if options.top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)

@@ -34,6 +34,8 @@ def test_prints_exactly_what_greedy_generate_decodes(gpt2_vocab_model_dir: Path)
         str(gpt2_vocab_model_dir),
         "--temperature",
         "0",
+        "--dry-multiplier",
+        "0",  # transformers has no loop guard
         "--max-tokens",
         "40",
         stdin=b"The quick brown fox",

@@ -25,7 +25,10 @@ from scribe.tui.chat import commands as ui
 COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("NAME [key=value ...]", "frame your next turns with a template (none: chat)"),
     "system": ("TEXT", "set the system prompt (default: the chat default; none: no prompt)"),
-    "set": ("OPTION VALUE", "temperature, top_p, top_k, max_tokens, repetition_penalty, seed"),
+    "set": (
+        "OPTION VALUE",
+        "temperature, top_p, top_k, min_p, max_tokens, repetition_penalty, dry_multiplier, seed",
+    ),
     "model": ("NAME", "switch to another model (folder, name or hub id)"),
     "new": ("", "start a new conversation"),
     "history": ("[ID | WORDS]", "list saved conversations, open one by id, or search them"),
@@ -205,7 +208,8 @@ def describe_options(session: ChatSession) -> str:
     seed = f" seed {o.seed}" if o.seed is not None else ""
     return (
         f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
-        f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}"
+        f"min_p {o.min_p:g} max {o.max_new_tokens} rep {o.repetition_penalty:g} "
+        f"dry {o.dry_multiplier:g}{seed}"
     )
 
 

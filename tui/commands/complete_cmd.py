@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     values = dict(args.param)
     if template:
         template.check_values(values)  # before the model loads: a typo fails fast
+    from scribe.engine.config import configured_options
+
     options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
+    options = configured_options(options)
     if template:
         options = template.apply_options(options)
     options = options.updated(**option_overrides(args))
