@@ -84,21 +84,9 @@ def _parse(path: Path) -> Config:
 
 
 def _options(path: Path, data: dict[str, Any]) -> dict[str, Any]:
-    from scribe.engine.runtime.options import parse_option
-
+    """The [options] table as written; runtime/options.py checks each value when it applies them
+    (configured_options), naming this file."""
     table = data.get("options", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: options must be a table, e.g. [options] then min_p = 0.1")
-    typed = {}
-    for name, value in table.items():
-        try:
-            key, typed_value = parse_option(name, value)
-        except InputError as err:
-            raise ConfigError(f"{path}: [options] {err}") from None
-        typed[key] = typed_value
-    return typed
-
-
-def configured_options(base: Any) -> Any:
-    """`base` (GenerationOptions) with config.toml's [options] applied."""
-    return base.updated(**load_config().options)
+    return dict(table)

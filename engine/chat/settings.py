@@ -7,12 +7,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scribe.engine.chat.engine import ChatEngine
-from scribe.engine.config import configured_options
 from scribe.engine.errors import InputError, ScribeError
 from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import TokenCounter, reply_reserve
 from scribe.engine.prompting.templates import Template, get_template
-from scribe.engine.runtime.options import GenerationOptions, parse_option
+from scribe.engine.runtime.options import GenerationOptions, configured_options, parse_option
 
 if TYPE_CHECKING:
     from scribe.engine.chat.session import Message, Settings

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from scribe.engine.errors import InputError
+from scribe.engine import paths
+from scribe.engine.config import load_config
+from scribe.engine.errors import ConfigError, InputError
 
 # Far more than any GPT-2 window (generation stops at the window anyway): a bigger number is a typo.
 MAX_NEW_TOKENS = 1_000_000
@@ -24,10 +26,11 @@ INT_FIELDS = ("max_new_tokens", "top_k", "seed", "repetition_window", "dry_allow
 # Each option's allowed range: (test, what the error says).
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "max_new_tokens": (lambda v: 1 <= v <= MAX_NEW_TOKENS, f"must be from 1 to {MAX_NEW_TOKENS}"),
-    "temperature": (lambda v: v >= 0, "must be 0 (greedy) or more"),
+    # Past these bounds the scaled logits overflow and sampling sees NaN probabilities.
+    "temperature": (lambda v: 0 <= v <= 100, "must be from 0 (greedy) to 100"),
     "top_k": (lambda v: v >= 0, "must be 0 (off) or more"),
     "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "repetition_penalty": (lambda v: v > 0, "must be more than 0 (1.0 is off)"),
+    "repetition_penalty": (lambda v: 0.01 <= v <= 100, "must be from 0.01 to 100 (1.0 is off)"),
     "repetition_window": (lambda v: v >= 0, "must be 0 (the whole text) or more tokens"),
     "min_p": (lambda v: 0 <= v < 1, "must be in [0, 1) (0 is off)"),
     "dry_multiplier": (lambda v: v >= 0, "must be 0 (off) or more"),
@@ -143,3 +146,16 @@ def parse_option(name: str, value: Any) -> tuple[str, Any]:
         return key, typed_value(key, value)
     except ValueError as err:
         raise InputError(f"option {name} {err}") from None
+
+
+def configured_options(base: GenerationOptions) -> GenerationOptions:
+    """`base` with config.toml's [options] applied; a bad value is one ConfigError naming the
+    file and the option."""
+    changes = {}
+    for name, value in load_config().options.items():
+        try:
+            key, typed = parse_option(name, value)
+        except InputError as err:
+            raise ConfigError(f"{paths.config_file()}: [options] {err}") from None
+        changes[key] = typed
+    return base.updated(**changes)

@@ -240,7 +240,7 @@ def test_muon_trains_a_model_from_scratch(tmp_path: Path) -> None:
 def test_muon_state_round_trips_through_a_checkpoint(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from scribe.engine.finetune.trainer import MuonAdamW
+    from scribe.engine.finetune.optimizers import MuonAdamW
 
     def stepped() -> tuple[torch.nn.Module, MuonAdamW]:
         torch.manual_seed(0)

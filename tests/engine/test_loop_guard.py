@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from scribe.engine import paths
-from scribe.engine.config import configured_options
 from scribe.engine.errors import ConfigError, InputError
 from scribe.engine.runtime.generation import Generator
 from scribe.engine.runtime.models import load
-from scribe.engine.runtime.options import GenerationOptions, parse_option
+from scribe.engine.runtime.options import GenerationOptions, configured_options, parse_option
 from scribe.engine.runtime.sampling import choose_token, dry_penalties
 from tests.tui.cli_run import scribe
 

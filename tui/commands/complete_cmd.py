@@ -40,14 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from scribe.engine.prompting.templates import get_template
     from scribe.engine.runtime.generation import Generator
     from scribe.engine.runtime.models import load
-    from scribe.engine.runtime.options import GenerationOptions
+    from scribe.engine.runtime.options import GenerationOptions, configured_options
 
     template = get_template(args.template) if args.template else None
     values = dict(args.param)
     if template:
         template.check_values(values)  # before the model loads: a typo fails fast
-    from scribe.engine.config import configured_options
-
     options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
     options = configured_options(options)
     if template:
