@@ -11,17 +11,33 @@ import importlib
 import os
 import sys
 
-from scribe.engine.version import scribe_version
-
 # Subcommand name -> module under scribe.tui.commands with `register(subparsers)`.
 COMMANDS = ["complete", "chat", "log", "finetune", "models", "templates", "lsp", "export"]
+# Commands that generate on the CPU: torch need not look for out-of-tree device backends (a
+# scan of every installed package's entry points) when they import it.
+CPU_COMMANDS = {"complete", "chat", "lsp", "serve"}
+
+
+class VersionAction(argparse.Action):
+    """argparse's "version" action, with the version looked up only when asked for (reading
+    the package metadata costs every other command tens of milliseconds at start)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kw) -> None:
+        kw.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        from scribe.engine.version import scribe_version
+
+        parser._print_message(f"scribe {scribe_version()}\n", sys.stdout)
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scribe", description="A local, private AI writing assistant."
     )
-    parser.add_argument("--version", action="version", version=f"scribe {scribe_version()}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"scribe.tui.commands.{name}_cmd").register(sub)
@@ -66,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
+        if args.command in CPU_COMMANDS:
+            os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
         # Started with `>&-`: whatever the command prints would vanish (or crash on None).
         if sys.stdout is None:
             raise InputError("stdout is closed; send it to a file or a pipe, e.g. > out.txt")

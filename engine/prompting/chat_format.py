@@ -50,6 +50,15 @@ class ChatFormat:
             )
         return cls.from_mapping(template.chat, template.stop)
 
+    @classmethod
+    def for_model(cls, card: dict[str, Any], template: str = "chat") -> ChatFormat:
+        """The format a model is asked in: its card's own `chat` entry (what fine-tuning
+        recorded), else chat template `template`'s."""
+        entry = card.get("chat")
+        if isinstance(entry, dict) and entry:
+            return cls.from_mapping(entry)
+        return cls.from_template(template)
+
     def as_dict(self) -> dict[str, Any]:
         """What a model card records, so that chat reads back this very format."""
         return {

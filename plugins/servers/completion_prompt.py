@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
-
 Encode = Callable[[str], list[int]]
 
+# The engine's bound (runtime/generation.py), repeated so that importing this module (and the
+# server) does not import torch; a test keeps the two equal.
+CHARS_PER_TOKEN_BOUND = 64
 REFILL = 0.75  # fraction of the budget a re-anchored prompt uses
 FINGERPRINT = 48  # characters after the anchor that must be unchanged to keep it
 

@@ -1,5 +1,7 @@
 """Editor completion behind both doors (LSP and JSONL): the model, loaded once and warmed in the
-worker thread; a prompt window per document; stop rules; and the figures `scribe/status` shows.
+worker thread; a prompt window per document, prefilled when the worker is idle (a document just
+opened, the cursor where typing will start); stop rules; the adaptive debounce and early display
+(pacing.py); and the figures `scribe/status` shows.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import statistics
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +25,13 @@ from scribe.plugins.servers.completion_prompt import (
     split_trailing_blanks,
     trim_suffix_overlap,
 )
+from scribe.plugins.servers.pacing import DEFAULT_CEILING_MS, AdaptiveDebounce, EarlyDisplay
 from scribe.plugins.servers.request_scheduler import Job, LatestWinsScheduler
 
 log = logging.getLogger("scribe.plugins.completion")
 
 DEFAULT_MAX_TOKENS = 32
-DEFAULT_DEBOUNCE_MS = 150
+DEFAULT_DEBOUNCE_MS = DEFAULT_CEILING_MS  # the adaptive debounce's ceiling
 MAX_WINDOWS = 64  # documents whose prompt anchor is remembered
 SUFFIX_CHARS = 2000  # the suffix is only used to trim overlap: its first line is plenty
 FIM_SUFFIX_TOKENS = 128  # text after the cursor a FIM prompt shows: a few lines is what matters
@@ -51,17 +55,21 @@ class Suggestion:
     latency_s: float
 
 
+Partial = Callable[[str], None]  # receives a suggestion's first whole words while it grows
+
+
 class CompletionService:
     def __init__(
         self,
         model_spec: str | None,
-        debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+        debounce_ms: int | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         precision: str = "auto",
     ) -> None:
+        """`debounce_ms`: a fixed wait before automatic requests; None adapts it (pacing.py)."""
         self.model_spec = model_spec
         self.precision = precision
-        self.debounce_ms = debounce_ms
+        self.debounce = AdaptiveDebounce(debounce_ms)
         self.max_tokens = max_tokens
         self.generator: Any = None  # scribe.engine.runtime.generation.Generator once loaded
         self.model_name = model_spec or "default"
@@ -74,6 +82,7 @@ class CompletionService:
         self._stats_lock = threading.Lock()
         self.requests = 0
         self.served = 0
+        self.prefilled = 0  # documents prefilled while idle
         self.last: dict[str, float] = {}  # the last served request's prompt and reused tokens
         self.scheduler = LatestWinsScheduler(startup=self._load)
 
@@ -83,6 +92,15 @@ class CompletionService:
 
     def close(self, timeout: float = 5.0) -> None:
         self.scheduler.close(timeout)
+
+    @property
+    def debounce_ms(self) -> int | None:
+        """The fixed debounce, or None when it adapts."""
+        return self.debounce.fixed_ms
+
+    @debounce_ms.setter
+    def debounce_ms(self, value: int | None) -> None:
+        self.debounce.fixed_ms = value
 
     def _load(self) -> None:
         """Runs in the worker thread: the editor gets its `initialize` answer meanwhile."""
@@ -94,7 +112,10 @@ class CompletionService:
 
             loaded = load(self.model_spec, precision=self.precision)
             generator = Generator(loaded)
+            generator.warm()  # the first pass pays one-time costs; the second is a typical
+            warm_started = time.perf_counter()  # keystroke's: the debounce's first measure
             generator.warm()
+            self.debounce.record(time.perf_counter() - warm_started)
         except Exception as err:
             self.state, self.error = "error", str(err)
             raise
@@ -109,17 +130,46 @@ class CompletionService:
         )
 
     # -- requests -----------------------------------------------------------------------------
-    def submit(self, request: CompletionRequest, automatic: bool = False) -> Job:
-        """Queue a request; the job's future gives a Suggestion, or None when it lost."""
+    def submit(
+        self, request: CompletionRequest, automatic: bool = False, partial: Partial | None = None
+    ) -> Job:
+        """Queue a request; the job's future gives a Suggestion, or None when it lost. `partial`
+        gets a prose suggestion's first whole words while it is being generated."""
         with self._stats_lock:
             self.requests += 1
         received = time.monotonic()
-        debounce = self.debounce_ms / 1000 if automatic else 0.0
+        debounce = self.debounce.delay_s() if automatic else 0.0
 
         def work(cancel: threading.Event) -> Suggestion | None:
-            return self.complete(request, cancel, received)
+            return self.complete(request, cancel, received, partial)
 
         return self.scheduler.submit(request.document, work, debounce)
+
+    def prefill(self, document: str, source: Callable[[], CompletionRequest | None]) -> None:
+        """Bring the model's cache to the prompt a request from `source` would have, once the
+        worker is idle, so the first suggestion there only reads what was typed since. `source`
+        is called then, for the text as it is by that time (None: nothing to do). A newer
+        prefill replaces this one; a request for `document` drops it."""
+
+        def work(cancel: threading.Event) -> None:
+            request = source()
+            if request is None or cancel.is_set() or self.generator is None:
+                return
+            started = time.monotonic()
+            model_prompt, _, max_tokens = self._model_prompt(request)
+            generator = self.generator
+            ids = generator.prompt_ids(model_prompt, max_tokens)
+            generator.next_logits(ids)
+            with self._stats_lock:
+                self.prefilled += 1
+            log.info(
+                "prefilled %s: %d tokens in %.0f ms",
+                document,
+                len(ids),
+                (time.monotonic() - started) * 1000,
+            )
+
+        self.scheduler.submit_idle(document, work)
 
     def cancel(self, job: Job) -> None:
         self.scheduler.cancel(job)
@@ -138,14 +188,8 @@ class CompletionService:
             self._windows.popitem(last=False)
         return window
 
-    def complete(
-        self, request: CompletionRequest, cancel: threading.Event, received: float | None = None
-    ) -> Suggestion | None:
-        """Serve one request on the calling thread (the scheduler's worker calls this); None
-        when `cancel` was set before it finished. `received` is when it arrived, for latency."""
-        received = time.monotonic() if received is None else received
-        from scribe.engine.runtime.options import GenerationOptions
-
+    def _model_prompt(self, request: CompletionRequest) -> tuple[str, str, int]:
+        """(the prompt the model reads, the blanks before the cursor it leaves out, max tokens)."""
         generator = self.generator
         max_tokens = max(1, min(request.max_tokens, generator.n_positions // 2))
         budget = generator.n_positions - max_tokens - MARGIN
@@ -164,27 +208,46 @@ class CompletionService:
             model_prompt, blanks = self.fim.prompt(prompt, after), ""
         else:
             model_prompt, blanks = split_trailing_blanks(prompt)
+        return model_prompt, blanks, max_tokens
+
+    def complete(
+        self,
+        request: CompletionRequest,
+        cancel: threading.Event,
+        received: float | None = None,
+        partial: Partial | None = None,
+    ) -> Suggestion | None:
+        """Serve one request on the calling thread (the scheduler's worker calls this); None
+        when `cancel` was set before it finished. `received` is when it arrived, for latency;
+        `partial`, see `submit`."""
+        received = time.monotonic() if received is None else received
+        from scribe.engine.runtime.options import GenerationOptions, configured_options
+
+        generator = self.generator
+        model_prompt, blanks, max_tokens = self._model_prompt(request)
         prose = is_prose(request.language)
+        suffix = request.suffix[:SUFFIX_CHARS]
+        early = EarlyDisplay(partial) if partial is not None and prose else None
         rule = StopRule(prose)
-        options = GenerationOptions(
-            max_new_tokens=max_tokens, temperature=0.0, stop=("\n\n",) if prose else ()
+        # Near-greedy ghost text with the loop guard on; config.toml's [options] may change the
+        # sampling, never the length or the stops the editor relies on.
+        options = configured_options(GenerationOptions(temperature=0.0)).updated(
+            max_new_tokens=max_tokens, stop=("\n\n",) if prose else ()
         )
         stream = generator.stream(model_prompt, options, cancel=cancel)
         try:
             for delta in stream:
                 if rule.feed(delta) or cancel.is_set():
                     break
+                if early is not None:
+                    early.offer(_shape(rule.text, blanks, suffix))
         finally:
             stream.close()  # releases the engine's lock at once when we stop early
+        stats = stream.stats
+        self.debounce.record(stats.first_token_s)
         if cancel.is_set():
             return None
-        text = rule.finish()
-        if blanks:
-            # The user typed the blank already: drop the model's own leading blanks; text that
-            # would be glued to the previous word does not fit after a blank.
-            text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
-        text = trim_suffix_overlap(text, request.suffix[:SUFFIX_CHARS])
-        stats = stream.stats
+        text = _shape(rule.finish(), blanks, suffix)
         latency = time.monotonic() - received
         with self._stats_lock:
             self.served += 1
@@ -220,6 +283,9 @@ class CompletionService:
             "served": served,
             "cancelled": self.scheduler.dropped_jobs,
             "generations": self.scheduler.started_jobs,
+            "prefilled": self.prefilled,
+            "debounce_ms": round(self.debounce.delay_s() * 1000, 1),
+            "debounce": "adaptive" if self.debounce.adaptive else "fixed",
             "pending": self.scheduler.pending(),
             "peak_pending": self.scheduler.peak_pending,
             "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
@@ -228,6 +294,15 @@ class CompletionService:
         if self.error:
             status["error"] = self.error
         return status
+
+
+def _shape(text: str, blanks: str, suffix: str) -> str:
+    """The suggestion as shown: after blanks the user typed, the model's own leading blanks go
+    (text that would be glued to the previous word does not fit after a blank); what repeats
+    the text after the cursor goes too."""
+    if blanks:
+        text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
+    return trim_suffix_overlap(text, suffix)
 
 
 def _percentile(sorted_values: list[float], pct: int) -> float | None:

@@ -7,6 +7,10 @@ A model runs one request at a time, and an editor asks again on every keystroke,
 - at most `max_pending` keys wait at once (the oldest is dropped), so memory stays bounded
   whatever the client sends.
 A job that loses gets `None` as its result, never an exception.
+
+Idle work (warming the cache for a document just opened) runs only when no request waits: one
+slot, a newer one replaces the older, and a request for the same key drops it. It is no job: it
+has no future and is not counted in the job figures.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
 
 
+@dataclass(eq=False)
+class IdleWork:
+    key: str
+    work: Work
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
 class LatestWinsScheduler:
     def __init__(self, startup: Callable[[], None] | None = None, max_pending: int = 16) -> None:
         self._startup = startup
@@ -41,11 +52,14 @@ class LatestWinsScheduler:
         self._cond = threading.Condition()
         self._pending: dict[str, Job] = {}  # insertion order = age
         self._running: Job | None = None
+        self._idle: IdleWork | None = None  # waiting idle work
+        self._running_idle: IdleWork | None = None
         self._closed = False
         self.startup_error: BaseException | None = None
         self.started_jobs = 0  # jobs whose work was actually run
         self.dropped_jobs = 0  # superseded, cancelled or pushed out before or while running
         self.peak_pending = 0
+        self.idle_runs = 0  # idle work actually run
         self._thread = threading.Thread(target=self._loop, name="scribe-worker", daemon=True)
 
     def start(self) -> None:
@@ -63,6 +77,10 @@ class LatestWinsScheduler:
                 self._resolve_dropped(older)
             if self._running is not None and self._running.key == key:
                 self._running.cancel.set()
+            if self._idle is not None and self._idle.key == key:
+                self._idle = None  # the request warms the cache for this document itself
+            if self._running_idle is not None:
+                self._running_idle.cancel.set()  # checked before its work starts
             self._pending[key] = job
             while len(self._pending) > self.max_pending:
                 oldest = next(iter(self._pending))
@@ -70,6 +88,16 @@ class LatestWinsScheduler:
             self.peak_pending = max(self.peak_pending, len(self._pending))
             self._cond.notify_all()
         return job
+
+    def submit_idle(self, key: str, work: Work) -> None:
+        """Run `work` once the worker has nothing else to do (see the module's notes)."""
+        with self._cond:
+            if self._closed:
+                return
+            if self._idle is not None:
+                self._idle.cancel.set()
+            self._idle = IdleWork(key, work)
+            self._cond.notify_all()
 
     def cancel(self, job: Job) -> None:
         """Stop a job wherever it is: queued (removed now) or running (at its next token)."""
@@ -89,8 +117,11 @@ class LatestWinsScheduler:
             for job in self._pending.values():
                 self._resolve_dropped(job)
             self._pending.clear()
+            self._idle = None
             if self._running is not None:
                 self._running.cancel.set()
+            if self._running_idle is not None:
+                self._running_idle.cancel.set()
             self._cond.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -113,14 +144,21 @@ class LatestWinsScheduler:
             job = self._next_job()
             if job is None:
                 return
-            self._run(job)
+            if isinstance(job, IdleWork):
+                self._run_idle(job)
+            else:
+                self._run(job)
 
-    def _next_job(self) -> Job | None:
+    def _next_job(self) -> Job | IdleWork | None:
         with self._cond:
             while True:
                 if self._closed:
                     return None
                 if not self._pending:
+                    if self._idle is not None and self.startup_error is None:
+                        idle, self._idle = self._idle, None
+                        self._running_idle = idle
+                        return idle
                     self._cond.wait()
                     continue
                 job = min(self._pending.values(), key=lambda j: j.ready_at)
@@ -137,6 +175,17 @@ class LatestWinsScheduler:
                     continue  # the client cancelled it while it waited
                 self._running = job
                 return job
+
+    def _run_idle(self, idle: IdleWork) -> None:
+        try:
+            if not idle.cancel.is_set():
+                self.idle_runs += 1
+                idle.work(idle.cancel)
+        except Exception:  # only a warm-up: the next request shows any real problem
+            log.exception("idle work for %s failed", idle.key)
+        finally:
+            with self._cond:
+                self._running_idle = None
 
     def _run(self, job: Job) -> None:
         try:

@@ -122,3 +122,16 @@ def test_the_hub_gpt2_file_layout_loads_the_same(
     assert Generator(loaded).complete_text("The rain", options) == reference.complete_text(
         "The rain", options
     )
+
+
+def test_fp16_weights_widen_to_the_same_float32_values() -> None:
+    to_float32 = checkpoint.to_float32
+    # Every fp16 bit pattern: normal, subnormal, zero of both signs, infinities (NaNs compared
+    # as NaNs).
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    widened = to_float32(every)
+    assert widened.dtype == torch.float32
+    assert torch.equal(widened.isnan(), every.isnan())
+    assert torch.equal(widened[~widened.isnan()], every.to(torch.float32)[~every.isnan()])
+    bf16 = torch.randn(64).to(torch.bfloat16)
+    assert torch.equal(to_float32(bf16), bf16.to(torch.float32))

@@ -4,6 +4,7 @@ bounded prompts, cancellation, status figures."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,72 @@ def test_a_typed_space_is_not_doubled(service: CompletionService) -> None:
     assert plain is not None and spaced is not None
     assert plain.text.startswith(" ")
     assert spaced.text == plain.text[1:]
+
+
+def wait_for_prefills(service: CompletionService, count: int) -> None:
+    """Until the service has done `count` prefills (a wait, never a timing assertion)."""
+    deadline = time.monotonic() + WAIT
+    while service.status()["prefilled"] < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert service.status()["prefilled"] == count
+
+
+def test_a_prefilled_document_is_in_the_cache_for_its_first_request(
+    service: CompletionService,
+) -> None:
+    text = "It was a bright cold day in April, and the clocks"
+    before = service.status()["prefilled"]
+    service.prefill("warm", lambda: at_end(text, "warm"))
+    wait_for_prefills(service, before + 1)
+    # A blank typed after it: the model's prompt is the prefilled one, all of it cached but
+    # the one token a step always feeds.
+    suggestion = service.complete_now(at_end(text + " ", "warm"))
+    assert suggestion is not None
+    assert suggestion.reused_tokens == suggestion.prompt_tokens - 1
+
+
+def test_a_prefill_reads_the_text_as_it_is_when_the_worker_gets_to_it(
+    service: CompletionService,
+) -> None:
+    release = threading.Event()
+    busy = service.scheduler.submit("busy", lambda cancel: release.wait(WAIT))
+    texts = ["draft one"]
+    before = service.status()["prefilled"]
+    service.prefill("moving", lambda: at_end(texts[-1], "moving"))
+    texts.append("It was a bright cold day in April, and the")  # typed while the worker was busy
+    release.set()
+    busy.future.result(WAIT)
+    wait_for_prefills(service, before + 1)
+    suggestion = service.complete_now(at_end(texts[-1], "moving"))
+    assert suggestion is not None and suggestion.reused_tokens == suggestion.prompt_tokens - 1
+
+
+def test_partial_suggestions_are_whole_words_that_the_answer_starts_with(
+    service: CompletionService,
+) -> None:
+    partials: list[str] = []
+    request = at_end("The boats were coming home and she", "partial", max_tokens=32)
+    job = service.submit(request, partial=partials.append)
+    suggestion = job.future.result(WAIT)
+    assert suggestion is not None
+    final = suggestion.text
+    for shown in partials:
+        assert shown.strip() and final.startswith(shown)
+        assert final[len(shown)] in " \t\n"  # it ended where a word did
+    assert partials == sorted(set(partials), key=len)  # each grows the one before
+    if len(final.split()) >= 3:  # two words were complete while a third was on its way
+        assert partials
+
+
+def test_code_suggestions_come_whole(service: CompletionService) -> None:
+    partials: list[str] = []
+    request = at_end("def main():\n    value = compute(", "code", language="python")
+    assert service.submit(request, partial=partials.append).future.result(WAIT) is not None
+    assert partials == []
+
+
+def test_an_automatic_request_waits_the_adaptive_debounce() -> None:
+    adaptive = CompletionService(None)
+    assert adaptive.debounce_ms is None and adaptive.status()["debounce"] == "adaptive"
+    fixed = CompletionService(None, debounce_ms=40)
+    assert fixed.status()["debounce"] == "fixed" and fixed.status()["debounce_ms"] == 40

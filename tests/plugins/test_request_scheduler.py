@@ -103,3 +103,75 @@ def test_startup_failure_is_reported_to_each_request() -> None:
     with pytest.raises(RuntimeError, match="model folder is gone"):
         job.future.result(WAIT)
     scheduler.close()
+
+
+# -- idle work: warming the cache while nothing else waits --------------------------------------
+def test_idle_work_runs_when_nothing_else_waits(scheduler) -> None:
+    ran = threading.Event()
+    scheduler.submit_idle("doc", lambda cancel: ran.set())
+    assert ran.wait(WAIT)
+    assert scheduler.idle_runs == 1
+    # It is no job: the figures of requests do not count it.
+    assert (scheduler.started_jobs, scheduler.dropped_jobs, scheduler.peak_pending) == (0, 0, 0)
+
+
+def test_idle_work_waits_for_requests_and_a_request_for_its_document_drops_it(scheduler) -> None:
+    started, release = threading.Event(), threading.Event()
+    busy = scheduler.submit("other", blocking_job(started, release, "busy"))
+    assert started.wait(WAIT)
+    order = []
+    scheduler.submit_idle("doc", lambda cancel: order.append("idle doc"))
+    scheduler.submit_idle("other", lambda cancel: order.append("idle other"))  # replaces it
+    queued = scheduler.submit("doc", lambda cancel: order.append("request doc") or "done")
+    release.set()
+    assert busy.future.result(WAIT) == "busy" and queued.future.result(WAIT) == "done"
+    finished = threading.Event()
+    scheduler.submit_idle("last", lambda cancel: finished.set())
+    assert finished.wait(WAIT)
+    # The request ran before any idle work; of the two idle works only the newer ran.
+    assert order == ["request doc", "idle other"]
+
+
+def test_a_request_for_the_same_document_drops_waiting_idle_work(scheduler) -> None:
+    started, release = threading.Event(), threading.Event()
+    busy = scheduler.submit("other", blocking_job(started, release, "busy"))
+    assert started.wait(WAIT)
+    ran = []
+    scheduler.submit_idle("doc", lambda cancel: ran.append("idle"))
+    done = scheduler.submit("doc", lambda cancel: "request")
+    release.set()
+    assert busy.future.result(WAIT) == "busy" and done.future.result(WAIT) == "request"
+    flushed = threading.Event()
+    scheduler.submit_idle("x", lambda cancel: flushed.set())
+    assert flushed.wait(WAIT)
+    assert ran == []
+
+
+def test_a_request_tells_running_idle_work_to_stop(scheduler) -> None:
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    def idle(cancel: threading.Event) -> None:
+        started.set()
+        release.wait(WAIT)
+        seen.append(cancel.is_set())
+
+    scheduler.submit_idle("doc", idle)
+    assert started.wait(WAIT)
+    job = scheduler.submit("another", lambda cancel: "request")
+    release.set()
+    assert job.future.result(WAIT) == "request"
+    assert seen == [True]
+
+
+def test_idle_work_after_close_or_a_failed_start_never_runs() -> None:
+    failing = LatestWinsScheduler(startup=lambda: 1 / 0)
+    failing.start()
+    ran = []
+    failing.submit_idle("doc", lambda cancel: ran.append(1))
+    job = failing.submit("doc2", lambda cancel: "never")
+    with pytest.raises(ZeroDivisionError):
+        job.future.result(WAIT)
+    failing.close()
+    failing.submit_idle("doc", lambda cancel: ran.append(2))
+    assert ran == []

@@ -208,8 +208,7 @@ def describe_options(session: ChatSession) -> str:
     seed = f" seed {o.seed}" if o.seed is not None else ""
     return (
         f"temp {o.temperature:g} top_p {o.top_p:g} top_k {o.top_k} "
-        f"min_p {o.min_p:g} max {o.max_new_tokens} rep {o.repetition_penalty:g} "
-        f"dry {o.dry_multiplier:g}{seed}"
+        f"max {o.max_new_tokens} rep {o.repetition_penalty:g}{seed}"
     )
 
 

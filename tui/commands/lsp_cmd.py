@@ -1,6 +1,7 @@
-"""`scribe lsp` (language server on stdio) and `scribe serve` (= `scribe lsp --jsonl`).
+"""`scribe lsp` (language server on stdio), `scribe serve` (= `scribe lsp --jsonl`), and
+`scribe serve --http` (the OpenAI, Ollama and llama.cpp APIs on one local HTTP server).
 
-Kept light at import: pygls, torch and transformers load inside `run`.
+Kept light at import: pygls, torch, transformers, starlette and uvicorn load inside `run`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ DESCRIPTION = (
     "Logs go to the cache dir, never stdout."
 )
 
-SERVE_SUMMARY = "completion for scripts: JSONL on stdin/stdout (same as `scribe lsp --jsonl`)"
-SERVE_DESCRIPTION = 'Read {"id","prefix","suffix","max_tokens"} lines, write {"id","text"} lines.'
+SERVE_SUMMARY = "JSONL completion on stdin/stdout, or --http: an OpenAI/Ollama/llama.cpp server"
+SERVE_DESCRIPTION = (
+    'Read {"id","prefix","suffix","max_tokens"} lines, write {"id","text"} lines (same as '
+    "`scribe lsp --jsonl`). With --http: a local HTTP server that speaks OpenAI's API (/v1), "
+    "Ollama's (/api) and llama.cpp's (/completion, /infill), for the openai SDK, llm, "
+    "Continue, oterm, llama.vim and curl."
+)
+HTTP_FLAGS = ("host", "port", "api_key", "allow_origin", "max_loaded", "max_queue", "max_body")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +43,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     lsp.set_defaults(func=run)
     serve = add_command(sub, "serve", SERVE_SUMMARY, SERVE_DESCRIPTION)
     _add_server_args(serve)
+    _add_http_args(serve)
     serve.set_defaults(func=run, jsonl=True)
+
+
+def _add_http_args(parser: argparse.ArgumentParser) -> None:
+    http = parser.add_argument_group("HTTP server (--http)")
+    http.add_argument(
+        "--http",
+        action="store_true",
+        help="serve HTTP instead: OpenAI /v1, Ollama /api, llama.cpp /completion and /infill",
+    )
+    http.add_argument(
+        "--host",
+        metavar="H",
+        help="address to listen on (default 127.0.0.1; any other is reachable from elsewhere)",
+    )
+    http.add_argument("--port", type=int, metavar="P", help="port (default 8012, llama.vim's)")
+    http.add_argument(
+        "--api-key",
+        metavar="K",
+        help="require Authorization: Bearer K on every path but /health (default $SCRIBE_API_KEY)",
+    )
+    http.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="also accept browser requests from ORIGIN, e.g. https://app.example (repeatable)",
+    )
+    http.add_argument(
+        "--max-loaded", type=int, metavar="N", help="models kept loaded at once (default 2)"
+    )
+    http.add_argument(
+        "--max-queue", type=int, metavar="N", help="requests waiting per model (default 16)"
+    )
+    http.add_argument("--max-body", type=int, metavar="BYTES", help="request size cap (8 MiB)")
+    http.add_argument(
+        "--log-prompts", action="store_true", help="write prompts and answers to the log too"
+    )
 
 
 def _add_server_args(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +91,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--debounce-ms",
         type=int,
-        default=150,
+        default=None,  # adaptive, at most 150 ms (plugins/servers/pacing.py)
         metavar="MS",
         help="wait this long after an automatic request before generating (default 150)",
     )
@@ -57,9 +101,15 @@ def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
     from scribe.engine.runtime.model_files import locate
 
+    if getattr(args, "http", False):
+        return _run_http(args)
+    given = [f for f in HTTP_FLAGS if getattr(args, f, None) is not None]
+    if given or getattr(args, "log_prompts", False):
+        flag = "--" + (given[0] if given else "log_prompts").replace("_", "-")
+        raise InputError(f"{flag} is for the HTTP server: add --http")
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")
-    if args.debounce_ms < 0:
+    if args.debounce_ms is not None and args.debounce_ms < 0:
         raise InputError("--debounce-ms must be 0 or more")
     model_path = locate(args.model)  # fails fast, with one line, on a bad --model
     if not args.jsonl:
@@ -88,6 +138,56 @@ def run(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
+def _run_http(args: argparse.Namespace) -> int:
+    from scribe.engine.errors import InputError
+    from scribe.engine.runtime.model_files import locate
+
+    for flag, value, low in (
+        ("--port", args.port, 0),
+        ("--max-loaded", args.max_loaded, 1),
+        ("--max-queue", args.max_queue, 1),
+        ("--max-body", args.max_body, 1),
+    ):
+        if value is not None and (value < low or (flag == "--port" and value > 65535)):
+            raise InputError(f"{flag} must be {'0 to 65535' if flag == '--port' else 'at least 1'}")
+    model_path = locate(args.model)  # fails fast, with one line, on a bad --model
+    from scribe.plugins.servers.http import server
+    from scribe.plugins.servers.http.app import DEFAULT_PORT, ServerSettings
+    from scribe.plugins.servers.http.models_pool import display_name
+
+    host = args.host or "127.0.0.1"
+    api_key = args.api_key or os.environ.get("SCRIBE_API_KEY") or None
+    settings = ServerSettings(
+        host=host,
+        port=DEFAULT_PORT if args.port is None else args.port,
+        model=args.model,
+        precision=args.precision,
+        api_key=api_key,
+        allow_origins=tuple(args.allow_origin or ()),
+        **{k: v for k in ("max_loaded", "max_queue", "max_body") if (v := getattr(args, k))},
+        log_prompts=args.log_prompts,
+    )
+    sock = server.bind(settings.host, settings.port)
+    log_file = _setup_logging("http")
+    logging.getLogger("scribe").info("starting; model %s; %s", model_path, server.url(sock))
+    if server.exposed(host):
+        key = "" if api_key else "; set --api-key"
+        print(
+            f"scribe: warning: --host {host} is reachable from other machines{key}",
+            file=sys.stderr,
+            flush=True,
+        )
+    url = server.url(sock)
+    print(
+        f"scribe: serving {display_name(args.model)} on {url} (OpenAI {url}/v1, Ollama {url}, "
+        f"llama.cpp {url}/infill); Ctrl-C stops; log {log_file}",
+        file=sys.stderr,
+        flush=True,
+    )
+    server.serve(settings, sock)
+    return 0
+
+
 def _claim_stdout() -> io.BufferedWriter:
     """Keep the real stdout for the protocol and point fd 1 at stderr, so a stray print from
     any library cannot corrupt the stream the editor parses."""
@@ -100,13 +200,25 @@ def _claim_stdout() -> io.BufferedWriter:
     return io.BufferedWriter(io.FileIO(protocol_fd, "wb"))
 
 
+class PrivateLog(RotatingFileHandler):
+    """A log file only its owner may read (it names files and models; with --log-prompts it
+    holds text), rotated files included."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        from scribe.engine.paths import private_umask
+
+        with private_umask():
+            return super()._open()
+
+
 def _setup_logging(name: str) -> Path:
-    from scribe.engine.paths import cache_dir
+    from scribe.engine.paths import cache_dir, tighten
 
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.log"
-    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=1, encoding="utf-8")
+    handler = PrivateLog(path, maxBytes=2_000_000, backupCount=1, encoding="utf-8")
+    tighten(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

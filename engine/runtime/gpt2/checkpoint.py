@@ -154,15 +154,13 @@ class Weights(Mapping[str, "torch.Tensor"]):
         self._loaded: dict[str, torch.Tensor] = {}
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        import torch
-
         tensor = self._loaded.get(name)
         if tensor is None:
             if self._tied(name):
                 tensor = self["wte.weight"]  # one tensor, as in transformers
             else:
                 handle, key = self._where[name]
-                tensor = handle.get_tensor(key).to(torch.float32)
+                tensor = to_float32(handle.get_tensor(key))
             self._loaded[name] = tensor
         return tensor
 
@@ -187,6 +185,22 @@ class Weights(Mapping[str, "torch.Tensor"]):
             for name, (handle, key) in self._where.items()
             if not self._tied(name) and not name.endswith((".attn.bias", ".attn.masked_bias"))
         )
+
+
+def to_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` as float32. fp16 goes through numpy, whose conversion is several times faster
+    than torch's on the CPU (the embedded model's 7M fp16 weights: 20 ms, not 100-200 ms, of
+    every start); the values are the same, as every fp16 number is exact in float32."""
+    import torch
+
+    if tensor.dtype == torch.float16:
+        try:
+            import numpy
+
+            return torch.from_numpy(tensor.numpy().astype(numpy.float32))
+        except (ImportError, RuntimeError):  # a torch without numpy support
+            pass
+    return tensor.to(torch.float32)
 
 
 class TextTokenizer:

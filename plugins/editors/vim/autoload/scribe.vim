@@ -7,17 +7,20 @@ let s:nvim = has('nvim')
 let s:seq = 0
 " The latest request: seq, bufnr, tick, lnum, col, id (LSP id)
 let s:inflight = {}
-" The suggestion on screen: bufnr, lnum, col, text
+" The suggestion on screen: bufnr, lnum, col, text, seq (the request it answers)
 let s:ghost = {}
-" b:changedtick right after a partial accept (keep the rest showing)
+" b:changedtick right after a partial accept or typing into the suggestion (keep the rest)
 let s:own_tick = -1
+" The last request whose suggestion was shown (stats count each request once)
+let s:shown_seq = -1
 " Trigger kind to send once the server is ready (0: none)
 let s:want = 0
 " Server state: stopped, starting, ready or failed
 let s:server = 'stopped'
 let s:last_error = ''
 let s:last_status = {}
-let s:stats = {'requests': 0, 'responses': 0, 'shown': 0, 'stale': 0, 'errors': 0}
+let s:stats = {'requests': 0, 'responses': 0, 'shown': 0, 'stale': 0, 'errors': 0,
+      \ 'partials': 0, 'prefills': 0}
 
 " -- settings ---------------------------------------------------------------------------------
 function! scribe#enabled_here() abort
@@ -36,8 +39,13 @@ function! scribe#server_command() abort
   return cmd
 endfunction
 
+" debounceMs only when set: the server adapts its debounce otherwise.
 function! s:init_options() abort
-  return {'debounceMs': g:scribe_debounce_ms, 'maxTokens': g:scribe_max_tokens}
+  let options = {'maxTokens': g:scribe_max_tokens, 'partialCompletions': v:true}
+  if type(get(g:, 'scribe_debounce_ms', v:null)) == v:t_number
+    let options.debounceMs = g:scribe_debounce_ms
+  endif
+  return options
 endfunction
 
 " -- server life cycle ------------------------------------------------------------------------
@@ -66,10 +74,52 @@ endfunction
 " Called by a backend once the server answered `initialize` (Neovim: once a buffer is attached).
 function! scribe#on_ready() abort
   let s:server = 'ready'
-  if s:want && mode() =~# '^[iR]' && scribe#enabled_here()
+  let insert = mode() =~# '^[iR]'
+  if s:want && insert && scribe#enabled_here()
     call s:request(s:want == 1)
+  elseif scribe#enabled_here()
+    " The server prefills an opened document up to its end; in insert mode, up to the cursor.
+    call call(insert ? 's:prefill' : 's:open', [bufnr('')])
   endif
   let s:want = 0
+endfunction
+
+" A buffer of an enabled filetype opened (or was entered): start the server now, so that the
+" model is loaded, and the text read, before the first keystroke.
+function! scribe#on_buffer(bufnr) abort
+  if a:bufnr != bufnr('') || !scribe#enabled_here()
+    return
+  endif
+  if s:ensure_server()
+    call s:open(a:bufnr)
+  endif
+endfunction
+
+" Entering insert mode: the server reads the text up to the cursor while nothing else runs.
+function! scribe#on_insert_enter() abort
+  if s:server ==# 'ready' && scribe#enabled_here()
+    call s:prefill(bufnr(''))
+  endif
+endfunction
+
+" Open the buffer on the server (which prefills the model's cache up to its end).
+function! s:open(bufnr) abort
+  if s:nvim
+    call luaeval('require("scribe").attach(_A)', a:bufnr)
+  else
+    call scribe#vimjob#open(a:bufnr)
+  endif
+endfunction
+
+" Send the buffer and ask the server to prefill the model's cache up to the cursor.
+function! s:prefill(bufnr) abort
+  let position = {'line': line('.') - 1, 'character': col('.') - 1}
+  let s:stats.prefills += 1
+  if s:nvim
+    call luaeval('require("scribe").prefill(_A[1], _A[2])', [a:bufnr, position])
+  else
+    call scribe#vimjob#prefill(a:bufnr, position)
+  endif
 endfunction
 
 function! scribe#on_server_failed(message) abort
@@ -139,7 +189,7 @@ function! s:typed_through() abort
   if len(typed) >= len(s:ghost.text) || strpart(s:ghost.text, 0, len(typed)) !=# typed
     return 0
   endif
-  call s:show(bufnr(''), line('.'), col('.'), strpart(s:ghost.text, len(typed)))
+  call s:show(bufnr(''), line('.'), col('.'), strpart(s:ghost.text, len(typed)), s:ghost.seq)
   let s:own_tick = b:changedtick
   return 1
 endfunction
@@ -191,6 +241,24 @@ function! s:cancel(id) abort
   endif
 endfunction
 
+" What of `text`, a suggestion for request `ctx`, to show at the cursor now; -1 when it is
+" stale. It is fresh while the buffer, text and cursor are as they were when we asked, or
+" when all the user did since was type (or accept) the start of this same suggestion.
+function! s:remainder(ctx, text) abort
+  if empty(a:ctx) || mode() !~# '^[iR]' || bufnr('') != a:ctx.bufnr || line('.') != a:ctx.lnum
+    return -1
+  endif
+  if b:changedtick == a:ctx.tick && col('.') == a:ctx.col
+    return a:text
+  endif
+  if empty(s:ghost) || s:ghost.seq != a:ctx.seq || b:changedtick != s:own_tick
+        \ || col('.') <= a:ctx.col
+    return -1
+  endif
+  let typed = strpart(getline('.'), a:ctx.col - 1, col('.') - a:ctx.col)
+  return strpart(a:text, 0, len(typed)) ==# typed ? strpart(a:text, len(typed)) : -1
+endfunction
+
 " A backend hands every completion response here: `result` is the LSP result, or
 " {'error': {...}} for an error response.
 function! scribe#on_response(seq, result) abort
@@ -210,31 +278,52 @@ function! scribe#on_response(seq, result) abort
     endif
     return
   endif
-  if empty(ctx) || [bufnr(''), b:changedtick, line('.'), col('.')] !=
-        \ [ctx.bufnr, ctx.tick, ctx.lnum, ctx.col] || mode() !~# '^[iR]'
+  let items = type(a:result) == v:t_dict ? get(a:result, 'items', []) : a:result
+  let text = ''
+  if type(items) == v:t_list && !empty(items) && type(items[0]) == v:t_dict
+    let text = get(items[0], 'insertText', '')
+    " A snippet StringValue: show its text
+    if type(text) == v:t_dict
+      let text = get(text, 'value', '')
+    endif
+  endif
+  let rest = s:remainder(ctx, type(text) == v:t_string ? text : '')
+  if type(rest) != v:t_string
     " The text or the cursor moved on since we asked
+    let s:stats.stale += 1
+  elseif !empty(rest)
+    call s:show(bufnr(''), line('.'), col('.'), rest, ctx.seq)
+  elseif !empty(s:ghost) && s:ghost.seq == ctx.seq
+    " The whole suggestion is less than its first words said (or was typed already)
+    call s:clear()
+  endif
+endfunction
+
+" A backend hands the server's scribe/partialCompletion notifications here: the first whole
+" words of the suggestion for LSP request `id`, while it is being generated.
+function! scribe#on_partial(id, text) abort
+  let ctx = s:inflight
+  if empty(ctx) || get(ctx, 'id', -1) != a:id || type(a:text) != v:t_string
     let s:stats.stale += 1
     return
   endif
-  let items = type(a:result) == v:t_dict ? get(a:result, 'items', []) : a:result
-  if type(items) != v:t_list || empty(items) || type(items[0]) != v:t_dict
-    return
-  endif
-  let text = get(items[0], 'insertText', '')
-  " A snippet StringValue: show its text
-  if type(text) == v:t_dict
-    let text = get(text, 'value', '')
-  endif
-  if type(text) == v:t_string && !empty(text)
-    call s:show(ctx.bufnr, ctx.lnum, ctx.col, text)
+  let rest = s:remainder(ctx, a:text)
+  if type(rest) != v:t_string
+    let s:stats.stale += 1
+  elseif !empty(rest)
+    let s:stats.partials += 1
+    call s:show(bufnr(''), line('.'), col('.'), rest, ctx.seq)
   endif
 endfunction
 
 " -- ghost text -------------------------------------------------------------------------------
-function! s:show(bufnr, lnum, col, text) abort
+function! s:show(bufnr, lnum, col, text, seq) abort
   call s:clear()
-  let s:ghost = {'bufnr': a:bufnr, 'lnum': a:lnum, 'col': a:col, 'text': a:text}
-  let s:stats.shown += 1
+  let s:ghost = {'bufnr': a:bufnr, 'lnum': a:lnum, 'col': a:col, 'text': a:text, 'seq': a:seq}
+  if a:seq != s:shown_seq
+    let s:shown_seq = a:seq
+    let s:stats.shown += 1
+  endif
   let lines = split(a:text, "\n", 1)
   if s:nvim
     call luaeval('require("scribe").show(_A[1], _A[2], _A[3], _A[4])',
@@ -303,11 +392,12 @@ function! scribe#accept(what) abort
   endif
   let part = empty(part) ? text : part
   let rest = strpart(text, len(part))
+  let seq = s:ghost.seq
   call s:clear()
   call s:insert(part)
   if !empty(rest)
     let s:own_tick = b:changedtick
-    call s:show(bufnr(''), line('.'), col('.'), rest)
+    call s:show(bufnr(''), line('.'), col('.'), rest, seq)
   endif
 endfunction
 

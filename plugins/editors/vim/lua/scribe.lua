@@ -27,6 +27,14 @@ function M.start(cmd, init_options)
     offset_encoding = 'utf-8',
     init_options = init_options,
     flags = { debounce_text_changes = 50 },
+    handlers = {
+      -- The first whole words of a suggestion, while it is being generated.
+      ['scribe/partialCompletion'] = function(_, result)
+        if type(result) == 'table' then
+          vim.fn['scribe#on_partial'](result.id or -1, result.text or vim.NIL)
+        end
+      end,
+    },
     on_attach = function()
       -- Scheduled: Neovim 0.7 marks the buffer attached only after this callback returns.
       vim.schedule(function()
@@ -61,6 +69,22 @@ end
 function M.attach(bufnr)
   if client_id then
     vim.lsp.buf_attach_client(bufnr, client_id)
+  end
+end
+
+-- Ask the server to prefill the model's cache for `bufnr` up to `position`. A buffer not yet
+-- attached is attached instead: its on_attach calls scribe#on_ready, which asks again.
+function M.prefill(bufnr, position)
+  local c = client()
+  if not c then
+    return
+  end
+  if not c.attached_buffers[bufnr] then
+    vim.lsp.buf_attach_client(bufnr, client_id)
+    return
+  end
+  if c.initialized then
+    c.notify('scribe/prefill', { textDocument = { uri = vim.uri_from_bufnr(bufnr) }, position = position })
   end
 end
 
@@ -102,9 +126,31 @@ function M.status()
   end
 end
 
+-- Buffers whose changes are watched: any change to the text clears the ghost text at once.
+-- (Neovim may redraw between a keystroke and the TextChangedI that would clear it, and the
+-- extmark moves with the text, so the old suggestion would show, shifted, for a moment.
+-- autoload/scribe.vim shows the rest again when the user typed the suggestion's start.)
+local watched = {}
+
+local function watch(bufnr)
+  if watched[bufnr] then
+    return
+  end
+  watched[bufnr] = true
+  vim.api.nvim_buf_attach(bufnr, false, {
+    on_bytes = function()
+      vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
+    end,
+    on_detach = function()
+      watched[bufnr] = nil
+    end,
+  })
+end
+
 -- The first line overlays the cursor position (with the rest of the buffer line after it, so
 -- it reads as inserted: Neovim 0.7 has no inline virtual text); more lines go below.
 function M.show(bufnr, row, col, lines)
+  watch(bufnr)
   local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
   local virt_text = { { lines[1], 'ScribeGhost' } }
   if col < #line then

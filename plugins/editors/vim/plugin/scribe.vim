@@ -22,7 +22,8 @@ let g:loaded_scribe = 1
 let g:scribe_enabled = get(g:, 'scribe_enabled', 1)
 let g:scribe_model = get(g:, 'scribe_model', '')
 let g:scribe_command = get(g:, 'scribe_command', ['scribe'])
-let g:scribe_debounce_ms = get(g:, 'scribe_debounce_ms', 150)
+" g:scribe_debounce_ms (unset by default): a fixed wait in ms before automatic suggestions;
+" unset, the server adapts it to how long its suggestions take (at most 150 ms).
 let g:scribe_max_tokens = get(g:, 'scribe_max_tokens', 32)
 let g:scribe_auto_trigger = get(g:, 'scribe_auto_trigger', 1)
 " Filetypes: yours are merged over these defaults; '*' stands for every other filetype.
@@ -39,6 +40,9 @@ command! -bar ScribeRestart call scribe#restart()
 
 augroup scribe
   autocmd!
+  " The server starts when a buffer of an enabled filetype opens, not at the first keystroke.
+  autocmd FileType,BufEnter * call scribe#on_buffer(str2nr(expand('<abuf>')))
+  autocmd InsertEnter * call scribe#on_insert_enter()
   autocmd TextChangedI * call scribe#on_text_changed()
   autocmd CursorMovedI * call scribe#on_cursor_moved()
   autocmd InsertLeave,BufLeave * call scribe#dismiss()

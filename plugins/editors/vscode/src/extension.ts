@@ -24,7 +24,7 @@ export interface ScribeClient {
 
 export interface ClientOptions {
   documentSelector: { language: string; scheme: string }[];
-  initializationOptions: { debounceMs: number; maxTokens: number };
+  initializationOptions: { debounceMs?: number; maxTokens: number };
   middleware: {
     provideInlineCompletionItems: (
       document: unknown,

@@ -6,7 +6,8 @@ export interface ScribeSettings {
   command: string;
   model: string;
   languages: string[];
-  debounceMs: number;
+  /** A fixed debounce in ms; null lets the server adapt it (at most 150 ms). */
+  debounceMs: number | null;
   maxTokens: number;
 }
 
@@ -15,7 +16,7 @@ export const DEFAULTS: ScribeSettings = {
   command: 'scribe',
   model: '',
   languages: ['markdown', 'plaintext'],
-  debounceMs: 150,
+  debounceMs: null,
   maxTokens: 32,
 };
 
@@ -25,10 +26,14 @@ export function readSettings(get: (key: string) => unknown): ScribeSettings {
     const value = get(key);
     return typeof value === 'string' ? value.trim() : (DEFAULTS[key] as string);
   };
-  const integer = (key: 'debounceMs' | 'maxTokens', min: number, max: number): number => {
+  const integer = <K extends 'debounceMs' | 'maxTokens'>(
+    key: K,
+    min: number,
+    max: number,
+  ): ScribeSettings[K] => {
     const value = get(key);
     return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
-      ? value
+      ? (value as ScribeSettings[K])
       : DEFAULTS[key];
   };
   const languages = get('languages');
@@ -63,12 +68,14 @@ export function documentSelector(settings: ScribeSettings): { language: string; 
   ]);
 }
 
-/** Sent with `initialize`; the server reads these names. */
+/** Sent with `initialize`; the server reads these names (no debounceMs: it adapts its own). */
 export function initializationOptions(settings: ScribeSettings): {
-  debounceMs: number;
+  debounceMs?: number;
   maxTokens: number;
 } {
-  return { debounceMs: settings.debounceMs, maxTokens: settings.maxTokens };
+  return settings.debounceMs === null
+    ? { maxTokens: settings.maxTokens }
+    : { debounceMs: settings.debounceMs, maxTokens: settings.maxTokens };
 }
 
 /** What `scribe/status` answers. */

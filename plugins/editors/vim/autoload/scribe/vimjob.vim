@@ -45,9 +45,18 @@ function! s:on_initialized(channel, reply) abort
   call scribe#on_ready()
 endfunction
 
-" Server-to-client messages (log messages, requests such as workDoneProgress/create).
+" Server-to-client messages: partial suggestions, log messages, requests such as
+" workDoneProgress/create (answered with null).
 function! s:on_message(channel, message) abort
-  if type(a:message) == v:t_dict && has_key(a:message, 'id') && has_key(a:message, 'method')
+  if type(a:message) != v:t_dict
+    return
+  endif
+  if get(a:message, 'method', '') ==# 'scribe/partialCompletion'
+    let params = get(a:message, 'params', {})
+    if type(params) == v:t_dict
+      call scribe#on_partial(get(params, 'id', -1), get(params, 'text', v:null))
+    endif
+  elseif has_key(a:message, 'id') && has_key(a:message, 'method')
     call ch_sendexpr(s:job, {'id': a:message.id, 'result': v:null})
   endif
 endfunction
@@ -117,6 +126,23 @@ function! s:sync(bufnr) abort
           \ 'contentChanges': [{'text': text}]}})
   endif
   return doc
+endfunction
+
+" Send the buffer: didOpen the first time, didChange when it changed since.
+function! scribe#vimjob#open(bufnr) abort
+  if s:ready
+    call s:sync(a:bufnr)
+  endif
+endfunction
+
+" Send the buffer, then ask for its prefill at `position`.
+function! scribe#vimjob#prefill(bufnr, position) abort
+  if !s:ready
+    return
+  endif
+  let uri = s:sync(a:bufnr).uri
+  call ch_sendexpr(s:job, {'method': 'scribe/prefill',
+        \ 'params': {'textDocument': {'uri': uri}, 'position': a:position}})
 endfunction
 
 function! scribe#vimjob#close(bufnr) abort

@@ -49,6 +49,14 @@ test('document selector and initialization options follow the settings', () => {
   assert.deepEqual(initializationOptions(settings), { debounceMs: 0, maxTokens: 12 });
 });
 
+test('by default the debounce is left to the server, which adapts it', () => {
+  const settings = readSettings(() => undefined);
+  assert.equal(settings.debounceMs, null);
+  assert.deepEqual(initializationOptions(settings), { maxTokens: 32 });
+  const fixed = readSettings((key) => ({ debounceMs: 150 })[key]);
+  assert.deepEqual(initializationOptions(fixed), { debounceMs: 150, maxTokens: 32 });
+});
+
 test('status bar text for each state', () => {
   assert.match(statusText('off').text, /circle-slash/);
   assert.match(statusText('starting').text, /loading/);
