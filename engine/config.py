@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8", "int4")
 class Config:
     default_model: str | None = None
     precision: dict[str, str] = field(default_factory=dict)  # model name or path -> precision
-    options: dict[str, Any] = field(default_factory=dict)  # generation option -> typed value
+    options: dict[str, Any] = field(default_factory=dict)  # generation option -> as written
 
 
 KEYS = ("default_model", "precision", "options")

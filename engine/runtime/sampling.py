@@ -28,7 +28,9 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     logits.scatter_(0, seen, scores)
 
 
-def dry_penalties(tokens: list[int], first_generated: int, options: GenerationOptions) -> dict:
+def dry_penalties(
+    tokens: list[int], first_generated: int, options: GenerationOptions
+) -> dict[int, float]:
     """{token: penalty} for each token that would extend a repeat of the model's own output.
 
     For every earlier position j (j >= first_generated) whose preceding tokens end like the text
@@ -72,7 +74,9 @@ def choose_token(
     apply_repetition_penalty(logits, recent, options.repetition_penalty)
     if options.dry_multiplier > 0 and len(seen) > start:
         window = options.repetition_window or len(seen)
-        cut = max(0, len(seen) - window)
+        # Matches start in the reply and reach back at most DRY_MAX_MATCH tokens before it:
+        # older prompt tokens are never read, so they are not copied out every token.
+        cut = max(0, len(seen) - window, start - DRY_MAX_MATCH)
         tokens = seen[cut:].tolist()
         for token, penalty in dry_penalties(tokens, max(0, start - cut), options).items():
             logits[token] -= penalty
