@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from scribe.engine.prompting.context import MARGIN
+from scribe.engine.prompting.fitting import MARGIN
 from scribe.plugins.servers.completion_prompt import (
     FimFormat,
     PromptWindow,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from scribe.engine.prompting.chat_window import Exchange, build_window, reply_reserve
-from scribe.engine.prompting.context import MARGIN
+from scribe.engine.prompting.fitting import MARGIN
 from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.plugins.servers.completion_prompt import PromptWindow, fim_suffix
