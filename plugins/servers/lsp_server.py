@@ -319,12 +319,22 @@ def _partial_sender(ls: ScribeServer, msg_id: Any) -> Callable[[str], None]:
 
 
 def _apply_settings(service: CompletionService, options: dict[str, Any]) -> None:
-    for key, attr in (("debounceMs", "debounce_ms"), ("maxTokens", "max_tokens")):
-        value = options.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            setattr(service, attr, max(value, 1) if attr == "max_tokens" else value)
-        elif value is not None:
-            log.warning("ignoring initializationOptions.%s = %r (want an integer >= 0)", key, value)
+    debounce = _setting(options, "debounceMs")
+    if debounce is not None:
+        service.debounce_ms = debounce
+    tokens = _setting(options, "maxTokens")
+    if tokens is not None:
+        service.max_tokens = max(tokens, 1)  # 0 reads as 1: a setting is clamped, not refused
+
+
+def _setting(options: dict[str, Any], key: str) -> int | None:
+    """initializationOptions[key] as an integer >= 0; None (with a log line) for anything else."""
+    value = options.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if value is not None:
+        log.warning("ignoring initializationOptions.%s = %r (want an integer >= 0)", key, value)
+    return None
 
 
 def _watch_parent(pid: int) -> None:
