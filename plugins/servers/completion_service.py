@@ -1,7 +1,7 @@
 """Editor completion behind both doors (LSP and JSONL): the model, loaded once and warmed in the
-worker thread; a prompt window per document, prefilled when the worker is idle (a document just
-opened, the cursor where typing will start); stop rules; the adaptive debounce and early display
-(pacing.py); and the figures `scribe/status` shows.
+worker thread; a prompt window per document (engine/prompting/editor_window.py), prefilled when
+the worker is idle (a document just opened, the cursor where typing will start); stop rules; the
+adaptive debounce and early display (pacing.py); and the figures `scribe/status` shows.
 """
 
 from __future__ import annotations
