@@ -111,7 +111,7 @@ class TemplateRunner:
     def run(self, name: str, text: str) -> str:
         """The answer, as `scribe complete -t NAME` prints it; "" when the engine gives up on an
         empty answer."""
-        from scribe.engine.prompting.context import fit_template
+        from scribe.engine.prompting.fitting import fit_template
         from scribe.engine.runtime.generation import EmptyAnswer
 
         template, options = self.template(name)

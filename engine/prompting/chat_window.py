@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from scribe.engine.errors import InputError
 from scribe.engine.prompting.chat_format import ChatFormat
-from scribe.engine.prompting.context import MARGIN, cut_text
+from scribe.engine.prompting.fitting import MARGIN, cut_text
 from scribe.engine.prompting.templates import Template
 
 Encode = Callable[[str], list[int]]

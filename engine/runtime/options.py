@@ -23,9 +23,15 @@ SEED_MAX = 2**64 - 1
 INT_FIELDS = ("max_new_tokens", "top_k", "seed", "repetition_window", "dry_allowed_length")
 
 
+def max_tokens_in_bounds(count: float, limit: int | None = MAX_NEW_TOKENS) -> bool:
+    """Whether `count` may be a reply's length in tokens: from 1 to `limit` (None: no upper
+    bound). The one rule for max tokens; each door passes its own limit and words its own error."""
+    return count >= 1 and (limit is None or count <= limit)
+
+
 # Each option's allowed range: (test, what the error says).
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "max_new_tokens": (lambda v: 1 <= v <= MAX_NEW_TOKENS, f"must be from 1 to {MAX_NEW_TOKENS}"),
+    "max_new_tokens": (max_tokens_in_bounds, f"must be from 1 to {MAX_NEW_TOKENS}"),
     # Past these bounds the scaled logits overflow and sampling sees NaN probabilities.
     "temperature": (lambda v: 0 <= v <= 100, "must be from 0 (greedy) to 100"),
     "top_k": (lambda v: v >= 0, "must be 0 (off) or more"),

@@ -1,25 +1,14 @@
-"""The prompt window for editor completion, and the rules that shape what comes back.
-
-The prompt is the text before the cursor within a token budget. Its start is kept put between
-keystrokes (an "anchor" per document), so consecutive prompts share a long prefix and the
-engine's prefix cache only feeds the few new tokens. When the text from the anchor outgrows the
-budget, the anchor jumps forward so the prompt fills `REFILL` of the budget, leaving room to
-grow before the next jump (each jump costs one full prefill).
+"""What the editor servers add to the engine's editor window (engine/prompting/editor_window.py):
+the fill-in-the-middle format a model's card declares, and the rules that shape what comes back
+(where a suggestion ends, what of it the text after the cursor already holds).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-Encode = Callable[[str], list[int]]
-
-# The engine's bound (runtime/generation.py), repeated so that importing this module (and the
-# server) does not import torch; a test keeps the two equal.
-CHARS_PER_TOKEN_BOUND = 64
-REFILL = 0.75  # fraction of the budget a re-anchored prompt uses
-FINGERPRINT = 48  # characters after the anchor that must be unchanged to keep it
+from scribe.engine.prompting.editor_window import Encode
 
 PROSE_LANGUAGES = frozenset(
     {
@@ -45,77 +34,6 @@ def is_prose(language: str | None) -> bool:
     return (language or "").lower() in PROSE_LANGUAGES
 
 
-@dataclass
-class Anchor:
-    offset: int  # character offset of the prompt's start in the document
-    fingerprint: str  # the document's text at that offset when the anchor was set
-
-
-class PromptWindow:
-    """Chooses the prompt text for one document, keeping its start stable between requests."""
-
-    def __init__(self, encode: Encode, budget_tokens: int) -> None:
-        if budget_tokens < 1:
-            raise ValueError("the prompt budget must be at least one token")
-        self._encode = encode
-        self.budget = budget_tokens
-        self._anchor: Anchor | None = None
-
-    def prompt(self, text: str, cursor: int) -> str:
-        """The prompt for a completion at `cursor` (a character offset into `text`)."""
-        cursor = max(0, min(cursor, len(text)))
-        if self._anchor is not None:
-            start = self._locate(self._anchor, text, cursor)
-            if start is not None:
-                candidate = text[start:cursor]
-                if len(self._encode(candidate)) <= self.budget:
-                    self._anchor.offset = start
-                    return candidate
-        start = self._choose_start(text, cursor)
-        self._anchor = Anchor(start, text[start : start + FINGERPRINT])
-        return text[start:cursor]
-
-    @property
-    def anchor_offset(self) -> int | None:
-        return None if self._anchor is None else self._anchor.offset
-
-    def _locate(self, anchor: Anchor, text: str, cursor: int) -> int | None:
-        """Where the anchor's text is now: at its offset, or moved by an edit above it."""
-        if anchor.offset <= cursor and text.startswith(anchor.fingerprint, anchor.offset):
-            return anchor.offset
-        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN_BOUND)
-        found = text.rfind(anchor.fingerprint, lo, cursor + len(anchor.fingerprint))
-        return found if 0 <= found <= cursor else None
-
-    def _choose_start(self, text: str, cursor: int) -> int:
-        """A start that leaves the prompt at most REFILL of the budget, on a word or line start."""
-        lo = max(0, cursor - self.budget * CHARS_PER_TOKEN_BOUND)
-        before = text[lo:cursor]
-        ids = self._encode(before)
-        keep = max(1, int(self.budget * REFILL))
-        if len(ids) <= self.budget:
-            return lo if lo == 0 else _word_start(text, lo, cursor)
-        # Find the character offset where the last `keep` tokens begin: shrink a character window
-        # until it fits (a few tokenizer calls; each is fast).
-        start = cursor - len(before) * keep // len(ids)
-        start = _word_start(text, start, cursor)
-        while start < cursor and len(self._encode(text[start:cursor])) > keep:
-            start = _word_start(text, start + max(1, (cursor - start) // 16), cursor)
-        return start
-
-
-WORD_START = re.compile(r"\s\S")  # a blank, then the first character of a word
-
-
-def _word_start(text: str, offset: int, limit: int) -> int:
-    """The first line start at or after `offset` if one is near, else the next word start."""
-    newline = text.find("\n", offset, min(limit, offset + 200))
-    if newline >= 0:
-        return newline + 1
-    match = WORD_START.search(text, offset, limit)
-    return match.start() + 1 if match else offset
-
-
 @dataclass(frozen=True)
 class FimFormat:
     """The fill-in-the-middle tokens a model's card declares (`"fim"` in scribe.json): the
@@ -139,29 +57,6 @@ class FimFormat:
     def prompt(self, before: str, after: str) -> str:
         # The prefix comes first, so consecutive prompts while typing share it (prefix cache).
         return f"{self.prefix}{before}{self.suffix}{after}{self.middle}"
-
-
-def fim_suffix(suffix: str, encode: Encode, budget: int) -> str:
-    """The text after the cursor that a FIM prompt shows: whole lines (the cursor's line
-    always) up to `budget` tokens, so the model sees what it must lead into."""
-    lines = suffix[: budget * CHARS_PER_TOKEN_BOUND].split("\n")
-    kept = lines[0]
-    for line in lines[1:]:
-        candidate = f"{kept}\n{line}"
-        if len(encode(candidate)) > budget:
-            break
-        kept = candidate
-    if len(encode(kept)) > budget:  # one very long first line: keep its start
-        cut = kept[: len(kept) * budget // max(1, len(encode(kept)))]
-        kept = cut.rsplit(" ", 1)[0] if " " in cut else cut  # end on a word
-    return kept
-
-
-def split_trailing_blanks(prompt: str) -> tuple[str, str]:
-    """('The cat', ' ') for 'The cat ': a BPE model predicts ' sat' better than 'sat' after a
-    lone space token, so the space is given back by the model and then removed from its text."""
-    stripped = prompt.rstrip(" \t")
-    return stripped, prompt[len(stripped) :]
 
 
 def trim_suffix_overlap(completion: str, suffix: str) -> str:

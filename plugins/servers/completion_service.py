@@ -1,7 +1,7 @@
 """Editor completion behind both doors (LSP and JSONL): the model, loaded once and warmed in the
-worker thread; a prompt window per document, prefilled when the worker is idle (a document just
-opened, the cursor where typing will start); stop rules; the adaptive debounce and early display
-(pacing.py); and the figures `scribe/status` shows.
+worker thread; a prompt window per document (engine/prompting/editor_window.py), prefilled when
+the worker is idle (a document just opened, the cursor where typing will start); stop rules; the
+adaptive debounce and early display (pacing.py); and the figures `scribe/status` shows.
 """
 
 from __future__ import annotations
@@ -10,19 +10,16 @@ import logging
 import statistics
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from scribe.engine.prompting.context import MARGIN
+from scribe.engine.prompting.editor_window import DEFAULT_MAX_TOKENS, EditorPrompt, EditorWindows
 from scribe.plugins.servers.completion_prompt import (
     FimFormat,
-    PromptWindow,
     StopRule,
-    fim_suffix,
     is_prose,
-    split_trailing_blanks,
     trim_suffix_overlap,
 )
 from scribe.plugins.servers.pacing import DEFAULT_CEILING_MS, AdaptiveDebounce, EarlyDisplay
@@ -30,11 +27,8 @@ from scribe.plugins.servers.request_scheduler import Job, LatestWinsScheduler
 
 log = logging.getLogger("scribe.plugins.completion")
 
-DEFAULT_MAX_TOKENS = 32
 DEFAULT_DEBOUNCE_MS = DEFAULT_CEILING_MS  # the adaptive debounce's ceiling
-MAX_WINDOWS = 64  # documents whose prompt anchor is remembered
 SUFFIX_CHARS = 2000  # the suffix is only used to trim overlap: its first line is plenty
-FIM_SUFFIX_TOKENS = 128  # text after the cursor a FIM prompt shows: a few lines is what matters
 
 
 @dataclass(frozen=True)
@@ -75,9 +69,9 @@ class CompletionService:
         self.model_name = model_spec or "default"
         self.state = "loading"
         self.error = ""
-        self.weights = ""  # the precision the engine runs the model at, once loaded
+        self.running_precision = ""  # what the engine runs the model at, once loaded
         self.fim: FimFormat | None = None  # set when the model's card declares FIM
-        self._windows: OrderedDict[str, PromptWindow] = OrderedDict()
+        self.windows: EditorWindows | None = None  # the prompt windows, once loaded
         self._latencies: deque[float] = deque(maxlen=1000)
         self._stats_lock = threading.Lock()
         self.requests = 0
@@ -120,8 +114,9 @@ class CompletionService:
             self.state, self.error = "error", str(err)
             raise
         self.fim = FimFormat.from_card(loaded.card, generator.encode)
+        self.windows = EditorWindows(generator.encode, generator.n_positions, self.fim)
         self.generator, self.model_name, self.state = generator, loaded.name, "warm"
-        self.weights = getattr(generator, "precision", "")
+        self.running_precision = getattr(generator, "precision", "")
         log.info(
             "model %s (%s) loaded and warm in %.1fs",
             loaded.path,
@@ -156,9 +151,9 @@ class CompletionService:
             if request is None or cancel.is_set() or self.generator is None:
                 return
             started = time.monotonic()
-            model_prompt, _, max_tokens = self._model_prompt(request)
+            prompt = self._prompt(request)
             generator = self.generator
-            ids = generator.prompt_ids(model_prompt, max_tokens)
+            ids = generator.prompt_ids(prompt.text, prompt.max_tokens)
             generator.next_logits(ids)
             with self._stats_lock:
                 self.prefilled += 1
@@ -178,37 +173,9 @@ class CompletionService:
         """Run one request and wait for it (tests and benchmarks)."""
         return self.submit(request).future.result()
 
-    def _window(self, document: str, budget: int) -> PromptWindow:
-        window = self._windows.get(document)
-        if window is None or window.budget != budget:
-            window = PromptWindow(self.generator.encode, budget)
-            self._windows[document] = window
-        self._windows.move_to_end(document)
-        while len(self._windows) > MAX_WINDOWS:
-            self._windows.popitem(last=False)
-        return window
-
-    def _model_prompt(self, request: CompletionRequest) -> tuple[str, str, int]:
-        """(the prompt the model reads, the blanks before the cursor it leaves out, max tokens)."""
-        generator = self.generator
-        max_tokens = max(1, min(request.max_tokens, generator.n_positions // 2))
-        budget = generator.n_positions - max_tokens - MARGIN
-        after = ""
-        if self.fim is not None:
-            # A fixed share for the text after the cursor keeps the prefix window's budget, and
-            # so its anchor and the prefix cache, the same from one keystroke to the next.
-            share = min(FIM_SUFFIX_TOKENS, budget // 4)
-            budget -= share + 3  # and the three markers
-            if request.suffix.strip():
-                after = fim_suffix(request.suffix, generator.encode, share)
-        prompt = self._window(request.document, budget).prompt(request.text, request.cursor)
-        if after and self.fim is not None:
-            # Fill in the middle: the model reads both sides; blanks before the cursor stay,
-            # as in training, where the split points fall anywhere.
-            model_prompt, blanks = self.fim.prompt(prompt, after), ""
-        else:
-            model_prompt, blanks = split_trailing_blanks(prompt)
-        return model_prompt, blanks, max_tokens
+    def _prompt(self, request: CompletionRequest) -> EditorPrompt:
+        assert self.windows is not None, "the model is loaded before any request runs"
+        return self.windows.prompt(request)
 
     def complete(
         self,
@@ -224,7 +191,8 @@ class CompletionService:
         from scribe.engine.runtime.options import GenerationOptions, configured_options
 
         generator = self.generator
-        model_prompt, blanks, max_tokens = self._model_prompt(request)
+        prompt = self._prompt(request)
+        blanks = prompt.blanks
         prose = is_prose(request.language)
         suffix = request.suffix[:SUFFIX_CHARS]
         early = EarlyDisplay(partial) if partial is not None and prose else None
@@ -232,9 +200,9 @@ class CompletionService:
         # Near-greedy ghost text with the loop guard on; config.toml's [options] may change the
         # sampling, never the length or the stops the editor relies on.
         options = configured_options(GenerationOptions(temperature=0.0)).updated(
-            max_new_tokens=max_tokens, stop=("\n\n",) if prose else ()
+            max_new_tokens=prompt.max_tokens, stop=("\n\n",) if prose else ()
         )
-        stream = generator.stream(model_prompt, options, cancel=cancel)
+        stream = generator.stream(prompt.text, options, cancel=cancel)
         try:
             for delta in stream:
                 if rule.feed(delta) or cancel.is_set():
@@ -277,7 +245,7 @@ class CompletionService:
         status: dict[str, Any] = {
             "model": self.model_name,
             "state": self.state,  # "loading", "warm" or "error"
-            "precision": self.weights,
+            "precision": self.running_precision,
             "fim": self.fim is not None,
             "requests": requests,
             "served": served,

@@ -20,12 +20,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import IO, Any
 
+from scribe.engine.runtime.options import max_tokens_in_bounds
 from scribe.plugins.servers.completion_service import CompletionRequest, CompletionService
 from scribe.plugins.servers.request_scheduler import Job
 
 log = logging.getLogger("scribe.plugins.jsonl")
 
-MAX_TOKENS_LIMIT = 512
+MAX_TOKENS_LIMIT = 512  # this door's limit on a request's "max_tokens"
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is skipped without being held in memory
 _SKIP_CHUNK = 1024 * 1024
 
@@ -190,7 +191,7 @@ def _parse_request(message: dict[str, Any], default_max_tokens: int) -> Completi
     max_tokens = message.get("max_tokens", default_max_tokens)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise RequestError(f'"max_tokens" must be an integer from 1 to {MAX_TOKENS_LIMIT}')
-    if not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+    if not max_tokens_in_bounds(max_tokens, MAX_TOKENS_LIMIT):
         raise RequestError(f'"max_tokens" must be from 1 to {MAX_TOKENS_LIMIT}, got {max_tokens}')
     language = message.get("language")
     document = message.get("document", "default")

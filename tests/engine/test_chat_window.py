@@ -17,7 +17,7 @@ from scribe.engine.prompting.chat_window import (
     build_window,
     reply_reserve,
 )
-from scribe.engine.prompting.context import CUT_MARK, MARGIN
+from scribe.engine.prompting.fitting import CUT_MARK, MARGIN
 from scribe.engine.prompting.templates import get_template
 from tests import factory
 from tests.tui.chat_fakes import FakeEngine

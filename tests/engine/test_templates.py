@@ -8,7 +8,7 @@ import pytest
 
 from scribe.engine import paths
 from scribe.engine.errors import TemplateError
-from scribe.engine.prompting.context import CUT_MARK, fit_template
+from scribe.engine.prompting.fitting import CUT_MARK, fit_template
 from scribe.engine.prompting.templates import get_template, list_templates
 from scribe.engine.runtime.options import GenerationOptions
 from tests.factory import gpt2_tokenizer

@@ -1,17 +1,13 @@
-"""The prompt window (stable start, bounded size) and the rules that shape a suggestion."""
+"""The editor's prompt window (stable start, bounded size; engine/prompting/editor_window.py)
+and the rules that shape a suggestion."""
 
 from __future__ import annotations
 
 import pytest
 
+from scribe.engine.prompting.editor_window import PromptWindow, split_trailing_blanks
 from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
-from scribe.plugins.servers.completion_prompt import (
-    PromptWindow,
-    StopRule,
-    is_prose,
-    split_trailing_blanks,
-    trim_suffix_overlap,
-)
+from scribe.plugins.servers.completion_prompt import StopRule, is_prose, trim_suffix_overlap
 from tests import factory
 
 SENTENCE = "She opened the door and looked out at the sea; the boats were coming home. "
@@ -168,7 +164,7 @@ def test_fim_format_needs_single_token_markers_from_the_card() -> None:
 
 
 def test_fim_suffix_keeps_whole_lines_within_the_budget() -> None:
-    from scribe.plugins.servers.completion_prompt import fim_suffix
+    from scribe.engine.prompting.editor_window import fim_suffix
 
     def encode(text: str) -> list[int]:
         return list(range(len(text.split())))

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("stdout is closed; send it to a file or a pipe")
 
     text = decode_text(sys.stdin.buffer.read(), "stdin")
-    from scribe.engine.prompting.context import fit_template
+    from scribe.engine.prompting.fitting import fit_template
     from scribe.engine.prompting.templates import get_template
     from scribe.engine.runtime.generation import Generator
     from scribe.engine.runtime.models import load

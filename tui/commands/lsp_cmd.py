@@ -14,6 +14,7 @@ import sys
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from scribe.engine.prompting.editor_window import DEFAULT_MAX_TOKENS
 from scribe.tui.common_args import add_command, add_model_arg
 
 SUMMARY = "language server on stdio: ghost-text completion in Vim, Neovim, VS Code..."
@@ -86,7 +87,11 @@ def _add_http_args(parser: argparse.ArgumentParser) -> None:
 def _add_server_args(parser: argparse.ArgumentParser) -> None:
     add_model_arg(parser)
     parser.add_argument(
-        "--max-tokens", type=int, default=32, metavar="N", help="longest suggestion (default 32)"
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        metavar="N",
+        help=f"longest suggestion (default {DEFAULT_MAX_TOKENS})",
     )
     parser.add_argument(
         "--debounce-ms",
@@ -100,6 +105,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError, ScribeError
     from scribe.engine.runtime.model_files import locate
+    from scribe.engine.runtime.options import max_tokens_in_bounds
 
     if getattr(args, "http", False):
         return _run_http(args)
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if given or getattr(args, "log_prompts", False):
         flag = "--" + (given[0] if given else "log_prompts").replace("_", "-")
         raise InputError(f"{flag} is for the HTTP server: add --http")
-    if args.max_tokens < 1:
+    if not max_tokens_in_bounds(args.max_tokens, limit=None):
         raise InputError("--max-tokens must be at least 1")
     if args.debounce_ms is not None and args.debounce_ms < 0:
         raise InputError("--debounce-ms must be 0 or more")

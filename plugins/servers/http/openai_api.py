@@ -15,7 +15,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from scribe.engine.runtime.options import MAX_NEW_TOKENS
 from scribe.engine.version import scribe_version
 from scribe.plugins.servers.http import prompts, serving
 from scribe.plugins.servers.http.errors import JsonAnswer, bad_request, error_body
@@ -93,7 +92,7 @@ async def completions(request: Request) -> Any:
     stream = body.boolean("stream", False)
     include_usage = body.object("stream_options").boolean("include_usage", False)
     echo = body.boolean("echo", False)
-    requested = body.integer("max_tokens", 16, lo=1, hi=MAX_NEW_TOKENS)
+    requested = body.max_tokens("max_tokens", 16)
     options = serving.options_from(serving.base_options(), **openai_options(body))
 
     def prepare(entry: Any) -> Any:
@@ -156,8 +155,8 @@ async def chat(request: Request) -> Any:
     messages = messages_of(body)
     stream = body.boolean("stream", False)
     include_usage = body.object("stream_options").boolean("include_usage", False)
-    requested = body.integer("max_completion_tokens", lo=1, hi=MAX_NEW_TOKENS)
-    requested = requested or body.integer("max_tokens", lo=1, hi=MAX_NEW_TOKENS)
+    requested = body.max_tokens("max_completion_tokens")
+    requested = requested or body.max_tokens("max_tokens")
     body.array("tools")  # checked, not used: the model answers in text
     changes = openai_options(body)
     stops = changes.pop("stop", None) or ()

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from scribe.engine.runtime.options import MAX_NEW_TOKENS, max_tokens_in_bounds
 from scribe.plugins.servers.http.errors import HttpError, bad_request
 
 NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
@@ -138,14 +139,30 @@ class Fields:
         self._in_range(key, number, lo, hi)
         return number
 
+    def max_tokens(
+        self, key: str, default: int | None = None, below_one: bool = False
+    ) -> int | None:
+        """A reply's length in tokens, within the engine's bound (options.max_tokens_in_bounds).
+        `below_one`: a number under 1 passes, for the caller to read (llama.cpp's n_predict: 0
+        only fills the cache, a negative one asks for as many tokens as fit)."""
+        value = self.integer(key, default)
+        if value is None or (below_one and value < 1) or max_tokens_in_bounds(value):
+            return value
+        raise self._out_of_range(key, value, None if below_one else 1, MAX_NEW_TOKENS)
+
     def _in_range(self, key: str, value: float, lo: float | None, hi: float | None) -> None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            low = "" if lo is None else f"from {lo:g}"
-            high = "" if hi is None else f"to {hi:g}" if lo is not None else f"at most {hi:g}"
-            raise bad_request(
-                f'"{self.name(key)}" must be {(low + " " + high).strip()}, not {value:g}',
-                self.name(key),
-            )
+            raise self._out_of_range(key, value, lo, hi)
+
+    def _out_of_range(
+        self, key: str, value: float, lo: float | None, hi: float | None
+    ) -> HttpError:
+        low = "" if lo is None else f"from {lo:g}"
+        high = "" if hi is None else f"to {hi:g}" if lo is not None else f"at most {hi:g}"
+        return bad_request(
+            f'"{self.name(key)}" must be {(low + " " + high).strip()}, not {value:g}',
+            self.name(key),
+        )
 
     def strings(self, key: str) -> list[str] | None:
         """A string or a list of strings (OpenAI's and llama.cpp's `stop`)."""

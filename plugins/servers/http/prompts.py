@@ -2,9 +2,9 @@
 
 Three shapes, each built from the engine's own pieces: plain text (or token ids) whose start is
 dropped when it does not fit; fill-in-the-middle when the model's card declares it (the
-editor bridge's `FimFormat`, `fim_suffix` and `PromptWindow`, so consecutive requests share a
-prefix and the KV cache is reused); and chat, rendered with the model's `ChatFormat` and fitted
-by `build_window`, as `scribe chat` does.
+editor's `FimFormat`, `fim_shares`, `fim_suffix` and `PromptWindow`, so consecutive requests
+share a prefix and the KV cache is reused); and chat, rendered with the model's `ChatFormat` and
+fitted by `build_window`, as `scribe chat` does.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from scribe.engine.prompting.chat_window import Exchange, build_window, reply_reserve
-from scribe.engine.prompting.context import MARGIN
+from scribe.engine.prompting.editor_window import PromptWindow, fim_shares, fim_suffix
+from scribe.engine.prompting.fitting import MARGIN
 from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
 from scribe.engine.runtime.options import GenerationOptions
-from scribe.plugins.servers.completion_prompt import PromptWindow, fim_suffix
-from scribe.plugins.servers.completion_service import FIM_SUFFIX_TOKENS
 from scribe.plugins.servers.http.errors import bad_request
 from scribe.plugins.servers.http.queue import Plan
 
@@ -112,10 +111,10 @@ def infill_plan(
     budget = room - extra_share
     text = prefix + middle
     if fim is not None:
-        share = min(FIM_SUFFIX_TOKENS, budget // 4)
+        before_share, share = fim_shares(budget)
         after = fim_suffix(suffix, encode, share) if suffix else ""
         truncated |= len(after) < len(suffix)
-        before = _window(entry, slot, budget - share - 3, encode).prompt(text, len(text))
+        before = _window(entry, slot, before_share, encode).prompt(text, len(text))
         prompt = block + fim.prompt(before, after)
     else:
         before = _window(entry, slot, budget, encode).prompt(text, len(text))

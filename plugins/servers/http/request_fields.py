@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from scribe.engine.runtime.options import MAX_NEW_TOKENS, SEED_MAX
+from scribe.engine.runtime.options import SEED_MAX
 from scribe.plugins.servers.http.errors import bad_request
 from scribe.plugins.servers.http.params import Fields, check_text
 from scribe.plugins.servers.http.prompts import ROLES
@@ -120,7 +120,7 @@ def llamacpp_options(body: Fields) -> tuple[dict[str, Any], int | None]:
     for key in ("n_probs", "id_slot", "n_keep", "t_max_prompt_ms"):
         body.number(key)  # checked, not used
     body.array("samplers")
-    predict = body.integer("n_predict", hi=MAX_NEW_TOKENS)
+    predict = body.max_tokens("n_predict", below_one=True)
     changes = {k: v for k, v in changes.items() if v is not None}
     return changes, None if predict is None or predict < 0 else predict
 
