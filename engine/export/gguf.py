@@ -24,6 +24,7 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError, ModelError, OutputError
 from scribe.engine.export.gguf_vocab import Vocab, read_vocab, tokenizer_json
 from scribe.engine.export.ollama import MODELFILE, generation_config, modelfile_text, stop_tokens
+from scribe.engine.files.atomic import atomic_path
 from scribe.engine.runtime import model_files, models
 
 Q = gguf.GGMLQuantizationType
@@ -285,25 +286,11 @@ def _first_id(*candidates: Any) -> int | None:
 def _write_atomically(target: Path, write: Callable[[Path], T]) -> T:
     """Call write(partial path), then move it over `target`: a failed export leaves no
     half-written file that llama.cpp or Ollama would choke on."""
-    part = target.with_name(target.name + ".part")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result = write(part)
-        os.replace(part, target)
+        with atomic_path(target) as part:
+            return write(part)
     except OSError as err:
-        _remove(part)
         raise OutputError(
             f"{target}: cannot write ({err.strerror or err}); free some space or pass --out "
             "somewhere writable"
         ) from None
-    except BaseException:
-        _remove(part)
-        raise
-    return result
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:  # its folder is a file, or is gone: nothing was written there
-        pass

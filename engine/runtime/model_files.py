@@ -1,6 +1,6 @@
 """Finding a model's folder and checking its files before anything loads them: a path, a name
 under the data dir's models/, a hub id, or the embedded default; safetensors headers read whole,
-adapter configs, the model card."""
+adapter configs (the model card is model_card.py's)."""
 
 from __future__ import annotations
 
@@ -264,17 +264,6 @@ def _tensor_entry(name: str, entry: Any, data_size: int) -> tuple[list[int], int
     if width is not None and offsets[1] - offsets[0] != math.prod(shape) * width:
         raise ValueError(f"tensor {name}: its bytes do not match {entry['dtype']} {shape}")
     return shape, offsets[1]
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    card = path / CARD_FILE
-    if not card.exists():
-        return {}
-    try:
-        data = json.loads(card.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise ModelError(f"{card}: not valid JSON; fix it or delete it") from None
-    return data if isinstance(data, dict) else {}
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class ModelPool:
         loaded = load(spec, precision=self.precision)
         generator = Generator(loaded)
         generator.warm()
-        card = dict(loaded.card or {})
+        card = loaded.card.as_dict()
         weights = loaded.weights
         parameters = weights.parameters() if weights is not None else 0
         log.info(
