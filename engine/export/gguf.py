@@ -67,7 +67,7 @@ def export_gguf(
     folder) and an Ollama Modelfile beside it."""
     if quant not in QUANTS:
         raise InputError(f"--quant {quant!r}: choose one of {', '.join(QUANTS)}")
-    loaded = models.load(_spec(spec), precision="fp32")
+    loaded = models.load(spec, precision="fp32")
     n_ctx = loaded.n_positions
     model = _merged_model(loaded)
     config = model.config.to_dict()
@@ -87,15 +87,6 @@ def export_gguf(
     return ExportResult(
         target, modelfile, name, quant, len(written), target.stat().st_size, fallbacks
     )
-
-
-def _spec(spec: str | None) -> str | None:
-    """`scribe models` lists the embedded model as "default": accept that name too, unless a
-    folder or a model of that name exists."""
-    if spec == "default" and not Path(spec).is_dir():
-        if not (paths.models_dir() / spec).is_dir():
-            return str(model_files.DEFAULT_MODEL_DIR)
-    return spec
 
 
 def export_name(spec: str | None, loaded: models.LoadedModel) -> str:

@@ -19,6 +19,7 @@ from scribe.engine.runtime.model_files import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     DEFAULT_MODEL_DIR,
+    DEFAULT_NAME,
     check_folder,
     safetensors_shapes,
     weight_files,
@@ -149,7 +150,7 @@ def _hub_cached() -> list[tuple[str, Path]]:
 def available_models() -> list[ModelInfo]:
     candidates: list[tuple[str, str, Path]] = []
     if (DEFAULT_MODEL_DIR / "config.json").exists():
-        candidates.append(("default", "embedded", DEFAULT_MODEL_DIR))
+        candidates.append((DEFAULT_NAME, "embedded", DEFAULT_MODEL_DIR))
     models = paths.models_dir()
     if models.is_dir():
         candidates += [(p.name, "local", p) for p in sorted(models.iterdir()) if p.is_dir()]

@@ -20,6 +20,8 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "default_model"
+# What `scribe models` calls the embedded model, and what --model accepts for it.
+DEFAULT_NAME = "default"
 
 
 def default_model_spec() -> str | None:
@@ -42,6 +44,12 @@ def resolve(spec: str | None) -> Path:
     named = paths.models_dir() / spec
     if named.is_dir():
         return named
+    if spec == DEFAULT_NAME:  # no folder of that name: the embedded model `scribe models` lists
+        if (DEFAULT_MODEL_DIR / "config.json").exists():
+            return DEFAULT_MODEL_DIR
+        raise ModelError(
+            "model 'default': the embedded model is not installed; pass --model DIR|NAME|HUB_ID"
+        )
     if path.exists():
         raise ModelError(
             f"{path}: is a file, not a model folder; pass the folder that holds config.json"

@@ -12,6 +12,7 @@ from scribe.engine.runtime.model_card import ModelCard, read_card
 from scribe.engine.runtime.model_files import (
     ADAPTER_CONFIG,
     DEFAULT_MODEL_DIR,
+    DEFAULT_NAME,
     TOKENIZER_FILES,
     check_folder,
     locate,
@@ -117,7 +118,7 @@ def load(spec: str | None = None, precision: str = "fp32") -> LoadedModel:
 
     check_precision(precision)
     path = locate(spec)
-    name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
+    name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else DEFAULT_NAME
     card = read_card(path)
     precision = preferred_precision(precision, spec, path, card)
     adapter = (path / ADAPTER_CONFIG).exists()

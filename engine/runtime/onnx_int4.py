@@ -19,7 +19,6 @@ holds its perplexity gate.
 from __future__ import annotations
 
 import importlib.util
-import json
 import multiprocessing
 import tempfile
 from collections.abc import Mapping
@@ -29,7 +28,8 @@ from typing import Any
 
 import torch
 
-from scribe.engine.files.atomic import atomic_path, atomic_write
+from scribe.engine.files.atomic import atomic_path
+from scribe.engine.files.derived import stamp_matches, write_stamp
 from scribe.engine.runtime import derived_weights
 from scribe.engine.runtime.gpt2 import onnx_graph
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
@@ -76,13 +76,8 @@ def _stamp(model_dir: Path) -> str:
 def cached(model_dir: Path) -> Path | None:
     """The cached graph when it was built from these weights with this layout."""
     path = cache_path(model_dir)
-    try:
-        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
     files = (path, data_path(path), prefill_path(path), data_path(prefill_path(path)))
-    intact = all(file.exists() for file in files)
-    return path if intact and meta.get("built_from") == _stamp(model_dir) else None
+    return path if stamp_matches(path.with_suffix(".json"), _stamp(model_dir), files) else None
 
 
 def ensure(model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[str, Any]) -> Path:
@@ -100,7 +95,7 @@ def ensure(model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[st
             pool.submit(_build_from_folder, str(model_dir), str(path)).result()
     else:
         build(weights, config, path)
-    atomic_write(path.with_suffix(".json"), json.dumps({"built_from": _stamp(model_dir)}))
+    write_stamp(path.with_suffix(".json"), _stamp(model_dir))
     return path
 
 

@@ -1,4 +1,5 @@
-"""Which weights a model runs with: the one place that decides.
+"""Which precision a model's weights run at: the one place that decides (backend.py's table
+then decides which code runs them).
 
 The choices are config.toml's (`PRECISIONS`: auto, fp32, bf16, int8, int4). An explicit choice
 wins; "auto" takes config.toml's [precision] entry for the model, then the model card's own, then

@@ -225,7 +225,7 @@ class ModelPool:
             path=path,
             generator=generator,
             worker=Worker(name, generator, self.max_queue),
-            fim=FimFormat.from_card(card, generator.encode),
+            fim=FimFormat.from_card(loaded.card, generator.encode),
             chat_format=ChatFormat.for_model(card),
             card=card,
             parameters=parameters,
