@@ -120,7 +120,7 @@ def test_each_rule_catches_a_file_that_breaks_it(tmp_path: Path) -> None:
         "engine/paths.py": "from scribe.engine.runtime import models\n",
         "engine/runtime/uses_chat.py": "from scribe.engine.chat.session import ChatSession\n",
         "engine/files/uses_runtime.py": "from scribe.engine.runtime import models\n",
-        "engine/runtime/gpt2/uses_runtime.py": "from scribe.engine.runtime.kv_cache import X\n",
+        "engine/runtime/gpt2/uses_runtime.py": "from scribe.engine.runtime.models import load\n",
         "engine/prompting/uses_finetune.py": "import scribe.engine.finetune.data\n",
         "engine/chat/uses_finetune.py": "from scribe.engine import finetune\n",
         "engine/finetune/uses_chat.py": "from scribe.engine.chat import conversations\n",
