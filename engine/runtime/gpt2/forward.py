@@ -86,8 +86,8 @@ class FastGPT2:
         precision: str = "fp32",
         quantized: dict[str, Quantized] | None = None,
     ) -> None:
-        """`quantized`: the stored form of every linear for a quantized precision, prepared
-        beforehand (the runtime reads it from its cache); computed here when None."""
+        """`quantized`: the stored form of every linear (`linears`) for a quantized precision,
+        prepared beforehand: the runtime reads it from its cache (../backend.py)."""
         self.n_head = shape.n_head
         self.n_embd = shape.n_embd
         self.head_dim = shape.n_embd // shape.n_head
@@ -96,7 +96,7 @@ class FastGPT2:
         self.scale = self.head_dim**-0.5
         self.precision = precision
         if precision != "fp32" and quantized is None:
-            quantized = quantize_weights(precision, weights, linears(shape))
+            raise ValueError(f"{precision} weights need their stored form (quantize_weights)")
         stored = quantized or {}
         self.wte = weights["wte.weight"]
         self.wpe = weights["wpe.weight"]
@@ -130,7 +130,12 @@ class FastGPT2:
 
     @classmethod
     def from_model(cls, model: Any, precision: str = "fp32") -> FastGPT2:
-        return cls(Shape.from_config(model.config), model_weights(model), precision)
+        """A transformers GPT-2 on the lean forward, its weights quantized now (no cache)."""
+        shape, weights = Shape.from_config(model.config), model_weights(model)
+        quantized = None
+        if precision != "fp32":
+            quantized = quantize_weights(precision, weights, linears(shape))
+        return cls(shape, weights, precision, quantized)
 
     def _linear(
         self,
