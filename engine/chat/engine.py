@@ -37,7 +37,7 @@ class ModelEngine:
         self.generator = Generator(loaded)
         self.name: str = loaded.name
         self.spec = spec
-        self.card: dict[str, Any] = dict(loaded.card or {})
+        self.card: dict[str, Any] = loaded.card.as_dict()
         self.n_positions: int = self.generator.n_positions
 
     def encode(self, text: str) -> list[int]:

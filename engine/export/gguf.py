@@ -24,6 +24,7 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError, ModelError, OutputError
 from scribe.engine.export.gguf_vocab import Vocab, read_vocab, tokenizer_json
 from scribe.engine.export.ollama import MODELFILE, generation_config, modelfile_text, stop_tokens
+from scribe.engine.files.atomic import atomic_path
 from scribe.engine.runtime import model_files, models
 
 Q = gguf.GGMLQuantizationType
@@ -66,7 +67,7 @@ def export_gguf(
     folder) and an Ollama Modelfile beside it."""
     if quant not in QUANTS:
         raise InputError(f"--quant {quant!r}: choose one of {', '.join(QUANTS)}")
-    loaded = models.load(_spec(spec), precision="fp32")
+    loaded = models.load(spec, precision="fp32")
     n_ctx = loaded.n_positions
     model = _merged_model(loaded)
     config = model.config.to_dict()
@@ -86,15 +87,6 @@ def export_gguf(
     return ExportResult(
         target, modelfile, name, quant, len(written), target.stat().st_size, fallbacks
     )
-
-
-def _spec(spec: str | None) -> str | None:
-    """`scribe models` lists the embedded model as "default": accept that name too, unless a
-    folder or a model of that name exists."""
-    if spec == "default" and not Path(spec).is_dir():
-        if not (paths.models_dir() / spec).is_dir():
-            return str(model_files.DEFAULT_MODEL_DIR)
-    return spec
 
 
 def export_name(spec: str | None, loaded: models.LoadedModel) -> str:
@@ -285,25 +277,11 @@ def _first_id(*candidates: Any) -> int | None:
 def _write_atomically(target: Path, write: Callable[[Path], T]) -> T:
     """Call write(partial path), then move it over `target`: a failed export leaves no
     half-written file that llama.cpp or Ollama would choke on."""
-    part = target.with_name(target.name + ".part")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result = write(part)
-        os.replace(part, target)
+        with atomic_path(target) as part:
+            return write(part)
     except OSError as err:
-        _remove(part)
         raise OutputError(
             f"{target}: cannot write ({err.strerror or err}); free some space or pass --out "
             "somewhere writable"
         ) from None
-    except BaseException:
-        _remove(part)
-        raise
-    return result
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:  # its folder is a file, or is gone: nothing was written there
-        pass

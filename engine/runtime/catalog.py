@@ -14,12 +14,13 @@ from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import ModelError
+from scribe.engine.runtime.model_card import ModelCard, read_card
 from scribe.engine.runtime.model_files import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     DEFAULT_MODEL_DIR,
+    DEFAULT_NAME,
     check_folder,
-    read_card,
     safetensors_shapes,
     weight_files,
 )
@@ -36,7 +37,7 @@ class ModelInfo:
     parameters: int
     size_bytes: int
     context: int | None
-    card: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard = field(default_factory=ModelCard)
     base: str = ""  # the model a finetune or an adapter was made from
     adapter: bool = False  # a peft adapter folder (adapter_config.json, no config.json)
     problem: str | None = None  # why it would not load, as `--model` would say it
@@ -106,9 +107,9 @@ def describe(name: str, where: str, path: Path) -> ModelInfo | None:
     try:
         card = read_card(path)
     except ModelError as err:
-        card, problem = {}, problem or str(err)
+        card, problem = ModelCard(), problem or str(err)
     adapter = (path / ADAPTER_CONFIG).exists() and not (path / "config.json").exists()
-    base = card.get("base_model")
+    base = card.base_model
     if adapter:
         base = base or _json_object(path / ADAPTER_CONFIG).get("base_model_name_or_path")
         config = _local_base_config(str(base)) if base else {}
@@ -149,7 +150,7 @@ def _hub_cached() -> list[tuple[str, Path]]:
 def available_models() -> list[ModelInfo]:
     candidates: list[tuple[str, str, Path]] = []
     if (DEFAULT_MODEL_DIR / "config.json").exists():
-        candidates.append(("default", "embedded", DEFAULT_MODEL_DIR))
+        candidates.append((DEFAULT_NAME, "embedded", DEFAULT_MODEL_DIR))
     models = paths.models_dir()
     if models.is_dir():
         candidates += [(p.name, "local", p) for p in sorted(models.iterdir()) if p.is_dir()]

@@ -1,12 +1,10 @@
 """Streaming generation: one interface for every door.
 
 `Generator.stream(prompt, options, cancel)` returns a `Stream` (stream.py): text deltas plus the
-figures of that one generation. It runs its own KV-cache decode loop and keeps the cache of the
-last prompt, so a new prompt that shares a prefix with the previous one only feeds the new
-tokens. A plain GPT-2 runs on scribe's lean forward (gpt2/forward.py: preallocated cache,
-quantized weights per `loaded.precision`, tensors read straight from the files by
-gpt2/checkpoint.py or taken from a transformers model); any other model runs through
-transformers' own forward (kv_cache.py).
+figures of that one generation. The pipeline: a `LoadedModel` (models.py: files, tokenizer,
+card) -> a backend (backend.py's decision table: torch, ONNX Runtime or transformers, its
+derived weights prepared first) -> this decode loop. The backend keeps the cache of the last
+prompt, so a new prompt that shares a prefix with the previous one only feeds the new tokens.
 """
 
 from __future__ import annotations
@@ -14,17 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from scribe.engine.errors import ScribeError
 from scribe.engine.runtime import threads
+from scribe.engine.runtime.backend import open_backend
 from scribe.engine.runtime.detokenize import IncrementalDecoder
-from scribe.engine.runtime.gpt2 import forward, onnx_int4, quantize
-from scribe.engine.runtime.gpt2.checkpoint import Shape
-from scribe.engine.runtime.kv_cache import FastKVState, KVState
 from scribe.engine.runtime.models import LoadedModel
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.sampling import choose_token
@@ -39,84 +34,41 @@ CHARS_PER_TOKEN_BOUND = 64
 ANSWER_RETRIES = 2
 
 
-@dataclass(frozen=True)
-class Request:
-    """What one `stream` or `answer` call was asked."""
-
-    prompt: str | list[int]
-    options: GenerationOptions
-    cancel: threading.Event | None
-
-
 class EmptyAnswer(ScribeError):
     """Every try at an answer came back empty."""
 
 
 class Generator:
-    """One loaded model and the single thread of work that runs it."""
+    """One loaded model's decode loop, on the backend backend.py picks for it; one request at a
+    time."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.tokenizer = loaded.text
+        self.tokenizer = loaded.generation_tokenizer
         self.n_positions = loaded.n_positions
         self._lock = threading.Lock()
-        self._kv = self._make_state(loaded)
+        self._backend = open_backend(loaded)
+        self.precision = self._backend.precision
         # How many threads each decode step uses (adaptive); a benchmark may swap in a fixed one.
-        # ONNX Runtime runs int4 on threads of its own and torch only samples, on one thread, so
-        # that torch's pool does not spin against ONNX Runtime's (1.2 ms a token at GPT-2 medium).
-        on_onnx = isinstance(self._kv, onnx_int4.OrtKVState)
-        self.decode_threads = threads.DecodeThreads(1 if on_onnx else threads.available_cores())
+        # A backend on a thread pool of its own (ONNX Runtime) leaves torch only sampling, on
+        # one thread, so that torch's pool does not spin against it (1.2 ms a token at GPT-2
+        # medium).
+        own = self._backend.own_threads
+        self.decode_threads = threads.DecodeThreads(1 if own else threads.available_cores())
         self._markers = self._fim_marker_ids(loaded)
 
     def _fim_marker_ids(self, loaded: LoadedModel) -> torch.Tensor | None:
         """The ids of a FIM model's marker tokens: the model may write them in plain text (it
         saw them in training), but an answer or a middle never contains one, so they are never
         sampled."""
-        fim = loaded.card.get("fim")
-        if not isinstance(fim, dict):
-            return None
-        ids = []
-        for key in ("prefix", "suffix", "middle"):
-            marker = fim.get(key)
-            encoded = self.tokenizer.encode(marker) if isinstance(marker, str) else []
-            if len(encoded) == 1:
-                ids.append(encoded[0])
+        fim = loaded.card.fim
+        ids = fim.token_ids(self.encode) if fim is not None else None
         return torch.tensor(ids, dtype=torch.long) if ids else None
 
     @property
     def model(self) -> Any:
         """transformers' model (loaded on first use when the fast path read the files itself)."""
         return self.loaded.model
-
-    def _make_state(self, loaded: LoadedModel) -> KVState:
-        """The fast GPT-2 path when the model allows it, else transformers' own forward."""
-        precision = loaded.precision
-        if loaded.weights is not None:  # a plain GPT-2 read without transformers
-            weights = loaded.weights
-        elif forward.supports(loaded.model):
-            weights = forward.model_weights(loaded.model)
-        else:
-            self.precision = "transformers"
-            return KVState(loaded.model)
-        cached = None
-        has_folder = (loaded.path / "config.json").exists()
-        if precision == "int4" and has_folder and onnx_int4.available():
-            # 4-bit weights read as 4 bits, on ONNX Runtime's kernels (else widened to int8).
-            self.precision = precision
-            return onnx_int4.open_state(
-                loaded.path, weights, loaded.config, threads.available_cores()
-            )
-        if precision != "fp32" and has_folder:
-            cached = quantize.load_cached(loaded.path, precision)
-        fast = forward.FastGPT2(Shape.from_config(loaded.config), weights, precision, cached)
-        if precision != "fp32":
-            if has_folder and cached is None:
-                quantize.save_cached(loaded.path, precision, fast.quantized)
-            # The linears run from their own packed copies; the stored forms were only needed
-            # for the cache file, and keeping them would hold every matrix twice.
-            fast.quantized.clear()
-        self.precision = precision
-        return FastKVState(fast)
 
     # -- tokens -----------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -153,16 +105,21 @@ class Generator:
         cancel: threading.Event | None = None,
     ) -> Stream:
         """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel."""
-        request = Request(prompt, options or GenerationOptions(), cancel)
-        return Stream(lambda out: self._generate(out, request))
+        chosen = options or GenerationOptions()
+        return Stream(lambda out: self._generate(out, prompt, chosen, cancel))
 
-    def _generate(self, out: Stream, request: Request) -> Iterator[str]:
-        prompt, options, cancel = request.prompt, request.options, request.cancel
+    def _generate(
+        self,
+        out: Stream,
+        prompt: str | list[int],
+        options: GenerationOptions,
+        cancel: threading.Event | None,
+    ) -> Iterator[str]:
         ids = self.prompt_ids(prompt, options.max_new_tokens)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
-        generator = None
+        rng = None
         if options.seed is not None:
-            generator = torch.Generator().manual_seed(options.seed)
+            rng = torch.Generator().manual_seed(options.seed)
         eos = self.loaded.eos_token_id
         decoder = IncrementalDecoder(self.decode, context=ids)
         stops = StopFilter(options.stop, options.lstrip)
@@ -174,14 +131,14 @@ class Generator:
         n_seen = len(ids)
         pace = self.decode_threads
         with self._lock, threads.using(pace.prefill_threads()):
-            stats.reused_tokens, logits = self._kv.prefill(ids)
+            stats.reused_tokens, logits = self._backend.prefill(ids)
             stats.finish_reason = "length"
             for step in range(max_new):
                 if self._markers is not None:
                     logits = logits.index_fill(-1, self._markers, float("-inf"))
                 if step < options.min_new_tokens and eos is not None:
                     logits = logits.index_fill(-1, torch.tensor([eos]), float("-inf"))
-                token = choose_token(logits, options, seen_buf[:n_seen], generator, len(ids))
+                token = choose_token(logits, options, seen_buf[:n_seen], rng, len(ids))
                 if step == 0:
                     stats.first_token_s = time.perf_counter() - started
                     decode_started = time.perf_counter()
@@ -202,7 +159,7 @@ class Generator:
                     seen_buf[n_seen] = token
                     n_seen += 1
                     pace.begin()
-                    logits = self._kv.feed([token])
+                    logits = self._backend.feed([token])
                     pace.end()
                     stats.decode_s = time.perf_counter() - decode_started
             tail = stops.feed(decoder.flush())
@@ -225,11 +182,17 @@ class Generator:
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
         text follows, so a retried attempt leaves nothing on the screen. The stats are those of
         the last attempt."""
-        request = Request(prompt, options or GenerationOptions(), cancel)
-        return Stream(lambda out: self._answer(out, request, retries))
+        chosen = options or GenerationOptions()
+        return Stream(lambda out: self._answer(out, prompt, chosen, cancel, retries))
 
-    def _answer(self, out: Stream, request: Request, retries: int) -> Iterator[str]:
-        prompt, options, cancel = request.prompt, request.options, request.cancel
+    def _answer(
+        self,
+        out: Stream,
+        prompt: str | list[int],
+        options: GenerationOptions,
+        cancel: threading.Event | None,
+        retries: int,
+    ) -> Iterator[str]:
         for attempt in range(retries + 1):
             held = ""
             visible = False
@@ -264,9 +227,9 @@ class Generator:
     def next_logits(self, ids: list[int]) -> torch.Tensor:
         """The logits of the token after `ids` (the cached prefix is reused, as in `stream`)."""
         with self._lock, torch.inference_mode():
-            return self._kv.prefill(list(ids))[1]
+            return self._backend.prefill(list(ids))[1]
 
     def forget_cache(self) -> None:
         """Drop the cached prompt: the next request is computed from scratch."""
         with self._lock:
-            self._kv.reset()
+            self._backend.reset()

@@ -10,14 +10,14 @@ cache dir, keyed by the adapter's and the base's files, and read lazily after th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from scribe.engine import paths
+from scribe.engine.files.atomic import atomic_path
+from scribe.engine.files.derived import fingerprint
 
 MERGED_FILE = "merged.safetensors"
 FORMAT_VERSION = "lora-merge-1"
@@ -43,14 +43,8 @@ def _scale(config: dict[str, Any]) -> float:
 
 def _key(adapter: Path, base_files: list[Path]) -> str:
     """Changes whenever the adapter or the base weights change."""
-    digest = hashlib.sha256(FORMAT_VERSION.encode())
-    for file in [adapter / "adapter_model.safetensors", adapter / "adapter_config.json"]:
-        stat = file.stat()
-        digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    for file in base_files:
-        stat = file.stat()
-        digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:24]
+    sources = [adapter / "adapter_model.safetensors", adapter / "adapter_config.json"]
+    return fingerprint([*sources, *base_files], FORMAT_VERSION)
 
 
 def merged_weights(adapter: Path, config: dict[str, Any], base_files: list[Path]) -> Path:
@@ -59,15 +53,10 @@ def merged_weights(adapter: Path, config: dict[str, Any], base_files: list[Path]
     if _readable(target):
         return target
     tensors = _merge(adapter, config, base_files)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     from safetensors.torch import save_file
 
-    try:
-        save_file(tensors, str(tmp), metadata={"merged_from": json.dumps(str(adapter))})
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(target) as part:
+        save_file(tensors, str(part), metadata={"merged_from": json.dumps(str(adapter))})
     return target
 
 

@@ -1,6 +1,6 @@
 """Finding a model's folder and checking its files before anything loads them: a path, a name
 under the data dir's models/, a hub id, or the embedded default; safetensors headers read whole,
-adapter configs, the model card."""
+adapter configs (the model card is model_card.py's)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "default_model"
+# What `scribe models` calls the embedded model, and what --model accepts for it.
+DEFAULT_NAME = "default"
 
 
 def default_model_spec() -> str | None:
@@ -42,6 +44,12 @@ def resolve(spec: str | None) -> Path:
     named = paths.models_dir() / spec
     if named.is_dir():
         return named
+    if spec == DEFAULT_NAME:  # no folder of that name: the embedded model `scribe models` lists
+        if (DEFAULT_MODEL_DIR / "config.json").exists():
+            return DEFAULT_MODEL_DIR
+        raise ModelError(
+            "model 'default': the embedded model is not installed; pass --model DIR|NAME|HUB_ID"
+        )
     if path.exists():
         raise ModelError(
             f"{path}: is a file, not a model folder; pass the folder that holds config.json"
@@ -264,17 +272,6 @@ def _tensor_entry(name: str, entry: Any, data_size: int) -> tuple[list[int], int
     if width is not None and offsets[1] - offsets[0] != math.prod(shape) * width:
         raise ValueError(f"tensor {name}: its bytes do not match {entry['dtype']} {shape}")
     return shape, offsets[1]
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    card = path / CARD_FILE
-    if not card.exists():
-        return {}
-    try:
-        data = json.loads(card.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise ModelError(f"{card}: not valid JSON; fix it or delete it") from None
-    return data if isinstance(data, dict) else {}
 
 
 def read_config(path: Path) -> dict[str, Any]:

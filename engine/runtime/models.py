@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine.errors import ModelError
+from scribe.engine.runtime.model_card import ModelCard, read_card
 from scribe.engine.runtime.model_files import (
     ADAPTER_CONFIG,
     DEFAULT_MODEL_DIR,
+    DEFAULT_NAME,
     TOKENIZER_FILES,
     check_folder,
     locate,
     read_adapter_config,
-    read_card,
     read_config,
     resolve,
     weight_files,
@@ -24,8 +25,9 @@ from scribe.engine.runtime.model_files import (
 
 class LoadedModel:
     """A model ready for generation. A plain GPT-2 folder is read without transformers
-    (gpt2/checkpoint.py): `weights` and `text` serve generation, and `model` and
-    `tokenizer`, transformers' objects, are loaded the first time something asks for them."""
+    (gpt2/checkpoint.py): `weights` and `generation_tokenizer` serve generation, and `model`
+    and `tokenizer`, transformers' objects, are loaded the first time something asks for them
+    (fine-tuning and export need them)."""
 
     def __init__(
         self,
@@ -33,24 +35,24 @@ class LoadedModel:
         path: Path,
         model: Any = None,
         tokenizer: Any = None,
-        card: dict[str, Any] | None = None,
+        card: ModelCard | None = None,
         precision: str = "fp32",
         *,
         config: dict[str, Any] | None = None,
         weights: Any = None,
-        text: Any = None,
+        generation_tokenizer: Any = None,
         tokenizer_path: Path | None = None,
     ) -> None:
         self.name = name
         self.path = path
-        self.card: dict[str, Any] = card or {}
-        # Weights the fast GPT-2 path runs: fp32, bf16, int8 or int4 (gpt2/quantize.py).
+        self.card = card or ModelCard()
+        # The weights' precision: fp32, bf16, int8 or int4 (backend.py picks what runs them).
         self.precision = precision
         self.weights = weights  # checkpoint.Weights, or None: read from `model`
         self._model = model
         self._tokenizer = tokenizer
         self._config = config
-        self._text = text
+        self._generation_tokenizer = generation_tokenizer
         self._tokenizer_path = tokenizer_path or path  # an adapter may use its base's
 
     @property
@@ -58,9 +60,9 @@ class LoadedModel:
         """transformers' PreTrainedModel (or peft's, for an adapter), in eval mode."""
         if self._model is None:
             if (self.path / ADAPTER_CONFIG).exists():
-                self._model = _load_adapter(self.path, "float32")[0].eval()
+                self._model = _load_adapter(self.path)[0].eval()
             else:
-                self._model = _transformers_model(self.path, "float32")
+                self._model = _transformers_model(self.path)
         return self._model
 
     @property
@@ -76,9 +78,12 @@ class LoadedModel:
         return self._tokenizer
 
     @property
-    def text(self) -> Any:
-        """What generation encodes and decodes with (same ids and text as `tokenizer`)."""
-        return self._text if self._text is not None else self.tokenizer
+    def generation_tokenizer(self) -> Any:
+        """What generation encodes and decodes with: the light tokenizer read with the plain
+        GPT-2's files, else `tokenizer` (the same ids and text)."""
+        if self._generation_tokenizer is not None:
+            return self._generation_tokenizer
+        return self.tokenizer
 
     @property
     def config(self) -> dict[str, Any]:
@@ -98,10 +103,10 @@ class LoadedModel:
 
     @property
     def eos_token_id(self) -> int | None:
-        return self.text.eos_token_id
+        return self.generation_tokenizer.eos_token_id
 
 
-def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32") -> LoadedModel:
+def load(spec: str | None = None, precision: str = "fp32") -> LoadedModel:
     """Resolve and load a causal LM with its tokenizer, ready for generation. `precision`
     (fp32, bf16, int8, int4 or auto) picks the weights generation runs with."""
     from scribe.engine.runtime.gpt2 import checkpoint
@@ -113,23 +118,23 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
 
     check_precision(precision)
     path = locate(spec)
-    name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else "default"
+    name = path.name if path.parent != DEFAULT_MODEL_DIR.parent else DEFAULT_NAME
     card = read_card(path)
     precision = preferred_precision(precision, spec, path, card)
     adapter = (path / ADAPTER_CONFIG).exists()
-    if adapter and dtype == "float32":
+    if adapter:
         fast = _load_merged_lora(name, path, card, precision)
         if fast is not None:
             return fast
-    if not adapter and dtype == "float32":
+    else:
         config = read_config(path)
         if checkpoint.is_plain(config) and checkpoint.tokenizer_is_plain(path):
             return _load_plain_gpt2(name, path, config, card, precision)
     if adapter:
-        model, tok_path = _load_adapter(path, dtype)
+        model, tok_path = _load_adapter(path)
         model.eval()
     else:
-        model, tok_path = _transformers_model(path, dtype), path
+        model, tok_path = _transformers_model(path), path
     tokenizer = _transformers_tokenizer(tok_path)
     _check_vocab(tok_path, len(tokenizer), _embedding_rows(model))
     params = sum(p.numel() for p in model.parameters())
@@ -137,9 +142,7 @@ def load(spec: str | None = None, dtype: str = "float32", precision: str = "fp32
     return LoadedModel(name, path, model, tokenizer, card=card, precision=precision)
 
 
-def _load_merged_lora(
-    name: str, path: Path, card: dict[str, Any], precision: str
-) -> LoadedModel | None:
+def _load_merged_lora(name: str, path: Path, card: ModelCard, precision: str) -> LoadedModel | None:
     """A LoRA adapter on a plain GPT-2, merged into the base's weights (cached) and run on the
     fast path: no peft, no transformers, no progress bars. None: load it through peft."""
     from scribe.engine.runtime import lora_merge
@@ -157,7 +160,7 @@ def _load_merged_lora(
         merged = lora_merge.merged_weights(path, config, weight_files(base_path))
     except (KeyError, ValueError, RuntimeError) as err:
         raise ModelError(f"{path}: cannot merge the adapter into its base ({err})") from None
-    card = {"base_model": config["base_model_name_or_path"], **card}
+    card = card.with_base_model(config["base_model_name_or_path"])
     return _load_plain_gpt2(name, path, base_config, card, precision, [merged], tok_path)
 
 
@@ -165,7 +168,7 @@ def _load_plain_gpt2(
     name: str,
     path: Path,
     config: dict[str, Any],
-    card: dict[str, Any],
+    card: ModelCard,
     precision: str,
     files: list[Path] | None = None,
     tokenizer_path: Path | None = None,
@@ -182,10 +185,10 @@ def _load_plain_gpt2(
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"{path}: cannot load the weights ({err})") from None
     try:
-        text = checkpoint.TextTokenizer(tokenizer_path, config)
+        tokenizer = checkpoint.TextTokenizer(tokenizer_path, config)
     except Exception as err:  # noqa: BLE001 - tokenizers raises plain Exception on bad JSON
         raise ModelError(f"{tokenizer_path}: cannot load the tokenizer ({err})") from None
-    _check_vocab(tokenizer_path, text.vocab_size, int(config["vocab_size"]))
+    _check_vocab(tokenizer_path, tokenizer.vocab_size, int(config["vocab_size"]))
     precision = choose_precision(precision, weights.parameters())
     return LoadedModel(
         name,
@@ -194,7 +197,7 @@ def _load_plain_gpt2(
         precision=precision,
         config=config,
         weights=weights,
-        text=text,
+        generation_tokenizer=tokenizer,
         tokenizer_path=tokenizer_path,
     )
 
@@ -214,7 +217,7 @@ def _check_vocab(path: Path, tokens: int, embeddings: int) -> None:
         )
 
 
-def _transformers_model(path: Path, dtype: str) -> Any:
+def _transformers_model(path: Path) -> Any:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -225,7 +228,7 @@ def _transformers_model(path: Path, dtype: str) -> Any:
         raise ModelError(f"{path / 'config.json'}: unreadable model config ({err})") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, config=config, dtype=getattr(torch, dtype), use_safetensors=True
+            path, config=config, dtype=torch.float32, use_safetensors=True
         )
     except ValueError as err:
         if "Unrecognized configuration" in str(err):
@@ -257,18 +260,14 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _load_adapter(path: Path, dtype: str) -> tuple[Any, Path]:
+def _load_adapter(path: Path) -> tuple[Any, Path]:
     """A peft adapter folder (LoRA or prefix tuning) on top of its base model; check_folder
     has seen to it that its weights are safetensors, so peft never unpickles."""
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise ModelError(
-            f"{path}: is a peft adapter; install scribe[finetune] to load it"
-        ) from None
+    from peft import PeftModel
+
     config = read_adapter_config(path)
     base_path = _adapter_base(path, config["base_model_name_or_path"])
-    base = _transformers_model(base_path, dtype)
+    base = _transformers_model(base_path)
     if config.get("peft_type") == "PREFIX_TUNING":
         # peft's prefix is ignored by transformers 5's GPT-2; scribe's own wrapper applies it.
         from scribe.engine.runtime.prefix_adapter import load_prefix_model

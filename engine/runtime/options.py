@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scribe.engine import paths
@@ -93,8 +93,6 @@ class GenerationOptions:
         """A copy with the given fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-
-OPTION_TYPES: dict[str, type] = {f.name: f.type for f in fields(GenerationOptions)}  # type: ignore[misc]
 
 # Names a user may give (templates, /set, -p): the field name or a short alias.
 ALIASES = {"max_tokens": "max_new_tokens"}

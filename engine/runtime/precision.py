@@ -1,4 +1,5 @@
-"""Which weights a model runs with: the one place that decides.
+"""Which precision a model's weights run at: the one place that decides (backend.py's table
+then decides which code runs them).
 
 The choices are config.toml's (`PRECISIONS`: auto, fp32, bf16, int8, int4). An explicit choice
 wins; "auto" takes config.toml's [precision] entry for the model, then the model card's own, then
@@ -8,10 +9,10 @@ the rule below. Importing this module does not import torch (`scribe --help` sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from scribe.engine.config import PRECISIONS, load_config
 from scribe.engine.errors import InputError, ModelError
+from scribe.engine.runtime.model_card import ModelCard
 
 AUTO = "auto"
 # "auto" is the fastest that keeps quality: int8 (its perplexity gate against fp32 is in
@@ -26,7 +27,7 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def preferred_precision(precision: str, spec: str | None, path: Path, card: dict[str, Any]) -> str:
+def preferred_precision(precision: str, spec: str | None, path: Path, card: ModelCard) -> str:
     """An explicit precision wins; for "auto", config.toml's [precision] entry for the model
     (by the name or path it was given as, or its folder's name), then its card's own."""
     if check_precision(precision) != AUTO:
@@ -35,7 +36,7 @@ def preferred_precision(precision: str, spec: str | None, path: Path, card: dict
     for key in (spec, str(path), path.name):
         if key is not None and key in table:
             return table[key]
-    chosen = card.get("precision", AUTO)
+    chosen = AUTO if card.precision is None else card.precision
     if chosen not in PRECISIONS:
         raise ModelError(
             f"{path / 'scribe.json'}: precision {chosen!r} is not one of "
@@ -48,12 +49,8 @@ def choose_precision(precision: str, params: int) -> str:
     """Resolve "auto" for a model of `params` parameters; other precisions pass through."""
     if check_precision(precision) != AUTO:
         return precision
+    from scribe.engine.runtime.gpt2.quantize import int8_kernel_available
+
     if params >= AUTO_INT8_MIN_PARAMS and int8_kernel_available():
         return "int8"
     return "fp32"
-
-
-def int8_kernel_available() -> bool:
-    import torch
-
-    return "fbgemm" in torch.backends.quantized.supported_engines

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from scribe.engine.prompting.editor_window import Encode
+from scribe.engine.runtime.model_card import ModelCard, parse_fim
 
 PROSE_LANGUAGES = frozenset(
     {
@@ -44,15 +45,12 @@ class FimFormat:
     middle: str
 
     @classmethod
-    def from_card(cls, card: dict, encode: Encode) -> FimFormat | None:
+    def from_card(cls, card: ModelCard | dict, encode: Encode) -> FimFormat | None:
         """The card's format, if it has one whose markers are single tokens of the model."""
-        fim = card.get("fim")
-        if not isinstance(fim, dict):
+        fim = card.fim if isinstance(card, ModelCard) else parse_fim(card.get("fim"))
+        if fim is None or fim.token_ids(encode) is None:
             return None
-        marks = [fim.get(k) for k in ("prefix", "suffix", "middle")]
-        if not all(isinstance(m, str) and m and len(encode(m)) == 1 for m in marks):
-            return None
-        return cls(*marks)
+        return cls(*fim.markers)
 
     def prompt(self, before: str, after: str) -> str:
         # The prefix comes first, so consecutive prompts while typing share it (prefix cache).

@@ -104,6 +104,27 @@ def test_configured_default_model_wins(tiny_model_dir: Path) -> None:
     assert model_files.resolve(None) == tiny_model_dir
 
 
+def test_the_name_default_is_the_embedded_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scribe models` lists it as "default", so --model default means it (never the hub),
+    unless a folder of that name is there."""
+    import io
+
+    from scribe.tui.cli import main
+
+    assert model_files.resolve("default") == DEFAULT
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Once upon a time")))
+    assert main(["complete", "--model", "default", "--max-tokens", "3", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.strip()
+    mine = paths.models_dir() / "default"
+    mine.mkdir(parents=True)
+    assert model_files.resolve("default") == mine
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    assert model_files.resolve("default") == Path("default")
+
+
 def test_loads_through_the_engine_and_round_trips_text() -> None:
     loaded = models.load(None)
     assert loaded.name == "default"

@@ -51,7 +51,7 @@ def test_the_merged_adapter_runs_the_fast_path_with_peft_s_output(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(loaded.card["base_model"])
+    base = AutoModelForCausalLM.from_pretrained(loaded.card.base_model)
     reference = PeftModel.from_pretrained(base, lora_dir).eval()
     gen = Generator(loaded)
     ids = gen.encode("The quick brown fox jumps over the lazy dog.")

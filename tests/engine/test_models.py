@@ -131,3 +131,78 @@ def test_bad_precision_in_config_or_card_names_the_file(tiny_model_dir: Path) ->
     (mine / "scribe.json").write_text(json.dumps({"precision": 8}), encoding="utf-8")
     with pytest.raises(ModelError, match=r"scribe.json: precision 8 is not one of"):
         load("mine", precision="auto")
+
+
+def test_the_card_is_typed_and_keeps_every_key_on_rewrite(tmp_path: Path) -> None:
+    from scribe.engine.runtime.model_card import read_card, write_card
+
+    data = {
+        "name": "mine",
+        "base_model": "gpt2",
+        "precision": "int8",
+        "chat": {"user": "U: {content}"},
+        "fim": {"format": "psm", "prefix": "<p>", "suffix": "<s>", "middle": "<m>", "rate": 0.5},
+        "metrics": {"test_perplexity_after": 12.0, "nan": float("nan")},
+        "training": {"epochs": 2},
+    }
+    write_card(tmp_path, data)
+    card = read_card(tmp_path)
+    assert card.base_model == "gpt2" and card.precision == "int8"
+    assert card.fim is not None and card.fim.markers == ("<p>", "<s>", "<m>")
+    assert card.chat == {"user": "U: {content}"} and card.get("name") == "mine"
+    write_card(tmp_path, card)
+    data["metrics"]["nan"] = None  # strict JSON: a NaN is written as null
+    assert json.loads((tmp_path / "scribe.json").read_text(encoding="utf-8")) == data
+    assert read_card(tmp_path / "none").as_dict() == {}
+
+
+def test_one_fim_parser_for_the_generator_and_the_editor() -> None:
+    from scribe.engine.runtime.model_card import ModelCard, parse_fim
+    from scribe.plugins.servers.completion_prompt import FimFormat
+
+    def encode(text: str) -> list[int]:
+        return [ord(c) for c in text]  # one token per character
+
+    assert parse_fim({"prefix": "a", "suffix": "b"}) is None  # all three, or none
+    assert parse_fim({"prefix": "a", "suffix": "b", "middle": ""}) is None
+    fim = parse_fim({"prefix": "a", "suffix": "b", "middle": "c"})
+    assert fim is not None and fim.token_ids(encode) == [97, 98, 99]
+    assert parse_fim({"prefix": "ab", "suffix": "b", "middle": "c"}).token_ids(encode) is None
+    card = ModelCard.from_dict({"fim": {"prefix": "a", "suffix": "b", "middle": "c"}})
+    assert FimFormat.from_card(card, encode) == FimFormat("a", "b", "c")
+    assert FimFormat.from_card(card.as_dict(), encode) == FimFormat("a", "b", "c")
+
+
+def test_atomic_write_leaves_the_old_file_or_the_new_never_a_part(tmp_path: Path) -> None:
+    from scribe.engine.files.atomic import atomic_path, atomic_write
+
+    target = tmp_path / "sub" / "file.txt"
+    atomic_write(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as part:
+        part.write_text("half")
+        raise RuntimeError("cut short")
+    assert target.read_text() == "old" and sorted(target.parent.iterdir()) == [target]
+    atomic_write(target, b"new")
+    assert target.read_text() == "new" and sorted(target.parent.iterdir()) == [target]
+
+
+def test_a_derived_file_is_stale_when_a_source_or_the_version_changes(tmp_path: Path) -> None:
+    import os
+
+    from scribe.engine.files.derived import fingerprint, stamp_matches, write_stamp
+
+    source, output, stamp = tmp_path / "w", tmp_path / "out", tmp_path / "out.json"
+    source.write_text("one")
+    first = fingerprint([source], "v1")
+    assert fingerprint([source], "v1") == first != fingerprint([source], "v2")
+    assert not stamp_matches(stamp, first, [output])  # never built
+    output.write_text("derived")
+    write_stamp(stamp, first)
+    assert stamp_matches(stamp, first, [output])
+    source.write_text("two!")
+    os.utime(source, ns=(1, 1))
+    assert not stamp_matches(stamp, fingerprint([source], "v1"), [output])  # stale
+    output.unlink()
+    assert not stamp_matches(stamp, first, [output])  # damaged: an output is gone
+    stamp.write_text("{not json")
+    assert not stamp_matches(stamp, first)

@@ -12,11 +12,11 @@ import torch
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError
-from scribe.engine.runtime import models, threads
+from scribe.engine.runtime import derived_weights, models, onnx_int4, threads
 from scribe.engine.runtime.generation import Generator
-from scribe.engine.runtime.gpt2 import forward, onnx_int4, quantize, scripted_step
+from scribe.engine.runtime.gpt2 import forward, quantize, scripted_step
+from scribe.engine.runtime.gpt2.quantize import int8_kernel_available
 from scribe.engine.runtime.options import GenerationOptions
-from scribe.engine.runtime.precision import int8_kernel_available
 from tests import factory
 
 GREEDY = GenerationOptions(max_new_tokens=12, temperature=0)
@@ -73,12 +73,12 @@ def test_changed_weights_invalidate_the_cache(
     monkeypatch.setattr(onnx_int4, "available", lambda: False)  # int4 on torch's int8 kernel
     path = factory.tiny_model(tmp_path / "m", seed=1)
     Generator(models.load(str(path), precision="int4"))
-    old = quantize.load_cached(path, "int4")
+    old = derived_weights.load_cached(path, "int4")
     assert old is not None
     factory.tiny_model(path, seed=2)  # new weights in the same folder
-    assert quantize.load_cached(path, "int4") is None
+    assert derived_weights.load_cached(path, "int4") is None
     Generator(models.load(str(path), precision="int4"))
-    new = quantize.load_cached(path, "int4")
+    new = derived_weights.load_cached(path, "int4")
     assert new is not None and not torch.equal(new["lm_head"]["packed"], old["lm_head"]["packed"])
 
 
@@ -101,12 +101,14 @@ def test_unwritable_model_folder_uses_the_cache_dir(
     path = factory.tiny_model(tmp_path / "m")
     real_access = os.access
     monkeypatch.setattr(
-        quantize.os, "access", lambda p, mode: False if Path(p) == path else real_access(p, mode)
+        derived_weights.os,
+        "access",
+        lambda p, mode: False if Path(p) == path else real_access(p, mode),
     )
     Generator(models.load(str(path), precision="bf16"))
     assert not (path / "scribe-bf16.safetensors").exists()
-    assert quantize.load_cached(path, "bf16") is not None
-    assert quantize.cache_file(path, "bf16").is_relative_to(paths.cache_dir())
+    assert derived_weights.load_cached(path, "bf16") is not None
+    assert derived_weights.cache_file(path, "bf16").is_relative_to(paths.cache_dir())
 
 
 def test_auto_precision_keeps_tiny_models_exact_and_rejects_unknown(tiny_model_dir: Path) -> None:
@@ -314,5 +316,5 @@ def test_without_onnx_runtime_int4_runs_on_the_int8_kernel(
     path = factory.tiny_model(tmp_path / "m")
     stream = Generator(models.load(str(path), precision="int4")).stream("The", GREEDY)
     assert stream.text() and stream.stats.precision == "int4"
-    assert quantize.load_cached(path, "int4") is not None  # the widened path's cache
+    assert derived_weights.load_cached(path, "int4") is not None  # the widened path's cache
     assert not onnx_int4.cache_path(path).exists()

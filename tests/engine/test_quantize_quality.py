@@ -96,12 +96,12 @@ def onnx_perplexity(model: object, chunks: list[list[int]], folder: Path) -> tup
     """Perplexity of the second half of each window, fp32 and ONNX Runtime int4, the way a
     user meets int4: the first half fills the cache through the int8 prefill graph, then each
     token goes through the 4-bit graph."""
-    from scribe.engine.runtime.gpt2 import onnx_int4
+    from scribe.engine.runtime import onnx_int4
 
     weights, config = forward.model_weights(model), model.config.to_dict()
     graph = folder / onnx_int4.FILE
     onnx_int4.build(weights, config, graph)
-    state = onnx_int4.OrtKVState(graph, threads=1)
+    state = onnx_int4.OrtBackend(graph, threads=1)
     fast = forward.FastGPT2.from_model(model, "fp32")
     half = WINDOW // 2
     assert half + 1 > onnx_int4.PREFILL_MIN  # the prefill graph is in the path
@@ -123,7 +123,7 @@ def onnx_perplexity(model: object, chunks: list[list[int]], folder: Path) -> tup
 def test_onnx_runtime_int4_passes_the_perplexity_gate(
     trained_model: tuple[object, list[list[int]]], tmp_path: Path
 ) -> None:
-    from scribe.engine.runtime.gpt2 import onnx_int4
+    from scribe.engine.runtime import onnx_int4
 
     if not onnx_int4.available():
         pytest.skip("onnxruntime is not installed")
@@ -145,7 +145,7 @@ def test_quantized_perplexity_gates_on_the_embedded_model() -> None:
 
 
 def test_onnx_runtime_int4_gate_on_the_embedded_model(tmp_path: Path) -> None:
-    from scribe.engine.runtime.gpt2 import onnx_int4
+    from scribe.engine.runtime import onnx_int4
 
     if not onnx_int4.available():
         pytest.skip("onnxruntime is not installed")

@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from scribe.engine.runtime.gpt2 import onnx_int4, quantize
+from scribe.engine.runtime import derived_weights, onnx_int4
 from tests.reliability.test_models_input_numbers import Cli, cli
 
 __all__ = ["cli"]  # the fixture, shared
@@ -51,16 +51,16 @@ def test_a_damaged_cache_is_rebuilt_and_gives_the_same_text(
     args = ["complete", "--model", str(model), "--precision", precision]
     args += ["--temperature", "0", "--max-tokens", "12"]
     code, first, err = cli(*args)
-    cache = quantize.cache_file(model, precision)
+    cache = derived_weights.cache_file(model, precision)
     assert code == 0 and err == "" and first and cache.exists()
-    assert quantize.load_cached(model, precision) is not None
+    assert derived_weights.load_cached(model, precision) is not None
 
     damage(cache)
-    assert quantize.load_cached(model, precision) is None  # not trusted...
+    assert derived_weights.load_cached(model, precision) is None  # not trusted...
     code, again, err = cli(*args)
     assert (code, err) == (0, "")
     assert again == first
-    assert quantize.load_cached(model, precision) is not None  # ...and written anew
+    assert derived_weights.load_cached(model, precision) is not None  # ...and written anew
 
 
 @pytest.mark.skipif(not onnx_int4.available(), reason="onnxruntime is not installed")

@@ -6,7 +6,7 @@ in the same order, so fp32 greedy output matches `generate()`) with a KV cache p
 the whole context, logits for the last position only, and linears that may be quantized
 (quantize.py). With int8 weights, one-token steps run the same ops from TorchScript
 (scripted_step.py). Only plain GPT2LMHeadModel is handled; anything else (peft wrappers,
-other architectures) keeps the generic path in ../kv_cache.py.
+other architectures) keeps transformers' own forward (../transformers_backend.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from scribe.engine.runtime.gpt2 import scripted_step
 from scribe.engine.runtime.gpt2.checkpoint import Shape, is_plain
-from scribe.engine.runtime.gpt2.quantize import Linear, Quantized, make_linear, quantize
+from scribe.engine.runtime.gpt2.quantize import Linear, Quantized, make_linear, quantize_weights
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,6 +55,17 @@ def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def linears(shape: Shape) -> list[tuple[str, bool]]:
+    """Every linear of the model by name, with whether its weight is stored [out, in]
+    (the tied LM head) rather than Conv1D's [in, out]: what a quantized precision stores."""
+    names = [
+        (f"h.{i}.{part}", False)
+        for i in range(shape.n_layer)
+        for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    ]
+    return [*names, ("lm_head", True)]
+
+
 @dataclass
 class Block:
     ln1: tuple[torch.Tensor, torch.Tensor]
@@ -73,8 +84,10 @@ class FastGPT2:
         shape: Shape,
         weights: Mapping[str, torch.Tensor],
         precision: str = "fp32",
-        cached: dict[str, Quantized] | None = None,
+        quantized: dict[str, Quantized] | None = None,
     ) -> None:
+        """`quantized`: the stored form of every linear (`linears`) for a quantized precision,
+        prepared beforehand: the runtime reads it from its cache (../backend.py)."""
         self.n_head = shape.n_head
         self.n_embd = shape.n_embd
         self.head_dim = shape.n_embd // shape.n_head
@@ -82,9 +95,9 @@ class FastGPT2:
         self.eps = shape.eps
         self.scale = self.head_dim**-0.5
         self.precision = precision
-        cached = cached or {}
-        # The quantized form of every large matrix, by name: what quantize.py caches.
-        self.quantized: dict[str, Quantized] = {}
+        if precision != "fp32" and quantized is None:
+            raise ValueError(f"{precision} weights need their stored form (quantize_weights)")
+        stored = quantized or {}
         self.wte = weights["wte.weight"]
         self.wpe = weights["wpe.weight"]
         # Quantized weights always run the fused tanh GELU; scripted_step.py relies on it.
@@ -94,7 +107,7 @@ class FastGPT2:
             return weights[f"{name}.weight"], weights[f"{name}.bias"]
 
         def lin(name: str) -> Linear:
-            return self._linear(name, weights, cached)
+            return self._linear(name, weights, stored)
 
         self.blocks = [
             Block(
@@ -109,36 +122,34 @@ class FastGPT2:
         ]
         self.ln_f = norm("ln_f")
         # The LM head (tied to wte) in F.linear's [vocab, n_embd] layout, as transformers runs it.
-        self.head = self._linear("lm_head", weights, cached, transposed=True)
+        self.head = self._linear("lm_head", weights, stored, transposed=True)
         # Keys and values of every layer: [layer, key|value, head, position, head_dim].
         self.kv = torch.zeros(len(self.blocks), 2, self.n_head, self.n_positions, self.head_dim)
         # int8 decode steps run as one TorchScript function when possible (scripted_step.py).
         self.step = scripted_step.build(self)
 
     @classmethod
-    def from_model(
-        cls, model: Any, precision: str = "fp32", cached: dict[str, Quantized] | None = None
-    ) -> FastGPT2:
-        return cls(Shape.from_config(model.config), model_weights(model), precision, cached)
+    def from_model(cls, model: Any, precision: str = "fp32") -> FastGPT2:
+        """A transformers GPT-2 on the lean forward, its weights quantized now (no cache)."""
+        shape, weights = Shape.from_config(model.config), model_weights(model)
+        quantized = None
+        if precision != "fp32":
+            quantized = quantize_weights(precision, weights, linears(shape))
+        return cls(shape, weights, precision, quantized)
 
     def _linear(
         self,
         name: str,
         weights: Mapping[str, torch.Tensor],
-        cached: dict[str, Quantized],
+        stored: dict[str, Quantized],
         transposed: bool = False,
     ) -> Linear:
         """Conv1D's [in, out] weight, or the head's [out, in] when `transposed`; a quantized
-        precision reads the float weight only when `cached` lacks its stored form."""
+        precision runs from its stored form and never reads the float weight."""
         bias = weights.get(f"{name}.bias")
         if self.precision == "fp32":
             return make_linear("fp32", weights[f"{name}.weight"], bias, transposed=transposed)
-        data = cached.get(name)
-        if data is None:
-            weight = weights[f"{name}.weight"]
-            data = quantize(self.precision, weight if transposed else weight.t())
-        self.quantized[name] = data
-        return make_linear(self.precision, None, bias, data, transposed=transposed)
+        return make_linear(self.precision, None, bias, stored[name], transposed=transposed)
 
     @torch.inference_mode()
     def forward(self, ids: list[int], start: int, all_positions: bool = False) -> torch.Tensor:

@@ -171,7 +171,7 @@ def build(
 ) -> onnx.ModelProto:
     """The int4 graph of the GPT-2 in `weights` (checkpoint names, "h.0.attn.c_attn.weight").
     `prefill`: the same blocks with int8 matrices (DynamicQuantizeMatMul, one scale per
-    column) and no LM head: it only fills the KV buffers (see onnx_int4.PREFILL_MIN)."""
+    column) and no LM head: it only fills the KV buffers (see ../onnx_int4.py, PREFILL_MIN)."""
     c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
     g = _Graph(weights, float(config.get("layer_norm_epsilon", 1e-5)), int8=prefill)
     wte = weights["wte.weight"].float().numpy()

@@ -5,31 +5,23 @@ one scale and zero point per group of 32 inputs, two weights a byte. What runs d
 kernels torch has for this CPU: on AVX2 the only fast integer matmul in torch is fbgemm's
 (`quantized::linear_dynamic`, int8 weights x int8 activations quantized per call, int32
 accumulation), so int8 runs there, and int4 weights are expanded to that int8 kernel at load
-(torch's int4 CPU kernel is scalar without AVX-512). Quantized tensors are saved as safetensors
-next to the model, or under the cache dir when that folder is read-only, so a second start does
-not re-quantize.
+(torch's int4 CPU kernel is scalar without AVX-512). The runtime caches the stored forms on disk
+(../derived_weights.py), so a second start does not re-quantize.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import warnings
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
-
-from scribe.engine import paths
-from scribe.engine.runtime.precision import int8_kernel_available
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 Quantized = dict[str, torch.Tensor]
 
 INT4_GROUP = 32
-FORMAT_VERSION = "1"
 # fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in int16; 8-bit activations can
 # saturate it and cost perplexity, 7-bit ones ("reduce_range") cannot
 # (tests/engine/test_quantize_quality.py holds the gate).
@@ -96,6 +88,23 @@ def quantize(precision: str, weight: torch.Tensor) -> Quantized:
     raise ValueError(f"{precision} needs no quantized weights")
 
 
+def quantize_weights(
+    precision: str, weights: Mapping[str, torch.Tensor], linears: Iterable[tuple[str, bool]]
+) -> dict[str, Quantized]:
+    """The stored form of every linear (name, transposed) of a model: Conv1D weights are
+    [in, out], the tied LM head is already [out, in]."""
+    out = {}
+    for name, transposed in linears:
+        weight = weights[f"{name}.weight"]
+        out[name] = quantize(precision, weight if transposed else weight.t())
+    return out
+
+
+def int8_kernel_available() -> bool:
+    """torch's fbgemm int8 kernel exists on this CPU."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
 # -- running ------------------------------------------------------------------------------------
 class FbgemmLinear:
     """fbgemm's int8 linear: activations are quantized per call, weights per output row.
@@ -154,87 +163,3 @@ def make_linear(
         return FbgemmLinear(quantized["q"], quantized["scale"], bias)
     w = quantized["q"].float() * quantized["scale"][:, None]  # no int8 kernel: run dequantized
     return lambda x: F.linear(x, w, bias)
-
-
-# -- caching on disk ----------------------------------------------------------------------------
-def cache_file(model_dir: Path, precision: str) -> Path:
-    """Next to the model when that folder is writable, else under the cache dir (also for the
-    model embedded in scribe's package, whose folder belongs to the installation)."""
-    name = f"scribe-{precision}.safetensors"
-    inside_package = Path(__file__).parents[2].resolve() in model_dir.resolve().parents
-    if os.access(model_dir, os.W_OK) and not inside_package:  # not the embedded model's folder
-        return model_dir / name
-    key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
-    return paths.cache_dir() / "quantized" / key / name
-
-
-def fingerprint(model_dir: Path) -> str:
-    """Changes when the model's weights change, so a stale cache is never used."""
-    parts = [FORMAT_VERSION]
-    for file in sorted(model_dir.glob("model*.safetensors")):
-        stat = file.stat()
-        parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
-
-
-# The parts each precision stores per weight, with their dtypes (see quantize()).
-STORED_PARTS: dict[str, dict[str, torch.dtype]] = {
-    "int8": {"q": torch.int8, "scale": torch.float32},
-    "int4": {"packed": torch.uint8, "scale": torch.float32, "low": torch.float32},
-    "bf16": {"w": torch.bfloat16},
-}
-
-
-def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
-    """The cached quantized weights, or None when there are none or they cannot be trusted
-    (a stale fingerprint, a truncated or garbage file, wrong parts): the cache is derived from
-    the model, so the caller quantizes again and overwrites it rather than failing."""
-    from safetensors import SafetensorError, safe_open
-
-    file = cache_file(model_dir, precision)
-    if not file.exists():
-        return None
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            if (handle.metadata() or {}).get("fingerprint") != fingerprint(model_dir):
-                return None
-            flat = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (OSError, ValueError, RuntimeError, SafetensorError):
-        return None  # unreadable cache: quantize again
-    return _unflatten(flat, STORED_PARTS.get(precision, {}))
-
-
-def _unflatten(
-    flat: dict[str, torch.Tensor], parts: dict[str, torch.dtype]
-) -> dict[str, Quantized] | None:
-    """{"h.0.attn.c_attn:q": t, ...} as {"h.0.attn.c_attn": {"q": t, ...}}, or None unless
-    every weight has exactly `parts`, with their dtypes, a 2-D matrix first and matching rows."""
-    matrix = next(iter(parts), "")
-    out: dict[str, Quantized] = {}
-    for key, tensor in flat.items():
-        name, _, part = key.rpartition(":")
-        if not name or parts.get(part) != tensor.dtype:
-            return None
-        out.setdefault(name, {})[part] = tensor
-    for data in out.values():
-        if set(data) != set(parts) or data[matrix].dim() != 2:
-            return None
-        if any(t.dim() == 0 or t.shape[0] != data[matrix].shape[0] for t in data.values()):
-            return None
-    return out or None
-
-
-def save_cached(model_dir: Path, precision: str, tensors: dict[str, Quantized]) -> Path | None:
-    """Writes the cache atomically; returns None when neither place is writable."""
-    from safetensors.torch import save_file
-
-    flat = {f"{name}:{part}": t for name, parts in tensors.items() for part, t in parts.items()}
-    file = cache_file(model_dir, precision)
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        save_file(flat, str(tmp), metadata={"fingerprint": fingerprint(model_dir)})
-        tmp.replace(file)
-    except OSError:
-        return None
-    return file

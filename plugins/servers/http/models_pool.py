@@ -213,7 +213,7 @@ class ModelPool:
         loaded = load(spec, precision=self.precision)
         generator = Generator(loaded)
         generator.warm()
-        card = dict(loaded.card or {})
+        card = loaded.card.as_dict()
         weights = loaded.weights
         parameters = weights.parameters() if weights is not None else 0
         log.info(
@@ -225,7 +225,7 @@ class ModelPool:
             path=path,
             generator=generator,
             worker=Worker(name, generator, self.max_queue),
-            fim=FimFormat.from_card(card, generator.encode),
+            fim=FimFormat.from_card(loaded.card, generator.encode),
             chat_format=ChatFormat.for_model(card),
             card=card,
             parameters=parameters,

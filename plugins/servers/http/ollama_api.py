@@ -124,16 +124,13 @@ async def show(request: Request) -> JsonAnswer:
 
 def _card(path: Any) -> tuple[dict[str, Any], tuple[str, str, str] | None]:
     """The model card, and its FIM markers when it declares them."""
-    from scribe.engine.runtime.model_files import read_card
+    from scribe.engine.runtime.model_card import read_card
 
     try:
         card = read_card(path)
     except Exception:  # a damaged card: as `scribe models` does, show the rest
         return {}, None
-    fim = card.get("fim")
-    marks = [fim.get(k) for k in ("prefix", "suffix", "middle")] if isinstance(fim, dict) else []
-    ok = len(marks) == 3 and all(isinstance(m, str) and m for m in marks)
-    return card, (marks[0], marks[1], marks[2]) if ok else None
+    return card.as_dict(), card.fim.markers if card.fim else None
 
 
 async def version(request: Request) -> JsonAnswer:

@@ -19,9 +19,7 @@ holds its perplexity gate.
 from __future__ import annotations
 
 import importlib.util
-import json
 import multiprocessing
-import os
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -30,8 +28,11 @@ from typing import Any
 
 import torch
 
-from scribe.engine.runtime.gpt2 import onnx_graph, quantize
-from scribe.engine.runtime.kv_cache import InPlaceKVState
+from scribe.engine.files.atomic import atomic_path
+from scribe.engine.files.derived import stamp_matches, write_stamp
+from scribe.engine.runtime import derived_weights
+from scribe.engine.runtime.gpt2 import onnx_graph
+from scribe.engine.runtime.prefix_reuse import PrefixReuse
 
 # In the cache's fingerprint: a new layout builds again.
 FORMAT = f"5-gqa-prefill8-b{onnx_graph.BLOCK}-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
@@ -55,7 +56,7 @@ def available() -> bool:
 
 
 def cache_path(model_dir: Path) -> Path:
-    return quantize.cache_file(model_dir, "int4").with_name(FILE)
+    return derived_weights.cache_file(model_dir, "int4").with_name(FILE)
 
 
 def data_path(graph: Path) -> Path:
@@ -69,19 +70,14 @@ def prefill_path(graph: Path) -> Path:
 
 
 def _stamp(model_dir: Path) -> str:
-    return f"{FORMAT}|{quantize.fingerprint(model_dir)}"
+    return derived_weights.weights_fingerprint(model_dir, FORMAT)
 
 
 def cached(model_dir: Path) -> Path | None:
     """The cached graph when it was built from these weights with this layout."""
     path = cache_path(model_dir)
-    try:
-        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
     files = (path, data_path(path), prefill_path(path), data_path(prefill_path(path)))
-    intact = all(file.exists() for file in files)
-    return path if intact and meta.get("built_from") == _stamp(model_dir) else None
+    return path if stamp_matches(path.with_suffix(".json"), _stamp(model_dir), files) else None
 
 
 def ensure(model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[str, Any]) -> Path:
@@ -99,21 +95,21 @@ def ensure(model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[st
             pool.submit(_build_from_folder, str(model_dir), str(path)).result()
     else:
         build(weights, config, path)
-    path.with_suffix(".json").write_text(json.dumps({"built_from": _stamp(model_dir)}))
+    write_stamp(path.with_suffix(".json"), _stamp(model_dir))
     return path
 
 
-def open_state(
+def open_backend(
     model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[str, Any], threads: int
-) -> OrtKVState:
+) -> OrtBackend:
     """A session on the cached graph; a graph that ONNX Runtime cannot load (a torn write, a
     file damaged on disk) is scribe's own derived file, so it is built again, once."""
     path = ensure(model_dir, weights, config)
     try:
-        return OrtKVState(path, threads)
+        return OrtBackend(path, threads)
     except Exception:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
         path.with_suffix(".json").unlink(missing_ok=True)
-        return OrtKVState(ensure(model_dir, weights, config), threads)
+        return OrtBackend(ensure(model_dir, weights, config), threads)
 
 
 def _build_from_folder(model_dir: str, target: str) -> None:
@@ -133,13 +129,13 @@ def build(weights: Mapping[str, torch.Tensor], config: dict[str, Any], target: P
 
 
 def _save(model: Any, target: Path) -> None:
-    """Write `target` whole: a temp name, then a rename, so a half-written graph is never
-    loaded."""
+    """Write `target` and its data file whole, so a half-written graph is never loaded."""
     import onnx
 
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         # The tensors in a file of their own, which ONNX Runtime maps instead of copying out of
-        # the parsed graph: a lower peak and a faster load than one file.
+        # the parsed graph: a lower peak and a faster load than one file. onnx writes the data
+        # file beside the graph under the name the graph records, hence the scratch folder.
         graph = Path(scratch) / target.name
         onnx.save_model(
             model,
@@ -149,20 +145,26 @@ def _save(model: Any, target: Path) -> None:
             location=data_path(target).name,
             size_threshold=1024,
         )
-        os.replace(Path(scratch) / data_path(target).name, data_path(target))
-        os.replace(graph, target)  # last: a graph never names missing data
+        with atomic_path(data_path(target)) as part:
+            (Path(scratch) / data_path(target).name).replace(part)
+        with atomic_path(target) as part:  # last: a graph never names missing data
+            graph.replace(part)
 
 
-class OrtKVState(InPlaceKVState):
-    """Prefix reuse in place (see InPlaceKVState) over KV buffers that both graphs share: one
-    per layer for keys and one for values, each as long as the model's window, bound once as
-    both past input and present output of each graph."""
+class OrtBackend:
+    """Prefix reuse in place over KV buffers that both graphs share: one per layer for keys
+    and one for values, each as long as the model's window, bound once as both past input and
+    present output of each graph."""
+
+    precision = "int4"
+    # ONNX Runtime runs on threads of its own; torch only samples, on one thread.
+    own_threads = True
 
     def __init__(self, path: Path, threads: int) -> None:
         import numpy as np
         import onnxruntime as ort
 
-        super().__init__()
+        self.cached = PrefixReuse()
         self._np = np  # bound once: `feed` runs every token
         self._path, self._threads = path, threads
         self.session = _session(path, threads, arena=True)
@@ -193,6 +195,14 @@ class OrtKVState(InPlaceKVState):
             binding.bind_ortvalue_output(past.replace("past_", "present_"), buffer)
         return binding
 
+    def reset(self) -> None:
+        self.cached.clear()
+
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        reuse = self.cached.reusable(ids)
+        self.cached.keep(reuse)
+        return reuse, self.feed(ids[reuse:])
+
     def feed(self, new_ids: list[int]) -> torch.Tensor:
         """All but the last of many new tokens go through the int8 graph (see PREFILL_MIN),
         the last through the int4 one, which gives the logits."""
@@ -218,7 +228,7 @@ class OrtKVState(InPlaceKVState):
         return bool(self._prefill)
 
     def _run(self, graph: tuple[Any, Any], new_ids: list[int]) -> None:
-        np, start = self._np, len(self.ids)
+        np, start = self._np, len(self.cached.ids)
         total = start + len(new_ids)
         inputs = {
             "input_ids": np.array([new_ids], dtype=np.int64),
@@ -230,7 +240,7 @@ class OrtKVState(InPlaceKVState):
         for name, value in inputs.items():
             binding.bind_cpu_input(name, value)
         session.run_with_iobinding(binding)
-        self.ids.extend(new_ids)
+        self.cached.ids.extend(new_ids)
 
 
 def _session(path: Path, threads: int, arena: bool) -> Any:

@@ -1,0 +1,97 @@
+"""Which code runs a loaded model's weights: the one decision table, and the protocol every
+backend keeps.
+
+| model                                | precision        | backend                           |
+|--------------------------------------|------------------|-----------------------------------|
+| plain GPT-2 (files or transformers') | fp32, bf16, int8 | torch (torch_backend.py)          |
+| plain GPT-2 in a folder, onnxruntime | int4             | ONNX Runtime (onnx_int4.py)       |
+| plain GPT-2 otherwise                | int4             | torch, int4 widened to int8       |
+| anything else                        | (ignored)        | transformers_backend.py           |
+
+On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
+(gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
+backend object is made; the backend only decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import torch
+
+from scribe.engine.runtime import derived_weights, onnx_int4, threads
+from scribe.engine.runtime.gpt2 import forward
+from scribe.engine.runtime.gpt2.checkpoint import Shape
+from scribe.engine.runtime.gpt2.quantize import Quantized, quantize_weights
+from scribe.engine.runtime.models import LoadedModel
+from scribe.engine.runtime.torch_backend import TorchBackend
+from scribe.engine.runtime.transformers_backend import TransformersBackend
+
+TORCH, ONNX_INT4, TRANSFORMERS = "torch", "onnx-int4", "transformers"
+
+
+class Backend(Protocol):
+    """A model's forward pass over its own KV cache, with prefix reuse."""
+
+    precision: str  # what the stream reports: fp32, bf16, int8, int4 or "transformers"
+    own_threads: bool  # runs on a thread pool of its own (torch then only samples)
+
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        """Bring the cache to `ids`, feeding only what is not cached: (reused, last logits)."""
+        ...
+
+    def feed(self, new_ids: list[int]) -> torch.Tensor:
+        """New tokens on top of the cache: the last position's logits."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the cache: the next prefill starts from nothing."""
+        ...
+
+
+def choose(loaded: LoadedModel) -> str:
+    """The decision table above: TORCH, ONNX_INT4 or TRANSFORMERS."""
+    if loaded.weights is None and not forward.supports(loaded.model):
+        return TRANSFORMERS
+    if loaded.precision == "int4" and _has_folder(loaded) and onnx_int4.available():
+        return ONNX_INT4
+    return TORCH
+
+
+def open_backend(loaded: LoadedModel) -> Backend:
+    """The backend `choose` picks, its derived weights prepared (and cached) first."""
+    kind = choose(loaded)
+    if kind == TRANSFORMERS:
+        return TransformersBackend(loaded.model)
+    weights = loaded.weights if loaded.weights is not None else forward.model_weights(loaded.model)
+    if kind == ONNX_INT4:
+        return onnx_int4.open_backend(
+            loaded.path, weights, loaded.config, threads.available_cores()
+        )
+    shape = Shape.from_config(loaded.config)
+    quantized = None
+    if loaded.precision != "fp32":
+        quantized = _quantized(loaded, weights, shape)
+    return TorchBackend(forward.FastGPT2(shape, weights, loaded.precision, quantized))
+
+
+def _quantized(
+    loaded: LoadedModel, weights: Mapping[str, torch.Tensor], shape: Shape
+) -> dict[str, Quantized]:
+    """The stored form of every linear: from the cache beside the model, else quantized now
+    and cached for the next start."""
+    linears = forward.linears(shape)
+    if not _has_folder(loaded):
+        return quantize_weights(loaded.precision, weights, linears)
+    cached = derived_weights.load_cached(loaded.path, loaded.precision)
+    if cached is not None and all(name in cached for name, _ in linears):
+        return cached
+    quantized = quantize_weights(loaded.precision, weights, linears)
+    derived_weights.save_cached(loaded.path, loaded.precision, quantized)
+    return quantized
+
+
+def _has_folder(loaded: LoadedModel) -> bool:
+    """A model folder of its own to cache derived weights for (a merged adapter has none)."""
+    return (loaded.path / "config.json").exists()

@@ -1,0 +1,33 @@
+"""A plain GPT-2 on scribe's lean torch forward (gpt2/forward.py) in fp32, bf16, int8 or int4
+widened to int8, over a KV cache preallocated for the whole window: dropping a cached suffix is
+only moving the length back."""
+
+from __future__ import annotations
+
+import torch
+
+from scribe.engine.runtime.gpt2.forward import FastGPT2
+from scribe.engine.runtime.prefix_reuse import PrefixReuse
+
+
+class TorchBackend:
+    own_threads = False  # decode runs on torch's thread pool
+
+    def __init__(self, fast: FastGPT2) -> None:
+        self.fast = fast
+        self.precision = fast.precision
+        self.cached = PrefixReuse()
+
+    def reset(self) -> None:
+        self.cached.clear()
+
+    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+        reuse = self.cached.reusable(ids)
+        self.cached.keep(reuse)
+        return reuse, self.feed(ids[reuse:])
+
+    def feed(self, new_ids: list[int]) -> torch.Tensor:
+        cached = self.cached.ids
+        logits = self.fast.forward(new_ids, len(cached))
+        cached.extend(new_ids)
+        return logits
