@@ -11,6 +11,7 @@ import pytest
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatError, ChatSession, Settings
 from scribe.engine.errors import InputError, TemplateError
+from scribe.engine.runtime.stream import Stream
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 
@@ -181,11 +182,11 @@ def test_nothing_happens_without_a_model_or_text() -> None:
 def test_an_engine_failure_keeps_what_was_written() -> None:
     session, engine, store = make()
 
-    def broken(prompt, options, cancel=None):
+    def broken(out):
         yield "Half a"
         raise RuntimeError("out of memory")
 
-    engine.stream = broken  # type: ignore[method-assign]
+    engine.answer = lambda prompt, options, cancel=None: Stream(broken)  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         session.send("hi").run()
     saved = store.thread(session.conversation_id)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scribe.engine.chat.conversations import parse_id
-from scribe.engine.chat.export import when
+from scribe.engine.chat.markdown import when
 from scribe.engine.chat.session import ChatSession
 from scribe.engine.errors import InputError
 from scribe.engine.paths import user_path

@@ -20,7 +20,8 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker
 
 from scribe.engine.chat.conversations import clean_text
-from scribe.engine.chat.session import ChatSession, Message, Reply
+from scribe.engine.chat.messages import Message
+from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
 from scribe.tui.chat.conversation import Conversation
