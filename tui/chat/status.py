@@ -1,5 +1,6 @@
-"""The status line of `scribe chat`: model, template, options and state on the left, the token
-meter `used/limit (reserve)` on the right; tinted while the model loads or a reply is written."""
+"""The status line of `scribe chat`: model, template, what the chat is doing (else the last
+reply's speed and ending), options and unsaved messages on the left, the token meter
+`used/limit (reserve)` on the right; tinted while the model loads or a reply is written."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ class StatusBar(Horizontal):
         load_failed: bool,
         activity: str | None,
         meter: str,
+        reply_summary: str | None = None,
     ) -> None:
         """`loading`: the model spec being loaded ("": the default); `activity`: what the chat
-        screen is doing (replying, editing a turn)."""
+        screen is doing (replying, editing a turn); `reply_summary`: the last reply's speed and
+        ending (`describe_reply`)."""
         if loading is not None:
             model = f"loading model {loading or '(default)'}…"
         elif load_failed:
@@ -38,6 +41,8 @@ class StatusBar(Horizontal):
         parts = [model, f"template {template}"]
         if activity:
             parts.append(activity)
+        elif reply_summary:
+            parts.append(reply_summary)
         if session.engine is not None:
             parts.append(describe_options(session))
         if session.save_error:

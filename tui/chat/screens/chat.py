@@ -26,8 +26,15 @@ from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
 from scribe.tui.chat.conversation import Conversation
 from scribe.tui.chat.keys import CHAT_BINDINGS, KEYS_HELP
+from scribe.tui.chat.reply_stats import describe_reply
 from scribe.tui.chat.screens.history import HistoryScreen
-from scribe.tui.chat.slash_commands import is_command, run_command, unescape
+from scribe.tui.chat.slash_commands import (
+    is_command,
+    new_conversation,
+    open_conversation,
+    run_command,
+    unescape,
+)
 from scribe.tui.chat.status import REPLYING, StatusBar
 from scribe.tui.chat.widgets import MessageView, PromptArea
 
@@ -44,11 +51,12 @@ class ChatScreen(Screen[None]):
 
     BINDINGS = CHAT_BINDINGS
 
-    class RunCommand(TextualMessage):
-        """A slash command line to run as if typed (from the command palette)."""
+    class Perform(TextualMessage):
+        """A UI command from the command palette: `make` does its part on the session when the
+        screen handles this, and returns the command (ui.UiCommand) to dispatch."""
 
-        def __init__(self, line: str) -> None:
-            self.line = line
+        def __init__(self, make: Callable[[], ui.UiCommand]) -> None:
+            self.make = make
             super().__init__()
 
     def __init__(self, session: ChatSession) -> None:
@@ -64,6 +72,7 @@ class ChatScreen(Screen[None]):
         self.queued: list[str] = []  # typed while the model loads
         self.meter = NO_METER
         self.reply_worker: Worker[None] | None = None
+        self.reply_summary: str | None = None  # the last reply's speed and ending
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -133,7 +142,12 @@ class ChatScreen(Screen[None]):
         elif self.editing is not None:
             activity = "editing a turn · Enter forks · Esc cancels"
         self.query_one(StatusBar).show(
-            self.session, self.model_loading, bool(self.load_error), activity, self.meter
+            self.session,
+            self.model_loading,
+            bool(self.load_error),
+            activity,
+            self.meter,
+            self.reply_summary,
         )
 
     # -- the model ------------------------------------------------------------------------
@@ -224,6 +238,7 @@ class ChatScreen(Screen[None]):
     ) -> None:
         self.reply = None
         self.reply_worker = None
+        self.reply_summary = describe_reply(reply)
         self.sub_title = self.session.title or "new conversation"
         await view.finish()
         view.branch = self.session.branch_info(reply.message)
@@ -244,23 +259,31 @@ class ChatScreen(Screen[None]):
             self.cancel.set()
             await self.reply_worker.wait()
 
-    # -- slash commands: run_command, then one method per UI command (ui.CommandHandler) --
+    # -- commands: typed, or a slash command line; one method per UI command (ui.CommandHandler)
     async def command(self, line: str, restore: str = "") -> None:
+        """Run a slash command line; if it cannot run, `restore` goes back into the prompt."""
         name = line[1:].split(" ", 1)[0].lower()
-        if self.generating and name in BUSY_COMMANDS:
-            self.notify(f"/{name} waits until the reply is done; Esc stops it", severity="warning")
+        busy = name if name in BUSY_COMMANDS else None
+        if not await self.perform(lambda: run_command(self.session, line, KEYS_HELP), busy):
             self.prompt.text = restore
-            return
+
+    async def perform(self, make: Callable[[], ui.UiCommand], busy: str | None = None) -> bool:
+        """Dispatch the UI command `make` returns (doing its part on the session); an error is a
+        notice, and so is a `busy` command (its name) while a reply is written. False if it
+        did not run."""
+        if busy is not None and self.generating:
+            self.notify(f"/{busy} waits until the reply is done; Esc stops it", severity="warning")
+            return False
         try:
-            command = run_command(self.session, line, KEYS_HELP)
+            command = make()
         except ScribeError as err:
             self.notify(str(err), severity="error", timeout=8)
-            self.prompt.text = restore
-            return
+            return False
         await ui.dispatch(command, self)
+        return True
 
-    async def on_chat_screen_run_command(self, message: ChatScreen.RunCommand) -> None:
-        await self.command(message.line)
+    async def on_chat_screen_perform(self, message: ChatScreen.Perform) -> None:
+        await self.perform(message.make)
 
     async def show_note(self, command: ui.ShowNote) -> None:
         await self.conversation.add_note(command.note)
@@ -281,6 +304,7 @@ class ChatScreen(Screen[None]):
     async def show_new_thread(self) -> None:
         """No note: the new thread replaces all the conversation showed."""
         self.editing = None
+        self.reply_summary = None
         await self.render_thread()
         self.prompt.focus()  # typing goes on in the prompt, whatever turn was selected
 
@@ -299,7 +323,9 @@ class ChatScreen(Screen[None]):
     def open_history(self, query: str = "") -> None:
         async def opened(conversation_id: int | None) -> None:
             if conversation_id:
-                await self.command(f"/history {conversation_id}")
+                await self.perform(
+                    partial(open_conversation, self.session, conversation_id), "history"
+                )
 
         self.app.push_screen(HistoryScreen(self.session, query), opened)
 
@@ -369,7 +395,7 @@ class ChatScreen(Screen[None]):
 
     async def action_new(self) -> None:
         if not self.generating:
-            await self.command("/new")
+            await self.perform(partial(new_conversation, self.session))
 
     def on_message_view_typed(self, event: MessageView.Typed) -> None:
         """A character typed on a selected turn: carry on typing in the prompt."""
