@@ -24,8 +24,8 @@ from scribe.engine.prompting.context import MARGIN, cut_text
 from scribe.engine.prompting.templates import Template
 
 Encode = Callable[[str], list[int]]
-RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 Decode = Callable[[list[int]], str]
+RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Exchange:
 
     user: str
     assistant: str | None
-    ids: tuple[int, ...] = ()  # message ids, for the UI
+    ids: tuple[int, ...] = ()  # keys of its messages, reported back in Window.in_window
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ class Window:
     reserve: int  # tokens kept for the reply
     first_included: int  # index of the oldest exchange in the prompt (== len(exchanges): none)
     exchanges: int
-    start_key: int | None = None  # an id of the oldest exchange in the prompt: the next keep_from
+    start_key: int | None = None  # a key of the oldest exchange in the prompt: next keep_from
     cut_current: bool = False
     cut_system: bool = False
-    in_window: frozenset[int] = field(default_factory=frozenset)  # message ids in the prompt
+    in_window: frozenset[int] = field(default_factory=frozenset)  # keys of messages in it
 
     @property
     def budget(self) -> int:

@@ -16,7 +16,7 @@ from scribe.tui.chat.slash_commands import choose_template, export_conversation,
 
 def chat_commands(chat: ChatScreen) -> Iterator[SystemCommand]:
     def perform(make: Callable[[], ui.UiCommand]) -> Callable[[], None]:
-        return lambda: chat.post_message(ChatScreen.Perform(make))
+        return lambda: chat.call_later(chat.perform, make)  # on the screen's message loop
 
     session = chat.session
     yield SystemCommand("New conversation", "Start a new conversation", chat.action_new)

@@ -3,7 +3,9 @@
 `run_command(session, line)` does what it can at once and returns a `UiCommand` for what the UI
 must carry out itself: show a note, load a model in the background, send a file read with /read,
 show the history... A bad command or value raises a ScribeError whose message says what is
-accepted; nothing reaches the model.
+accepted; nothing reaches the model. The commands a key or the command palette also runs
+(`new_conversation`, `open_conversation`, `choose_template`, `export_conversation`, `show_help`)
+take typed arguments, so those call them directly, with no line to parse.
 """
 
 from __future__ import annotations

@@ -26,11 +26,10 @@ class StatusBar(Horizontal):
         load_failed: bool,
         activity: str | None,
         meter: str,
-        reply_summary: str | None = None,
     ) -> None:
         """`loading`: the model spec being loaded ("": the default); `activity`: what the chat
-        screen is doing (replying, editing a turn); `reply_summary`: the last reply's speed and
-        ending (`describe_reply`)."""
+        screen is doing (replying, editing a turn), or else the last reply's speed and ending
+        (`describe_reply`)."""
         if loading is not None:
             model = f"loading model {loading or '(default)'}…"
         elif load_failed:
@@ -41,8 +40,6 @@ class StatusBar(Horizontal):
         parts = [model, f"template {template}"]
         if activity:
             parts.append(activity)
-        elif reply_summary:
-            parts.append(reply_summary)
         if session.engine is not None:
             parts.append(describe_options(session))
         if session.save_error:

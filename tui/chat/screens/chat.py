@@ -14,7 +14,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.app import ComposeResult
-from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker
@@ -24,17 +23,12 @@ from scribe.engine.chat.messages import Message
 from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
+from scribe.tui.chat import slash_commands as slash
 from scribe.tui.chat.conversation import Conversation
 from scribe.tui.chat.keys import CHAT_BINDINGS, KEYS_HELP
 from scribe.tui.chat.reply_stats import describe_reply
 from scribe.tui.chat.screens.history import HistoryScreen
-from scribe.tui.chat.slash_commands import (
-    is_command,
-    new_conversation,
-    open_conversation,
-    run_command,
-    unescape,
-)
+from scribe.tui.chat.slash_commands import is_command, run_command, unescape
 from scribe.tui.chat.status import REPLYING, StatusBar
 from scribe.tui.chat.widgets import MessageView, PromptArea
 
@@ -50,14 +44,6 @@ class ChatScreen(Screen[None]):
     """The screen the app starts on, and the UI side of the slash commands (ui.CommandHandler)."""
 
     BINDINGS = CHAT_BINDINGS
-
-    class Perform(TextualMessage):
-        """A UI command from the command palette: `make` does its part on the session when the
-        screen handles this, and returns the command (ui.UiCommand) to dispatch."""
-
-        def __init__(self, make: Callable[[], ui.UiCommand]) -> None:
-            self.make = make
-            super().__init__()
 
     def __init__(self, session: ChatSession) -> None:
         super().__init__()
@@ -136,18 +122,13 @@ class ChatScreen(Screen[None]):
         self.update_status()
 
     def update_status(self) -> None:
-        activity = None
+        activity = self.reply_summary  # when there is nothing else to say
         if self.generating:
             activity = REPLYING
         elif self.editing is not None:
             activity = "editing a turn · Enter forks · Esc cancels"
         self.query_one(StatusBar).show(
-            self.session,
-            self.model_loading,
-            bool(self.load_error),
-            activity,
-            self.meter,
-            self.reply_summary,
+            self.session, self.model_loading, bool(self.load_error), activity, self.meter
         )
 
     # -- the model ------------------------------------------------------------------------
@@ -268,9 +249,8 @@ class ChatScreen(Screen[None]):
             self.prompt.text = restore
 
     async def perform(self, make: Callable[[], ui.UiCommand], busy: str | None = None) -> bool:
-        """Dispatch the UI command `make` returns (doing its part on the session); an error is a
-        notice, and so is a `busy` command (its name) while a reply is written. False if it
-        did not run."""
+        """Dispatch the UI command `make` returns (having done its part on the session); False,
+        with a notice, if it fails or is the `busy` command named while a reply is written."""
         if busy is not None and self.generating:
             self.notify(f"/{busy} waits until the reply is done; Esc stops it", severity="warning")
             return False
@@ -281,9 +261,6 @@ class ChatScreen(Screen[None]):
             return False
         await ui.dispatch(command, self)
         return True
-
-    async def on_chat_screen_perform(self, message: ChatScreen.Perform) -> None:
-        await self.perform(message.make)
 
     async def show_note(self, command: ui.ShowNote) -> None:
         await self.conversation.add_note(command.note)
@@ -324,7 +301,7 @@ class ChatScreen(Screen[None]):
         async def opened(conversation_id: int | None) -> None:
             if conversation_id:
                 await self.perform(
-                    partial(open_conversation, self.session, conversation_id), "history"
+                    partial(slash.open_conversation, self.session, conversation_id), "history"
                 )
 
         self.app.push_screen(HistoryScreen(self.session, query), opened)
@@ -395,7 +372,7 @@ class ChatScreen(Screen[None]):
 
     async def action_new(self) -> None:
         if not self.generating:
-            await self.perform(partial(new_conversation, self.session))
+            await self.perform(partial(slash.new_conversation, self.session))
 
     def on_message_view_typed(self, event: MessageView.Typed) -> None:
         """A character typed on a selected turn: carry on typing in the prompt."""
