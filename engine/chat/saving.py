@@ -49,7 +49,7 @@ class SavedConversation:
         with self.lock:
             return self._db.last_conversation()
 
-    def list(self, limit: int) -> list[ConversationRecord]:
+    def recent(self, limit: int) -> list[ConversationRecord]:
         with self.lock:
             return self._db.list_conversations(limit)
 

@@ -219,7 +219,7 @@ class ChatSession:
 
     def list_conversations(self, limit: int = 50) -> list[ConversationRecord]:
         self._require_store()
-        return self.saved.list(limit)
+        return self.saved.recent(limit)
 
     def export_markdown(self) -> str:
         info = ConversationInfo(
