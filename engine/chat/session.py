@@ -197,8 +197,8 @@ class ChatSession:
     # -- conversations ----------------------------------------------------------------------
     def new(self) -> None:
         """Start a new conversation with the settings given at start-up (model kept)."""
+        self.saved.forget()  # first: the reset settings are not the old conversation's
         self.setup.reset()
-        self.saved.forget()
         self.thread = []
         self.warning = ""
 

@@ -127,6 +127,16 @@ def test_template_frames_the_turn_and_sets_its_options() -> None:
     assert session.send("hi").window.prompt.endswith("rewritten in a formal style: ")
 
 
+def test_a_new_conversation_leaves_the_old_ones_settings_saved() -> None:
+    session, _, store = make()
+    session.set_template("summarize")
+    session.send("The tide came in.").run()
+    old = session.conversation_id
+    session.new()
+    assert session.template is None and session.conversation_id is None
+    assert store.get_conversation(old).template == "summarize"
+
+
 def test_bad_template_requests_say_what_is_accepted() -> None:
     session, _, _ = make()
     with pytest.raises(TemplateError, match="no template named 'nope'; available: .*summarize"):
