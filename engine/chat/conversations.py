@@ -10,8 +10,8 @@ database files 0600. Damaged rows (a parent loop, a missing parent, NULL or mist
 read as far as they can be and listed in the records' `problems`, never looped on or crashed on.
 
 The store is here; its parts are beside it: `schema` (migrations, the read-only check), `storage`
-(folder, file modes, errors), `rows` (damage-tolerant fields), `threads` (messages and branches)
-and `search` (FTS5 queries and snippets).
+(folder, file modes, errors), `rows` (damage-tolerant fields), `branches` (message records and
+the branch walk) and `search` (FTS5 queries and snippets).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ engine and the generation internals can change freely.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 from scribe.engine.runtime.options import GenerationOptions
+from scribe.engine.runtime.stream import Stream
 
 
 class ChatEngine(Protocol):
@@ -23,9 +23,9 @@ class ChatEngine(Protocol):
 
     def decode(self, ids: list[int]) -> str: ...
 
-    def stream(
+    def answer(
         self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str]: ...
+    ) -> Stream: ...
 
 
 class ModelEngine:
@@ -46,9 +46,10 @@ class ModelEngine:
     def decode(self, ids: list[int]) -> str:
         return self.generator.decode(ids)
 
-    def stream(
+    def answer(
         self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str]:
+    ) -> Stream:
+        """The reply to `prompt`, never a silent blank (`Generator.answer`)."""
         return self.generator.answer(prompt, options, cancel=cancel)
 
 

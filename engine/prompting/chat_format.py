@@ -84,9 +84,6 @@ class ChatFormat:
             return _fill(self.system, system) if system else ""
         return self.system if system is None else system
 
-    def default_system(self) -> str:
-        return "" if "$message" in self.system else self.system
-
     def user_turn(self, text: str) -> str:
         return _fill(self.user, text)
 

@@ -24,8 +24,8 @@ from scribe.engine.prompting.fitting import MARGIN, cut_text
 from scribe.engine.prompting.templates import Template
 
 Encode = Callable[[str], list[int]]
-RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 Decode = Callable[[list[int]], str]
+RECUT_SLACK = 1 / 3  # of the budget, left free when the window start has to move
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Exchange:
 
     user: str
     assistant: str | None
-    ids: tuple[int, ...] = ()  # message ids, for the UI
+    ids: tuple[int, ...] = ()  # keys of its messages, reported back in Window.in_window
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ class Window:
     reserve: int  # tokens kept for the reply
     first_included: int  # index of the oldest exchange in the prompt (== len(exchanges): none)
     exchanges: int
-    start_key: int | None = None  # an id of the oldest exchange in the prompt: the next keep_from
+    start_key: int | None = None  # a key of the oldest exchange in the prompt: next keep_from
     cut_current: bool = False
     cut_system: bool = False
-    in_window: frozenset[int] = field(default_factory=frozenset)  # message ids in the prompt
+    in_window: frozenset[int] = field(default_factory=frozenset)  # keys of messages in it
 
     @property
     def budget(self) -> int:
@@ -95,84 +95,24 @@ def build_window(
     keep_from: int | None = None,
 ) -> Window:
     """The prompt for `current` after `exchanges`, fitted into n_positions - reserve;
-    `keep_from` is the previous window's `start_key` (see the module's docstring)."""
-    count = count or TokenCounter(encode)
-    budget = n_positions - reserve - MARGIN
-    values = values or {}
-
-    def current_piece(message: str, after_something: bool) -> str:
-        if frame is None:
-            return fmt.user_turn(message) + fmt.reply
-        rendered = frame.render({**values, "input": message})
-        return ("\n\n" + rendered) if after_something else rendered
-
-    # Pinned 1: the system prompt (cut in the middle only if it would take over half the budget).
-    system_piece = fmt.system_text(system)
-    cut_system = False
-    if count(system_piece) > budget // 2:
-        system_piece = cut_text(system_piece, budget // 2, "middle", encode, decode)
-        cut_system = True
-    # Pinned 2 and 3: the template frame and the current message, cut to what is left.
-    lead = bool(system_piece) or bool(exchanges)
-    room = budget - count(system_piece) - count(current_piece("", lead))
-    message = current
-    cut_current = False
-    if count(message) > room:
-        message = cut_text(message, max(room, 0), cut_mode, encode, decode)
-        cut_current = True
-    pinned = count(system_piece) + count(current_piece(message, lead))
-
-    # Earlier turns, newest first, whole pairs, while they fit (and not before a sticky start).
-    anchor = _index_of(exchanges, keep_from)
-    pieces: list[str] = []
-    costs: list[int] = []
-    left = budget - pinned
-    first = len(exchanges)
-    for index in range(len(exchanges) - 1, (anchor or 0) - 1, -1):
-        piece = _exchange_piece(fmt, exchanges[index])
-        cost = count(piece)
-        if cost > left:
-            break
-        pieces.insert(0, piece)
-        costs.insert(0, cost)
-        left -= cost
-        first = index
-    if anchor is not None and first > anchor:  # the start must move: leave room to grow
-        while len(pieces) > 1 and left < budget * RECUT_SLACK:
-            pieces.pop(0)
-            left += costs.pop(0)
-            first += 1
-
-    # Pieces were counted apart; BPE may merge across a join, so check the whole and back off.
-    target, system_target = count(message), count(system_piece)
-    while True:
-        lead = bool(system_piece) or bool(pieces)
-        prompt = system_piece + "".join(pieces) + current_piece(message, lead)
-        used = len(encode(prompt))
-        if used <= budget:
-            break
-        over = used - budget
-        if pieces:
-            pieces.pop(0)
-            first += 1
-        elif message:
-            target = max(min(target - 1, count(message) - over), 0)
-            message = cut_text(message, target, cut_mode, encode, decode) if target else ""
-            cut_current = True
-        elif system_piece:
-            system_target = max(min(system_target - 1, count(system_piece) - over), 0)
-            system_piece = (
-                cut_text(system_piece, system_target, "middle", encode, decode)
-                if system_target
-                else ""
-            )
-            cut_system = True
-        else:
-            raise InputError(
-                f"the template frame alone needs {used} tokens, more than this model's window "
-                f"leaves ({budget} of {n_positions} after {reserve} for the reply); use a "
-                "shorter template, a lower max_tokens, or a model with a longer context"
-            )
+    `keep_from` is the previous window's `start_key` (see the module's docstring). The steps:
+    pin the system prompt and the current turn, add earlier turns while they fit, then check
+    the whole prompt's exact count and back off."""
+    fit = _Fitting(
+        fmt,
+        n_positions - reserve - MARGIN,
+        encode,
+        decode,
+        count or TokenCounter(encode),
+        frame,
+        values or {},
+        cut_mode,
+    )
+    pinned = _pin(fit, fmt.system_text(system), current, bool(exchanges))
+    lead = bool(pinned.system) or bool(exchanges)
+    left = fit.budget - fit.count(pinned.system) - fit.count(fit.closing(pinned.message, lead))
+    first, pieces = _earlier_turns(fit, exchanges, left, _index_of(exchanges, keep_from))
+    prompt, used, first = _fitted(fit, pinned, pieces, first, n_positions, reserve)
     ids = frozenset(i for exchange in exchanges[first:] for i in exchange.ids)
     start_key = exchanges[first].ids[0] if first < len(exchanges) and exchanges[first].ids else None
     return Window(
@@ -182,11 +122,123 @@ def build_window(
         reserve=reserve,
         first_included=first,
         exchanges=len(exchanges),
-        cut_current=cut_current,
-        cut_system=cut_system,
+        cut_current=pinned.cut_current,
+        cut_system=pinned.cut_system,
         in_window=ids,
         start_key=start_key,
     )
+
+
+@dataclass(frozen=True)
+class _Fitting:
+    """What each step of `build_window` works with."""
+
+    fmt: ChatFormat
+    budget: int
+    encode: Encode
+    decode: Decode
+    count: TokenCounter
+    frame: Template | None
+    values: dict[str, str]
+    cut_mode: str  # how the current message is cut
+
+    def closing(self, message: str, after_something: bool) -> str:
+        """The current turn and the reply cue (or the template framing it)."""
+        if self.frame is None:
+            return self.fmt.user_turn(message) + self.fmt.reply
+        rendered = self.frame.render({**self.values, "input": message})
+        return ("\n\n" + rendered) if after_something else rendered
+
+    def cut(self, text: str, tokens: int, mode: str) -> str:
+        return cut_text(text, tokens, mode, self.encode, self.decode)
+
+
+@dataclass
+class _Pinned:
+    """The parts always in the prompt, as cut so far."""
+
+    system: str
+    message: str
+    cut_system: bool = False
+    cut_current: bool = False
+
+
+def _pin(fit: _Fitting, system: str, current: str, has_exchanges: bool) -> _Pinned:
+    """The system prompt (cut in the middle only if it would take over half the budget), then
+    the template frame and the current message, cut to what is left."""
+    pinned = _Pinned(system, current)
+    if fit.count(system) > fit.budget // 2:
+        pinned.system = fit.cut(system, fit.budget // 2, "middle")
+        pinned.cut_system = True
+    lead = bool(pinned.system) or has_exchanges
+    room = fit.budget - fit.count(pinned.system) - fit.count(fit.closing("", lead))
+    if fit.count(current) > room:
+        pinned.message = fit.cut(current, max(room, 0), fit.cut_mode)
+        pinned.cut_current = True
+    return pinned
+
+
+def _earlier_turns(
+    fit: _Fitting, exchanges: Sequence[Exchange], left: int, anchor: int | None
+) -> tuple[int, list[str]]:
+    """Earlier turns, newest first, whole pairs, while they fit in `left` tokens (and not
+    before a sticky start at `anchor`): the index of the oldest one in, and their text."""
+    pieces: list[str] = []
+    costs: list[int] = []
+    first = len(exchanges)
+    for index in range(len(exchanges) - 1, (anchor or 0) - 1, -1):
+        piece = _exchange_piece(fit.fmt, exchanges[index])
+        cost = fit.count(piece)
+        if cost > left:
+            break
+        pieces.insert(0, piece)
+        costs.insert(0, cost)
+        left -= cost
+        first = index
+    if anchor is not None and first > anchor:  # the start must move: leave room to grow
+        while len(pieces) > 1 and left < fit.budget * RECUT_SLACK:
+            pieces.pop(0)
+            left += costs.pop(0)
+            first += 1
+    return first, pieces
+
+
+def _fitted(
+    fit: _Fitting,
+    pinned: _Pinned,
+    pieces: list[str],
+    first: int,
+    n_positions: int,
+    reserve: int,
+) -> tuple[str, int, int]:
+    """The prompt, its exact token count and the index of its oldest turn. Pieces were counted
+    apart and BPE may merge across a join, so the whole is counted, and while it is over the
+    budget the oldest turn goes, then the current message is cut, then the system prompt."""
+    target, system_target = fit.count(pinned.message), fit.count(pinned.system)
+    while True:
+        lead = bool(pinned.system) or bool(pieces)
+        prompt = pinned.system + "".join(pieces) + fit.closing(pinned.message, lead)
+        used = len(fit.encode(prompt))
+        if used <= fit.budget:
+            return prompt, used, first
+        over = used - fit.budget
+        if pieces:
+            pieces.pop(0)
+            first += 1
+        elif pinned.message:
+            target = max(min(target - 1, fit.count(pinned.message) - over), 0)
+            pinned.message = fit.cut(pinned.message, target, fit.cut_mode) if target else ""
+            pinned.cut_current = True
+        elif pinned.system:
+            system_target = max(min(system_target - 1, fit.count(pinned.system) - over), 0)
+            pinned.system = fit.cut(pinned.system, system_target, "middle") if system_target else ""
+            pinned.cut_system = True
+        else:
+            raise InputError(
+                f"the template frame alone needs {used} tokens, more than this model's window "
+                f"leaves ({fit.budget} of {n_positions} after {reserve} for the reply); use a "
+                "shorter template, a lower max_tokens, or a model with a longer context"
+            )
 
 
 def _index_of(exchanges: Sequence[Exchange], key: int | None) -> int | None:

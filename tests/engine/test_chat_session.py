@@ -11,6 +11,7 @@ import pytest
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatError, ChatSession, Settings
 from scribe.engine.errors import InputError, TemplateError
+from scribe.engine.runtime.stream import Stream
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
 
 
@@ -126,6 +127,16 @@ def test_template_frames_the_turn_and_sets_its_options() -> None:
     assert session.send("hi").window.prompt.endswith("rewritten in a formal style: ")
 
 
+def test_a_new_conversation_leaves_the_old_ones_settings_saved() -> None:
+    session, _, store = make()
+    session.set_template("summarize")
+    session.send("The tide came in.").run()
+    old = session.conversation_id
+    session.new()
+    assert session.template is None and session.conversation_id is None
+    assert store.get_conversation(old).template == "summarize"
+
+
 def test_bad_template_requests_say_what_is_accepted() -> None:
     session, _, _ = make()
     with pytest.raises(TemplateError, match="no template named 'nope'; available: .*summarize"):
@@ -181,11 +192,11 @@ def test_nothing_happens_without_a_model_or_text() -> None:
 def test_an_engine_failure_keeps_what_was_written() -> None:
     session, engine, store = make()
 
-    def broken(prompt, options, cancel=None):
+    def broken(out):
         yield "Half a"
         raise RuntimeError("out of memory")
 
-    engine.stream = broken  # type: ignore[method-assign]
+    engine.answer = lambda prompt, options, cancel=None: Stream(broken)  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         session.send("hi").run()
     saved = store.thread(session.conversation_id)

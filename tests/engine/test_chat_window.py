@@ -56,19 +56,6 @@ def pairs(n: int, words: int = 20) -> list[Exchange]:
     ]
 
 
-def capture_streams(engine: Any) -> list[Any]:
-    """Keep each Stream the engine returns, to read its stats after the reply ran."""
-    streams: list[Any] = []
-    real = engine.stream
-
-    def stream(*args: Any, **kwargs: Any) -> Any:
-        streams.append(real(*args, **kwargs))
-        return streams[-1]
-
-    engine.stream = stream
-    return streams
-
-
 def test_everything_fits_exactly_as_formatted(gpt2: Any) -> None:
     encode, decode = encoder(gpt2)
     window = build_window(
@@ -254,7 +241,6 @@ def test_sixty_turns_with_the_real_tiny_model(tiny_model_dir: Path, one_torch_th
     engine = session.load_model(str(tiny_model_dir))
     reserve = session.reserve()
     assert engine.n_positions == 128 and reserve == 6
-    streams = capture_streams(engine)
     windows = []
     for turn in range(60):
         repeats = (turn * 7) % 13 if turn % 3 == 0 else turn % 2  # mostly short, some long
@@ -263,7 +249,8 @@ def test_sixty_turns_with_the_real_tiny_model(tiny_model_dir: Path, one_torch_th
         ids = engine.encode(reply.window.prompt)
         assert len(ids) == reply.window.used <= 128 - reserve
         reply.run()
-        assert streams[-1].stats.prompt_tokens == len(ids)  # the generator dropped nothing
+        assert reply.stats is not None
+        assert reply.stats.prompt_tokens == len(ids)  # the generator dropped nothing
         windows.append(reply.window)
     assert any(w.cut_current for w in windows)  # some turns alone were too long
     assert any(0 < w.first_included < w.exchanges for w in windows)  # history was windowed
@@ -350,15 +337,15 @@ def test_a_long_chat_reuses_the_models_cache_on_most_turns(
     store = ConversationStore()
     options = {"temperature": 0.0, "max_new_tokens": 6}
     session = ChatSession(store, settings=Settings(system="A chat.", options=options))
-    engine = session.load_model(str(tiny_model_dir))
-    streams = capture_streams(engine)
+    session.load_model(str(tiny_model_dir))
     windowed, reused = 0, 0
     for turn in range(30):
         reply = session.send(f"Hi {turn}")  # about 14 tokens a pair: several fit
         reply.run()
         if reply.window.first_included > 0:
             windowed += 1
-            stats = streams[-1].stats
+            stats = reply.stats
+            assert stats is not None
             reused += stats.reused_tokens >= stats.prompt_tokens // 2
     assert windowed >= 15
     assert reused >= windowed // 2  # without a sticky start: none

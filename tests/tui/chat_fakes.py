@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from scribe.engine.runtime.options import GenerationOptions
+from scribe.engine.runtime.stream import Stream
 
 WORD = re.compile(r"\s*\S+|\s+")
 
@@ -50,20 +51,34 @@ class FakeEngine:
     def decode(self, ids: list[int]) -> str:
         return "".join(self.words[i] for i in ids)
 
-    def stream(
+    def answer(
         self, prompt: str, options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str]:
+    ) -> Stream:
         self.prompts.append(prompt)
         self.options.append(options)
         reply = self.replies[(len(self.prompts) - 1) % len(self.replies)]
-        pieces = WORD.findall(" " + reply)[: options.max_new_tokens]
+        return Stream(lambda out: self._pieces(out, reply, options, cancel))
+
+    def _pieces(
+        self, out: Stream, reply: str, options: GenerationOptions, cancel: threading.Event | None
+    ) -> Iterator[str]:
+        """The reply word by word, with stats as fixed as the script: 20 tokens/s after the
+        first, which comes after 10 ms."""
+        all_pieces = WORD.findall(" " + reply)
+        pieces = all_pieces[: options.max_new_tokens]
+        stats = out.stats
+        stats.finish_reason = "length" if len(pieces) < len(all_pieces) else "eos"
         for index, piece in enumerate(pieces):
             if self.hold_after is not None and index == self.hold_after:
                 self.holding.set()
                 self.release.wait(10)
             if cancel is not None and cancel.is_set():
                 self.stopped_early += 1
+                stats.finish_reason = "cancelled"
                 return
+            stats.new_tokens += 1
+            stats.first_token_s = 0.01
+            stats.decode_s = 0.05 * (stats.new_tokens - 1)
             yield piece
 
 

@@ -81,6 +81,30 @@ async def test_typed_message_streams_a_reply_and_is_saved() -> None:
     ]
 
 
+async def test_status_shows_the_last_replys_speed_and_ending() -> None:
+    """After each reply the status line has its tokens/s and why it ended (the Stream's stats);
+    while the next is written it says so instead, and a new conversation clears them."""
+    app, engine, session = make_app(replies=["one two three four five", "six seven eight"])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        assert "tok/s" not in status(app)
+        await say(app, pilot, "Hi")
+        assert "│ 20.0 tok/s, ended │" in status(app)
+        engine.hold_after = 1
+        await say(app, pilot, "/set max_tokens 2")
+        app.chat.prompt.text = "Again"
+        await pilot.press("enter")
+        await wait_for(engine.holding)
+        await pilot.pause()
+        assert "tok/s" not in status(app) and "replying · Esc stops" in status(app)
+        engine.release.set()
+        await ready(app, pilot)
+        assert "20.0 tok/s, max tokens" in status(app)
+        await pilot.press("ctrl+n")
+        await ready(app, pilot)
+        assert "tok/s" not in status(app)
+
+
 async def test_escape_stops_the_reply_and_keeps_it_marked() -> None:
     app, engine, session = make_app(replies=["a long reply that goes on and on"])
     engine.hold_after = 3
@@ -347,6 +371,27 @@ async def test_command_palette_has_the_chat_commands() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "CommandPalette"
+
+
+async def test_palette_entries_dispatch_their_typed_commands() -> None:
+    """A palette entry runs its command on the session and shows its note, with no slash
+    command line in between."""
+    app, _, session = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        commands = {c.title: c.callback for c in app.get_system_commands(app.screen)}
+        commands["Template: summarize"]()
+        await pilot.pause()
+        assert session.template is not None and session.template.name == "summarize"
+        assert "template summarize" in status(app)
+        commands["Export Markdown"]()  # nothing to export yet: a notice, the app goes on
+        await pilot.pause()
+        assert any("nothing to export yet" in n for n in notices(app))
+        commands["Template: none"]()
+        await pilot.pause()
+        assert session.template is None
+        notes = [str(n.render()) for n in app.query(Note)]
+        assert any("template: none (plain chat)" in n for n in notes)
 
 
 async def test_typing_on_a_selected_turn_goes_to_the_prompt() -> None:

@@ -29,20 +29,28 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 LONG_REPLY_LAUNCHER = """
 import sys
 from scribe.engine.chat import engine as chat_engine
+from scribe.engine.runtime.stream import Stream
 
-real_stream = chat_engine.ModelEngine.stream
+real_answer = chat_engine.ModelEngine.answer
 calls = []
 
 
-def stream(self, prompt, options, cancel=None):
+def answer(self, prompt, options, cancel=None):
     calls.append(prompt)
-    for index, delta in enumerate(real_stream(self, prompt, options, cancel)):
-        yield delta
-        if len(calls) == 2 and index == 0 and cancel is not None:
-            cancel.wait(120)  # a reply that goes on until Esc
+    real = real_answer(self, prompt, options, cancel)
+
+    def deltas(out):
+        for index, delta in enumerate(real):
+            out.stats = real.stats
+            yield delta
+            if len(calls) == 2 and index == 0 and cancel is not None:
+                cancel.wait(120)  # a reply that goes on until Esc
+        out.stats = real.stats
+
+    return Stream(deltas)
 
 
-chat_engine.ModelEngine.stream = stream
+chat_engine.ModelEngine.answer = answer
 from scribe.tui.cli import main
 
 sys.exit(main(sys.argv[1:]))

@@ -121,6 +121,18 @@ def test_slash_commands_blocks_and_escapes() -> None:
     assert len(engine.prompts) == 3 and "never sent" not in "".join(engine.prompts)
 
 
+def test_each_reply_notes_its_speed_and_why_it_ended() -> None:
+    """One short note on stderr after each reply, from the Stream's stats; stdout keeps only
+    the replies."""
+    engine = FakeEngine(["one two three four five", "a"])
+    code, out, err, _ = plain("First\n/set max_tokens 3\nSecond\nThird\n", engine)
+    assert code == 0
+    assert out.splitlines() == ["one two three four five", "max_tokens = 3", "a", "one two three"]
+    notes = [line for line in err.splitlines() if line.startswith("[")]
+    # 4 tokens after the first, 50 ms each; one token has no speed; cut at max_tokens
+    assert notes == ["[20.0 tok/s, ended]", "[1 token, ended]", "[20.0 tok/s, max tokens]"]
+
+
 def test_ctrl_c_stops_the_reply_not_the_program() -> None:
     engine = FakeEngine(["one two three four five", "next reply"])
     engine.hold_after = 2
@@ -139,7 +151,7 @@ def test_ctrl_c_stops_the_reply_not_the_program() -> None:
     code = chat.run()
     assert code == 0
     assert out.getvalue().splitlines() == ["one two", "next reply"]
-    assert "[stopped]" in err.getvalue()
+    assert "[20.0 tok/s, stopped]" in err.getvalue()  # the fake's 2 tokens, 50 ms apart
     saved = session.store.thread(session.conversation_id)
     assert [(m.content, m.status) for m in saved] == [
         ("Go", "complete"),

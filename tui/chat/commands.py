@@ -1,8 +1,9 @@
 """What a slash command asks of the UI, as typed values, and the one dispatcher both UIs use.
 
-`run_command` does what it can at once and returns one of these; `dispatch` hands it to the UI's
-method for it. The Textual screen's methods are coroutines and plain mode's say whether to read
-on, so `CommandHandler` is generic in what its methods return.
+`run_command` (or, for a key or a command palette entry, the typed function in slash_commands
+that the command stands for) does what it can at once and returns one of these; `dispatch` hands
+it to the UI's method for it. The Textual screen's methods are coroutines and plain mode's say
+whether to read on, so `CommandHandler` is generic in what its methods return.
 """
 
 from __future__ import annotations

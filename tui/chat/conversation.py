@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from textual.containers import VerticalScroll
 
-from scribe.engine.chat.session import ChatSession, Message, Reply, message_key
+from scribe.engine.chat.messages import Message, message_key
+from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.prompting.chat_window import Window
 from scribe.tui.chat.widgets import MessageView, Note, WindowDivider
 

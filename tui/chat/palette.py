@@ -1,19 +1,24 @@
 """The chat's entries in Textual's command palette (Ctrl+P): the actions of the chat screen, and
-one entry a template, run as the slash command that picks it."""
+the UI commands they stand for (one a template), dispatched as typed commands."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from textual.app import SystemCommand
 
+from scribe.tui.chat import commands as ui
+from scribe.tui.chat.keys import KEYS_HELP
 from scribe.tui.chat.screens.chat import ChatScreen
+from scribe.tui.chat.slash_commands import choose_template, export_conversation, show_help
 
 
 def chat_commands(chat: ChatScreen) -> Iterator[SystemCommand]:
-    def run(line: str) -> None:
-        chat.post_message(ChatScreen.RunCommand(line))
+    def perform(make: Callable[[], ui.UiCommand]) -> Callable[[], None]:
+        return lambda: chat.call_later(chat.perform, make)  # on the screen's message loop
 
+    session = chat.session
     yield SystemCommand("New conversation", "Start a new conversation", chat.action_new)
     yield SystemCommand("History", "Open or search saved conversations", chat.action_history)
     yield SystemCommand("Regenerate", "Write the last reply again", chat.action_regenerate)
@@ -21,9 +26,11 @@ def chat_commands(chat: ChatScreen) -> Iterator[SystemCommand]:
     yield SystemCommand("Copy reply", "Copy the last reply (OSC 52)", chat.action_copy_reply)
     yield SystemCommand("Copy code block", "Copy the last code block", chat.action_copy_code)
     yield SystemCommand(
-        "Export Markdown", "Save as Markdown in this folder", lambda: run("/export")
+        "Export Markdown",
+        "Save as Markdown in this folder",
+        perform(partial(export_conversation, session)),
     )
-    yield SystemCommand("Help", "Slash commands and keys", lambda: run("/help"))
+    yield SystemCommand("Help", "Slash commands and keys", perform(partial(show_help, KEYS_HELP)))
     from scribe.engine.prompting.templates import list_templates
 
     for template in list_templates():
@@ -31,6 +38,8 @@ def chat_commands(chat: ChatScreen) -> Iterator[SystemCommand]:
             yield SystemCommand(
                 f"Template: {template.name}",
                 template.description,
-                lambda name=template.name: run(f"/template {name}"),
+                perform(partial(choose_template, session, template.name)),
             )
-    yield SystemCommand("Template: none", "Plain chat", lambda: run("/template none"))
+    yield SystemCommand(
+        "Template: none", "Plain chat", perform(partial(choose_template, session, "none"))
+    )

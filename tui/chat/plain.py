@@ -19,9 +19,10 @@ from typing import TextIO
 
 from scribe.engine import paths
 from scribe.engine.chat.conversations import clean_text
-from scribe.engine.chat.session import ChatSession
+from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
+from scribe.tui.chat.reply_stats import describe_reply
 from scribe.tui.chat.slash_commands import is_command, run_command, unescape
 
 BLOCK = '"""'
@@ -120,7 +121,7 @@ class PlainChat:
         self.note(f"model {self.session.model_name} ready")
 
     # -- a reply --------------------------------------------------------------------------
-    def reply(self, start: Callable[[], object]) -> None:
+    def reply(self, start: Callable[[], Reply]) -> None:
         """Stream a reply from a worker thread; Ctrl+C (KeyboardInterrupt) here stops it."""
         reply = start()
         self.cancel = cancel = threading.Event()
@@ -128,7 +129,7 @@ class PlainChat:
 
         def work() -> None:
             try:
-                for delta in reply.stream(cancel):  # type: ignore[attr-defined]
+                for delta in reply.stream(cancel):
                     deltas.put(("delta", delta))
                 deltas.put(("done", None))
             except Exception as err:  # reported below, in the main thread
@@ -159,11 +160,10 @@ class PlainChat:
                 cancel.set()
         self.out.write("\n")
         self.out.flush()
-        message = reply.message  # type: ignore[attr-defined]
         if kind == "error":
             self.note(f"scribe: error: the model failed mid-reply ({value}); what it wrote is kept")
-        elif message.status == "stopped":
-            self.note("[stopped]")
+        elif summary := describe_reply(reply):
+            self.note(f"[{summary}]")  # ", stopped]" when Ctrl+C stopped it
         if self.session.save_error:
             self.note(
                 f"scribe: not saved yet ({self.session.unsaved} messages, will retry): "

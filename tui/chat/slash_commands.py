@@ -3,7 +3,9 @@
 `run_command(session, line)` does what it can at once and returns a `UiCommand` for what the UI
 must carry out itself: show a note, load a model in the background, send a file read with /read,
 show the history... A bad command or value raises a ScribeError whose message says what is
-accepted; nothing reaches the model.
+accepted; nothing reaches the model. The commands a key or the command palette also runs
+(`new_conversation`, `open_conversation`, `choose_template`, `export_conversation`, `show_help`)
+take typed arguments, so those call them directly, with no line to parse.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scribe.engine.chat.conversations import parse_id
-from scribe.engine.chat.export import when
+from scribe.engine.chat.markdown import when
 from scribe.engine.chat.session import ChatSession
 from scribe.engine.errors import InputError
 from scribe.engine.paths import user_path
@@ -67,8 +69,64 @@ def run_command(session: ChatSession, line: str, keys: str = "") -> ui.UiCommand
         known = ", ".join("/" + n for n in COMMANDS)
         raise InputError(f"unknown command /{name}; commands: {known} (/help explains them)")
     if name == "help":
-        return ui.ShowNote(note=help_text(keys))
+        return show_help(keys)
     return HANDLERS[name](session, rest)
+
+
+# -- what the commands do, called with typed arguments: by the parsers below, and by the keys and
+# the command palette of the Textual app, which have no line to parse --------------------------
+def show_help(keys: str = "") -> ui.ShowNote:
+    return ui.ShowNote(note=help_text(keys))
+
+
+def choose_template(
+    session: ChatSession, name: str, values: dict[str, str] | None = None
+) -> ui.ShowNote:
+    values = values or {}
+    session.set_template(name, values)
+    if session.template is None:
+        return ui.ShowNote(note="template: none (plain chat)")
+    shown = " ".join(f"{k}={v}" for k, v in values.items())
+    return ui.ShowNote(
+        note=f"template: {name} {shown}".rstrip() + f" ({session.template.description})"
+    )
+
+
+def new_conversation(session: ChatSession) -> ui.NewConversation:
+    session.new()
+    return ui.NewConversation(note="new conversation")
+
+
+def open_conversation(session: ChatSession, conversation_id: int) -> ui.OpenConversation:
+    record = session.open(conversation_id)
+    text = f"opened conversation {record.id}: {record.title}"
+    if session.warning:
+        text += f"\nwarning: {session.warning}"
+    loaded = session.engine.spec if session.engine else None
+    model = session.settings.model
+    return ui.OpenConversation(note=text, record=record, model=model, reload=model != loaded)
+
+
+def export_conversation(session: ChatSession, path: Path | None = None) -> ui.ShowNote:
+    """Write the conversation as Markdown to `path` (a folder: a file named after it in there;
+    None: that file in the current folder)."""
+    if not session.thread:
+        raise InputError("nothing to export yet: this conversation is empty")
+    name = f"scribe-chat-{session.conversation_id or 'new'}.md"
+    path = path or Path(name)
+    try:
+        path = path.absolute()  # the folder we run in may be gone (OSError)
+        if path.is_dir():
+            path = path / name
+        path.write_text(session.export_markdown(), encoding="utf-8")
+    except OSError as err:
+        raise InputError(
+            f"/export: cannot write {path} ({err.strerror}); give another path"
+        ) from None
+    return ui.ShowNote(note=f"exported to {path}")
+
+
+# -- the parsers: one a command, from the rest of its line ---------------------------------------
 
 
 def _usage(name: str) -> str:
@@ -96,13 +154,7 @@ def _cmd_template(session: ChatSession, rest: str) -> ui.UiCommand:
         if not sep or not key:
             raise InputError(f"/template: '{word}' is not key=value; {_usage('template')}")
         values[key] = value
-    session.set_template(name, values)
-    if session.template is None:
-        return ui.ShowNote(note="template: none (plain chat)")
-    shown = " ".join(f"{k}={v}" for k, v in values.items())
-    return ui.ShowNote(
-        note=f"template: {name} {shown}".rstrip() + f" ({session.template.description})"
-    )
+    return choose_template(session, name, values)
 
 
 def _cmd_system(session: ChatSession, rest: str) -> ui.UiCommand:
@@ -139,19 +191,12 @@ def _cmd_model(session: ChatSession, rest: str) -> ui.UiCommand:
 
 
 def _cmd_new(session: ChatSession, rest: str) -> ui.UiCommand:
-    session.new()
-    return ui.NewConversation(note="new conversation")
+    return new_conversation(session)
 
 
 def _cmd_history(session: ChatSession, rest: str) -> ui.UiCommand:
     if rest.isascii() and rest.isdigit():
-        record = session.open(parse_id(rest, "/history ID"))
-        text = f"opened conversation {record.id}: {record.title}"
-        if session.warning:
-            text += f"\nwarning: {session.warning}"
-        loaded = session.engine.spec if session.engine else None
-        model = session.settings.model
-        return ui.OpenConversation(note=text, record=record, model=model, reload=model != loaded)
+        return open_conversation(session, parse_id(rest, "/history ID"))
     if rest:
         assert session.store is not None
         hits = session.store.search(rest)
@@ -183,20 +228,9 @@ def _cmd_read(session: ChatSession, rest: str) -> ui.UiCommand:
 
 
 def _cmd_export(session: ChatSession, rest: str) -> ui.UiCommand:
-    if not session.thread:
+    if not session.thread:  # before the path: an empty chat says so whatever the path
         raise InputError("nothing to export yet: this conversation is empty")
-    name = f"scribe-chat-{session.conversation_id or 'new'}.md"
-    path = user_path(rest, "/export") if rest else Path(name)
-    try:
-        path = path.absolute()  # the folder we run in may be gone (OSError)
-        if path.is_dir():
-            path = path / name
-        path.write_text(session.export_markdown(), encoding="utf-8")
-    except OSError as err:
-        raise InputError(
-            f"/export: cannot write {path} ({err.strerror}); give another path"
-        ) from None
-    return ui.ShowNote(note=f"exported to {path}")
+    return export_conversation(session, user_path(rest, "/export") if rest else None)
 
 
 def _cmd_quit(session: ChatSession, rest: str) -> ui.UiCommand:

@@ -1,5 +1,6 @@
-"""The status line of `scribe chat`: model, template, options and state on the left, the token
-meter `used/limit (reserve)` on the right; tinted while the model loads or a reply is written."""
+"""The status line of `scribe chat`: model, template, what the chat is doing (else the last
+reply's speed and ending), options and unsaved messages on the left, the token meter
+`used/limit (reserve)` on the right; tinted while the model loads or a reply is written."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class StatusBar(Horizontal):
         meter: str,
     ) -> None:
         """`loading`: the model spec being loaded ("": the default); `activity`: what the chat
-        screen is doing (replying, editing a turn)."""
+        screen is doing (replying, editing a turn), or else the last reply's speed and ending
+        (`describe_reply`)."""
         if loading is not None:
             model = f"loading model {loading or '(default)'}…"
         elif load_failed:

@@ -10,7 +10,7 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Label, Markdown, Static, TextArea
 from textual.widgets.markdown import MarkdownStream
 
-from scribe.engine.chat.session import Message
+from scribe.engine.chat.messages import Message
 
 NEWLINE_KEYS = {"ctrl+j", "newline", "shift+enter"}
 

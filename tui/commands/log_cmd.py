@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         default_path,
         parse_id,
     )
-    from scribe.engine.chat.export import when
+    from scribe.engine.chat.markdown import when
 
     limit = parse_id(args.limit, "--limit")
     conversation_id = parse_id(args.md, "--md ID") if args.md is not None else None
@@ -73,7 +73,7 @@ def _print_markdown(store: ConversationStore, conversation_id: int) -> int:
     """The conversation's branch as Markdown; a damaged one prints what could be read, warns in
     one line on stderr and exits 1."""
     from scribe.engine.chat.conversations import describe_damage
-    from scribe.engine.chat.export import to_markdown
+    from scribe.engine.chat.markdown import to_markdown
 
     record = store.get_conversation(conversation_id)
     thread = store.read_thread(record.id)
@@ -87,7 +87,7 @@ def _print_markdown(store: ConversationStore, conversation_id: int) -> int:
 
 
 def _print_hits(store: ConversationStore, query: str, limit: int) -> int:
-    from scribe.engine.chat.export import when
+    from scribe.engine.chat.markdown import when
 
     hits = store.search(query, limit)
     if not hits:

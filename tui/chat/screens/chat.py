@@ -14,17 +14,19 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.app import ComposeResult
-from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker
 
 from scribe.engine.chat.conversations import clean_text
-from scribe.engine.chat.session import ChatSession, Message, Reply
+from scribe.engine.chat.messages import Message
+from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
+from scribe.tui.chat import slash_commands as slash
 from scribe.tui.chat.conversation import Conversation
 from scribe.tui.chat.keys import CHAT_BINDINGS, KEYS_HELP
+from scribe.tui.chat.reply_stats import describe_reply
 from scribe.tui.chat.screens.history import HistoryScreen
 from scribe.tui.chat.slash_commands import is_command, run_command, unescape
 from scribe.tui.chat.status import REPLYING, StatusBar
@@ -43,13 +45,6 @@ class ChatScreen(Screen[None]):
 
     BINDINGS = CHAT_BINDINGS
 
-    class RunCommand(TextualMessage):
-        """A slash command line to run as if typed (from the command palette)."""
-
-        def __init__(self, line: str) -> None:
-            self.line = line
-            super().__init__()
-
     def __init__(self, session: ChatSession) -> None:
         super().__init__()
         self.session = session
@@ -63,6 +58,7 @@ class ChatScreen(Screen[None]):
         self.queued: list[str] = []  # typed while the model loads
         self.meter = NO_METER
         self.reply_worker: Worker[None] | None = None
+        self.reply_summary: str | None = None  # the last reply's speed and ending
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -126,7 +122,7 @@ class ChatScreen(Screen[None]):
         self.update_status()
 
     def update_status(self) -> None:
-        activity = None
+        activity = self.reply_summary  # when there is nothing else to say
         if self.generating:
             activity = REPLYING
         elif self.editing is not None:
@@ -223,6 +219,7 @@ class ChatScreen(Screen[None]):
     ) -> None:
         self.reply = None
         self.reply_worker = None
+        self.reply_summary = describe_reply(reply)
         self.sub_title = self.session.title or "new conversation"
         await view.finish()
         view.branch = self.session.branch_info(reply.message)
@@ -243,23 +240,27 @@ class ChatScreen(Screen[None]):
             self.cancel.set()
             await self.reply_worker.wait()
 
-    # -- slash commands: run_command, then one method per UI command (ui.CommandHandler) --
+    # -- commands: typed, or a slash command line; one method per UI command (ui.CommandHandler)
     async def command(self, line: str, restore: str = "") -> None:
+        """Run a slash command line; if it cannot run, `restore` goes back into the prompt."""
         name = line[1:].split(" ", 1)[0].lower()
-        if self.generating and name in BUSY_COMMANDS:
-            self.notify(f"/{name} waits until the reply is done; Esc stops it", severity="warning")
+        busy = name if name in BUSY_COMMANDS else None
+        if not await self.perform(lambda: run_command(self.session, line, KEYS_HELP), busy):
             self.prompt.text = restore
-            return
+
+    async def perform(self, make: Callable[[], ui.UiCommand], busy: str | None = None) -> bool:
+        """Dispatch the UI command `make` returns (having done its part on the session); False,
+        with a notice, if it fails or is the `busy` command named while a reply is written."""
+        if busy is not None and self.generating:
+            self.notify(f"/{busy} waits until the reply is done; Esc stops it", severity="warning")
+            return False
         try:
-            command = run_command(self.session, line, KEYS_HELP)
+            command = make()
         except ScribeError as err:
             self.notify(str(err), severity="error", timeout=8)
-            self.prompt.text = restore
-            return
+            return False
         await ui.dispatch(command, self)
-
-    async def on_chat_screen_run_command(self, message: ChatScreen.RunCommand) -> None:
-        await self.command(message.line)
+        return True
 
     async def show_note(self, command: ui.ShowNote) -> None:
         await self.conversation.add_note(command.note)
@@ -280,6 +281,7 @@ class ChatScreen(Screen[None]):
     async def show_new_thread(self) -> None:
         """No note: the new thread replaces all the conversation showed."""
         self.editing = None
+        self.reply_summary = None
         await self.render_thread()
         self.prompt.focus()  # typing goes on in the prompt, whatever turn was selected
 
@@ -298,7 +300,9 @@ class ChatScreen(Screen[None]):
     def open_history(self, query: str = "") -> None:
         async def opened(conversation_id: int | None) -> None:
             if conversation_id:
-                await self.command(f"/history {conversation_id}")
+                await self.perform(
+                    partial(slash.open_conversation, self.session, conversation_id), "history"
+                )
 
         self.app.push_screen(HistoryScreen(self.session, query), opened)
 
@@ -368,7 +372,7 @@ class ChatScreen(Screen[None]):
 
     async def action_new(self) -> None:
         if not self.generating:
-            await self.command("/new")
+            await self.perform(partial(slash.new_conversation, self.session))
 
     def on_message_view_typed(self, event: MessageView.Typed) -> None:
         """A character typed on a selected turn: carry on typing in the prompt."""

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from scribe.engine.chat.conversations import ConversationRecord, SearchHit
-from scribe.engine.chat.export import when
+from scribe.engine.chat.markdown import when
 from scribe.engine.chat.session import ChatSession
 
 MATCH_STYLE = "bold reverse"  # a search match
