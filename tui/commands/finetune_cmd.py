@@ -13,6 +13,7 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any
 
+from scribe.engine.finetune import defaults
 from scribe.engine.finetune.settings import (
     DEFAULT_BLOCK,
     METHODS,
@@ -52,23 +53,14 @@ DESCRIPTION = (
     "Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
     "evaluate it before and after, and save it as a model scribe can use."
 )
-EPILOG = """\
+DATA_FORMATS = """\
 data formats (detected per file):
   text files or folders (.txt .md ...)   packed into blocks, documents joined with end-of-text
   JSONL {"prompt": ..., "completion": ...}  loss on the completion and its end-of-text only
   JSONL {"messages": [{"role", "content"}...]}  chat transcripts rendered with the chat
                                           template's [chat] formats; loss on assistant turns
-
-defaults that fit the base model (any flag given wins; printed at the start):
-  base parameters   --lr full   lora    prefix     training tokens   --epochs
-  under 20M         1e-3        3e-3    1e-2       under 300k        5
-  20M-60M           5e-4        2e-3    1e-2       300k-1M           3
-  60M-200M          1e-4        1e-3    1e-2       1M-10M            2
-  200M+             5e-5        3e-4    1e-2       10M+              1
-  from scratch      1e-3
-  epochs are capped to about 4 minutes of training on a 2-core CPU (at least one epoch);
-  --dry-run shows the plan and its estimated time.
-
+"""
+EXAMPLES = """\
 examples:
   scribe finetune notes/ --out my-style
   scribe finetune notes/ --out my-style --model gpt2 --epochs 2
@@ -80,6 +72,43 @@ examples:
 The model lands in the data dir's models/NAME (or the path given to --out) with scribe.json and
 report.md; the run folder NAME/run/ keeps metrics.jsonl, and checkpoints until the run finishes.
 """
+
+
+def _amount(n: float) -> str:
+    """300000 as 300k, 2e7 as 20M: how the table's bounds are written."""
+    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
+
+
+def _bands(limits: list[float]) -> list[str]:
+    """Each row's range from the upper bounds: under 20M, 20M-60M, ..., 200M+."""
+    names = [_amount(n) for n in limits[:-1]]
+    middle = [f"{low}-{high}" for low, high in zip(names, names[1:], strict=False)]
+    return [f"under {names[0]}", *middle, f"{names[-1]}+"]
+
+
+def defaults_help() -> str:
+    """The learning-rate and epoch tables of engine.finetune.defaults, as --help shows them."""
+    lr_bands = _bands([limit for limit, _ in defaults.LR_TABLE])
+    epoch_bands = _bands([limit for limit, _ in defaults.EPOCH_TABLE])
+    lines = [
+        "defaults that fit the base model (any flag given wins; printed at the start):",
+        "  base parameters   --lr full   lora    prefix     training tokens   --epochs",
+    ]
+    for band, (_, rates), tokens, (_, epochs) in zip(
+        lr_bands, defaults.LR_TABLE, epoch_bands, defaults.EPOCH_TABLE, strict=True
+    ):
+        full, lora, prefix = (defaults.short(rates[m]) for m in METHODS)
+        lines.append(f"  {band:<18}{full:<12}{lora:<8}{prefix:<11}{tokens:<18}{epochs:g}")
+    lines += [
+        f"  {'from scratch':<18}{defaults.short(defaults.SCRATCH_LR)}",
+        f"  epochs are capped to about {defaults.DEFAULT_MINUTES:g} minutes of training on a "
+        "2-core CPU (at least one epoch);",
+        "  --dry-run shows the plan and its estimated time.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+EPILOG = f"{DATA_FORMATS}\n{defaults_help()}\n{EXAMPLES}"
 
 
 def _default(name: str) -> Any:
@@ -317,14 +346,13 @@ class FinetuneView:
             self.out.print(f"files: {files}", highlight=False)
             self.out.print(data)
             plan = result.plan
-            from scribe.engine.finetune.defaults import short
-
             minutes, seconds = divmod(round(plan["estimated_seconds"]), 60)
             self.out.print(
                 f"plan: {plan['total_steps']} steps of {plan['micro_batch']} x "
                 f"{plan['grad_accum']} blocks of {summary['block_size']} tokens "
-                f"({plan['tokens']:,} tokens), lr {short(plan['lr'])}; about {minutes} min "
-                f"{seconds:02d} s of training on this machine (plus evaluation)",
+                f"({plan['tokens']:,} tokens), lr {defaults.short(plan['lr'])}; "
+                f"about {minutes} min {seconds:02d} s of training on this machine "
+                "(plus evaluation)",
                 highlight=False,
             )
             if summary.get("truncated_examples"):
