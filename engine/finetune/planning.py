@@ -15,7 +15,7 @@ from scribe.engine.finetune.trainer import Plan, token_loss_sum
 
 def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
     """The flags where given, else defaults that fit the base's size and the data's."""
-    s, d = ctx.settings, ctx.d
+    s, d = ctx.settings, ctx.dist
     chosen = defaults.choose(
         params,
         s.method,
@@ -57,7 +57,7 @@ def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
 
 def estimate_seconds(ctx: RunContext, base: Base, train: Blocks, plan: Plan) -> float:
     """Seconds the training steps would take here: one micro-step timed after a warm-up."""
-    device = ctx.d.device
+    device = ctx.dist.device
     model = base.model().module.to(device).train()
     rows = train.ids[: plan.micro_batch], train.mask[: plan.micro_batch]
     ids, mask = (t.to(device) for t in rows)

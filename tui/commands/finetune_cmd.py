@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe.engine.finetune import defaults
 from scribe.engine.finetune.settings import (
@@ -23,6 +23,9 @@ from scribe.engine.finetune.settings import (
     FinetuneSettings,
 )
 from scribe.tui.common_args import add_command, model_spec
+
+if TYPE_CHECKING:
+    from scribe.engine.finetune.result import DryRun, Finetuned, FinetuneResult
 
 # The settings' fields by name: each flag's default is its field's.
 SETTINGS = {spec.name: spec for spec in fields(FinetuneSettings)}
@@ -328,8 +331,11 @@ class FinetuneView:
             )
             self.note(f"[dim]-[/dim] stopped at step {event.step} ({event.reason}){best}")
 
-    def show_result(self, result: Any) -> None:
+    def show_result(self, result: FinetuneResult) -> None:
+        """The data table, then a dry run's plan and example, or the run's before/after."""
         from rich.table import Table
+
+        from scribe.engine.finetune.result import DryRun
 
         summary = result.summary
         data = Table("split", "documents", "tokens", "trained tokens", "blocks", title="data")
@@ -341,41 +347,51 @@ class FinetuneView:
                 str(summary["trained_tokens"][split]),
                 str(summary["blocks"][split]),
             )
-        if result.dry_run:
-            files = ", ".join(f"{f['path']} ({f['format']})" for f in summary["files"])
-            self.out.print(f"files: {files}", highlight=False)
-            self.out.print(data)
-            plan = result.plan
-            minutes, seconds = divmod(round(plan["estimated_seconds"]), 60)
-            self.out.print(
-                f"plan: {plan['total_steps']} steps of {plan['micro_batch']} x "
-                f"{plan['grad_accum']} blocks of {summary['block_size']} tokens "
-                f"({plan['tokens']:,} tokens), lr {defaults.short(plan['lr'])}; "
-                f"about {minutes} min {seconds:02d} s of training on this machine "
-                "(plus evaluation)",
-                highlight=False,
-            )
-            if summary.get("truncated_examples"):
-                self.out.print(f"{summary['truncated_examples']} examples cut to one block")
-            self.out.print("example (text between ⟦ ⟧ is context only, no loss):", highlight=False)
-            self.out.print(result.example, markup=False, highlight=False)
-            self.out.print("dry run: nothing trained, nothing written", highlight=False)
-            return
+        if isinstance(result, DryRun):
+            self._show_plan(result, data)
+        else:
+            self._show_scores(result)
+
+    def _show_plan(self, result: DryRun, data: Any) -> None:
+        summary, plan = result.summary, result.plan
+        files = ", ".join(f"{f['path']} ({f['format']})" for f in summary["files"])
+        self.out.print(f"files: {files}", highlight=False)
+        self.out.print(data)
+        minutes, seconds = divmod(round(result.estimated_seconds), 60)
+        self.out.print(
+            f"plan: {plan.total_steps} steps of {plan.micro_batch} x "
+            f"{plan.grad_accum} blocks of {summary['block_size']} tokens "
+            f"({result.tokens:,} tokens), lr {defaults.short(plan.lr)}; "
+            f"about {minutes} min {seconds:02d} s of training on this machine "
+            "(plus evaluation)",
+            highlight=False,
+        )
+        if summary.get("truncated_examples"):
+            self.out.print(f"{summary['truncated_examples']} examples cut to one block")
+        self.out.print("example (text between ⟦ ⟧ is context only, no loss):", highlight=False)
+        self.out.print(result.example, markup=False, highlight=False)
+        self.out.print("dry run: nothing trained, nothing written", highlight=False)
+
+    def _show_scores(self, result: Finetuned) -> None:
+        from rich.table import Table
+
         from scribe.engine.finetune.report import metric_rows, shown
 
+        scores = result.scores
         metrics = Table("test split", "before", "after", title=f"evaluation: {result.out.name}")
-        for name, before, after in metric_rows(result.before, result.after):
+        for name, before, after in metric_rows(scores.before.metrics, scores.after.metrics):
             metrics.add_row(name, before, after)
         self.out.print(metrics)
-        if result.prompts:
+        if scores.prompts:
             samples = Table("prompt", "before", "after", title="samples (greedy)", show_lines=True)
             for prompt, b, a in zip(
-                result.prompts, result.samples_before, result.samples_after, strict=False
+                scores.prompts, scores.before.samples, scores.after.samples, strict=False
             ):
                 samples.add_row(_one_line(prompt), _one_line(shown(b)), _one_line(shown(a)))
             self.out.print(samples)
+        report = result.saved.report if result.saved else None
         self.out.print(
-            f"saved {result.out} (report: {result.report}); try it: "
+            f"saved {result.out} (report: {report}); try it: "
             f"scribe complete --model {shlex.quote(str(result.out))}",
             highlight=False,
             markup=False,
