@@ -48,7 +48,7 @@ class Base:
             return sum(p.numel() for p in self.loaded.model.parameters())
         return self.blueprint.parameters
 
-    def model(self) -> StartModel:
+    def start_model(self) -> StartModel:
         """The model to train; a new one from scratch is built afresh on each call."""
         s = self.settings
         if s.from_scratch:

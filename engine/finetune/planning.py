@@ -16,14 +16,9 @@ from scribe.engine.finetune.trainer import Plan, token_loss_sum
 def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
     """The flags where given, else defaults that fit the base's size and the data's."""
     s, d = ctx.settings, ctx.dist
-    chosen = defaults.choose(
-        params,
-        s.method,
-        bool(s.from_scratch),
-        train.targets,
-        s.lr,
-        s.epochs if s.epochs is not None or s.max_steps is None else 1.0,
-    )
+    # --max-steps sets the length itself: no epochs to choose (1.0 keeps them out of the note).
+    epochs = 1.0 if s.max_steps is not None else s.epochs
+    chosen = defaults.choose(params, s.method, bool(s.from_scratch), train.targets, s.lr, epochs)
     if chosen.note:
         ctx.emit(Stage(chosen.note))
     global_batch = s.batch_size * s.grad_accum * d.world
@@ -58,7 +53,7 @@ def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
 def estimate_seconds(ctx: RunContext, base: Base, train: Blocks, plan: Plan) -> float:
     """Seconds the training steps would take here: one micro-step timed after a warm-up."""
     device = ctx.dist.device
-    model = base.model().module.to(device).train()
+    model = base.start_model().module.to(device).train()
     rows = train.ids[: plan.micro_batch], train.mask[: plan.micro_batch]
     ids, mask = (t.to(device) for t in rows)
     timings = []

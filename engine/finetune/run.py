@@ -57,7 +57,7 @@ def _run(ctx: RunContext) -> FinetuneResult:
     from scribe.engine.finetune.save import save_model
     from scribe.engine.finetune.training import train
 
-    start = base.model()
+    start = base.start_model()
     start.module.to(ctx.dist.device)
     compare = Comparison.for_run(ctx, data, base.tokenizer, plan.bf16)
     before = compare.before(start.module)

@@ -91,10 +91,7 @@ def save_model(
     if s.fim:
         card["fim"] = fim.card_entry(s.fim)
     cards.write_card(staging, card)
-    text = report.render(
-        card, ctx.out.name, scores.prompts, scores.before.samples, scores.after.samples
-    )
-    (staging / REPORT).write_text(text, encoding="utf-8")
+    (staging / REPORT).write_text(report.render(card, ctx.out.name, scores), encoding="utf-8")
     install(staging, ctx.out)
     # The checkpoints and token cache are only needed to resume; the run is complete.
     shutil.rmtree(ckpt.checkpoint_dir(ctx.run_dir), ignore_errors=True)
