@@ -7,14 +7,15 @@ import errno
 
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import distributed
-from scribe.engine.finetune.base import load_base
+from scribe.engine.finetune.base import Base, load_base
 from scribe.engine.finetune.before_after import BeforeAfter, Comparison
 from scribe.engine.finetune.context import RunContext, create_run, open_run
-from scribe.engine.finetune.dataset import example, read_data, training_set
+from scribe.engine.finetune.dataset import TrainingSet, example, read_data, training_set
 from scribe.engine.finetune.events import DataReady, EventSink, ignore
 from scribe.engine.finetune.planning import estimate_seconds, make_plan
 from scribe.engine.finetune.result import DryRun, Finetuned, FinetuneResult
 from scribe.engine.finetune.settings import FinetuneSettings
+from scribe.engine.finetune.trainer import Plan
 
 __all__ = ["DryRun", "FinetuneResult", "Finetuned", "run_finetune"]
 
@@ -42,18 +43,25 @@ def run_finetune(settings: FinetuneSettings, on_event: EventSink | None = None) 
 def _run(ctx: RunContext) -> FinetuneResult:
     if ctx.writes and not ctx.settings.resume:
         ctx.on_main(lambda: create_run(ctx))
-    docs = read_data(ctx)
-    base = load_base(ctx, docs.split)
-    data = training_set(ctx, docs, base)
-    plan = make_plan(ctx, data.train, base.parameters)
+    docs = read_data(ctx)  # the documents, read and split
+    base = load_base(ctx, docs.split)  # the base model (or a new one's blueprint) and tokenizer
+    data = training_set(ctx, docs, base)  # tokenized and packed into blocks
+    plan = make_plan(ctx, data.train, base.parameters)  # steps, batch, learning rate
     ctx.emit(DataReady(data.summary))
     if ctx.settings.dry_run:
-        tokens = plan.total_steps * plan.micro_batch * plan.grad_accum * data.block_size
-        seconds = estimate_seconds(ctx, base, data.train, plan)
-        return DryRun(
-            ctx.out, data.summary, plan, tokens, seconds, example(data.split, base.tokenizer)
-        )
+        return _dry_run(ctx, base, data, plan)
+    return _finetune(ctx, base, data, plan)
 
+
+def _dry_run(ctx: RunContext, base: Base, data: TrainingSet, plan: Plan) -> DryRun:
+    """The plan with its size and estimated time here; nothing trained, nothing written."""
+    tokens = plan.total_steps * plan.micro_batch * plan.grad_accum * data.block_size
+    seconds = estimate_seconds(ctx, base, data.train, plan)
+    return DryRun(ctx.out, data.summary, plan, tokens, seconds, example(data.split, base.tokenizer))
+
+
+def _finetune(ctx: RunContext, base: Base, data: TrainingSet, plan: Plan) -> Finetuned:
+    """The base evaluated, trained, the trained model evaluated, then saved (by rank 0)."""
     from scribe.engine.finetune.save import save_model
     from scribe.engine.finetune.training import train
 
