@@ -22,10 +22,13 @@ class StartModel(NamedTuple):
     module: Any  # the transformers model, before any LoRA or prefix wrapper
     path: Path | None  # the base's folder, which an adapter names; None from scratch
     name: str  # what the card calls the base
+    shape: dict[str, Any]  # its size as the card records it, measured before any wrapper
 
 
-@dataclass
+@dataclass(frozen=True)
 class Base:
+    """The loaded base (or the blueprint of a new model) and the tokenizer the run uses."""
+
     settings: FinetuneSettings
     tokenizer: Any
     loaded: Any = None  # the runtime's LoadedModel; None with --from-scratch
@@ -45,7 +48,7 @@ class Base:
             return sum(p.numel() for p in self.loaded.model.parameters())
         return self.blueprint.parameters
 
-    def model(self) -> StartModel:
+    def start_model(self) -> StartModel:
         """The model to train; a new one from scratch is built afresh on each call."""
         s = self.settings
         if s.from_scratch:
@@ -53,16 +56,17 @@ class Base:
 
             dropout = SCRATCH_DROPOUT if s.dropout is None else s.dropout
             module = new_model(self.blueprint, self.tokenizer, dropout, s.seed)
-            return StartModel(module, None, f"scratch:{s.from_scratch}")
+            return StartModel(module, None, f"scratch:{s.from_scratch}", model_shape(module))
         from scribe.engine.finetune.methods import set_dropout
 
         module = self.loaded.model
         if s.dropout is not None:
             set_dropout(module, s.dropout)
-        return StartModel(module, self.loaded.path, s.model or self.loaded.name)
+        name = s.model or self.loaded.name
+        return StartModel(module, self.loaded.path, name, model_shape(module))
 
 
-def prepare_base(ctx: RunContext, split: Split) -> Base:
+def load_base(ctx: RunContext, split: Split) -> Base:
     """Load --model (adding the FIM tokens when --fim needs them), or train a tokenizer on the
     training split for --from-scratch (kept in the run folder, so a resume reuses it)."""
     s = ctx.settings

@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scribe.engine.finetune.settings import FinetuneSettings
 from scribe.engine.runtime.model_files import CARD_FILE
 
 
 def build_card(
     *,
-    settings: Any,
+    settings: FinetuneSettings,
     base_model: str,
     shape: dict[str, Any],
     data: dict[str, Any],

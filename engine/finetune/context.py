@@ -19,7 +19,7 @@ T = TypeVar("T")
 class RunContext:
     settings: FinetuneSettings  # on --resume, the saved ones (with RESUME_MAY_CHANGE applied)
     emit: EventSink  # silent on every rank but 0
-    d: distributed.Dist
+    dist: distributed.Dist  # this process's rank, device and process group
     out: Path
     run_dir: Path
 
@@ -30,15 +30,15 @@ class RunContext:
     def on_main(self, work: Callable[[], T]) -> T | None:
         """Run `work()` on rank 0 only (None elsewhere); an error there is raised on every rank."""
         error, value = None, None
-        if self.d.main:
+        if self.dist.main:
             try:
                 value = work()
             except InputError as err:
                 error = str(err)
-        error = distributed.share(self.d, error)
+        error = distributed.share(self.dist, error)
         if error:
             raise InputError(error)
-        distributed.barrier(self.d)
+        distributed.barrier(self.dist)
         return value
 
 

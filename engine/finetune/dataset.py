@@ -1,15 +1,20 @@
-"""The run's data as training blocks: tokenized once (cached in the run folder), then packed."""
+"""The run's data, in two stages: the documents read and split (`read_data`), then the training
+set (`training_set`): tokenized once (cached in the run folder) and packed into blocks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scribe.engine.errors import InputError
+from scribe.engine.finetune import fim
+from scribe.engine.finetune.base import Base
 from scribe.engine.finetune.context import RunContext
-from scribe.engine.finetune.data import DataFiles, Document
+from scribe.engine.finetune.data import DataFiles, Document, find_files, read_documents
 from scribe.engine.finetune.events import Stage
-from scribe.engine.finetune.splits import SPLITS, Split
+from scribe.engine.finetune.settings import DEFAULT_BLOCK
+from scribe.engine.finetune.splits import SPLITS, Split, split_documents
 from scribe.engine.finetune.tokens import (
     CACHE_META,
     Blocks,
@@ -23,6 +28,66 @@ from scribe.engine.finetune.tokens import (
 from scribe.engine.prompting.chat_format import ChatFormat
 
 EXAMPLE_CHARS = 800
+
+
+@dataclass(frozen=True)
+class Documents:
+    """The data as read: its files, the chat format transcripts render with, the split."""
+
+    files: DataFiles
+    chat: ChatFormat
+    split: Split
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The data as the model sees it: each split packed into blocks, and the data summary."""
+
+    files: DataFiles
+    chat: ChatFormat
+    split: Split  # with --fim, the training documents rearranged
+    block_size: int
+    train: Blocks
+    val: Blocks
+    test: Blocks
+    summary: dict[str, Any]  # summarize's counts plus the blocks'; the card's "data"
+
+    @property
+    def uses_chat(self) -> bool:
+        """Whether any document is a chat transcript (the card then records the chat format)."""
+        return any(doc.kind == "chat" for part in self.split.parts().values() for doc in part)
+
+
+def read_data(ctx: RunContext) -> Documents:
+    """The --data files read into documents and split into train, validation and test."""
+    s = ctx.settings
+    ctx.emit(Stage("reading data"))
+    files = find_files(s.data)
+    chat = ChatFormat.from_template(s.chat_template)
+    split = split_documents(read_documents(files, chat), s.val_fraction, s.test_fraction, s.seed)
+    return Documents(files, chat, split)
+
+
+def block_size(ctx: RunContext, n_positions: int) -> int:
+    """--block-size, else DEFAULT_BLOCK or the model's context where that is shorter."""
+    block = ctx.settings.block_size or min(n_positions, DEFAULT_BLOCK)
+    if block > n_positions:
+        raise InputError(f"--block-size {block} is more than the model's {n_positions} positions")
+    return block
+
+
+def training_set(ctx: RunContext, docs: Documents, base: Base) -> TrainingSet:
+    """The documents (rearranged for --fim) tokenized with the base's tokenizer and packed."""
+    s = ctx.settings
+    block = block_size(ctx, base.n_positions)
+    split = docs.split
+    if s.fim:
+        eot = base.tokenizer.eos_token
+        split = Split(fim.apply(split.train, s.fim, s.seed, block, eot), split.val, split.test)
+    tokens, summary = tokenized(ctx, docs.files, split, base.tokenizer, docs.chat)
+    blocks, summary = packed(tokens, block, base.tokenizer.eos_token_id, summary)
+    train, val, test = (blocks[name] for name in SPLITS)
+    return TrainingSet(docs.files, docs.chat, split, block, train, val, test, summary)
 
 
 def tokenized(
@@ -70,20 +135,23 @@ def tokenized(
 
 def packed(
     tokens: dict[str, TokenSplit], block: int, eos: int | None, summary: dict[str, Any]
-) -> dict[str, Blocks]:
-    """Each split cut into blocks of `block` tokens; the counts are added to `summary`."""
+) -> tuple[dict[str, Blocks], dict[str, Any]]:
+    """Each split cut into blocks of `block` tokens, and `summary` with the blocks' counts."""
     if eos is None:
         raise InputError("the base model's tokenizer has no end-of-text token; pick another base")
     blocks = {name: pack(tokens[name], block, eos, keep_tail=name != "train") for name in SPLITS}
-    summary["block_size"] = block
-    summary["blocks"] = {name: len(b) for name, b in blocks.items()}
-    summary["truncated_examples"] = sum(b.truncated for b in blocks.values())
     if len(blocks["train"]) == 0:
         raise InputError(
             f"the training split has {int(len(tokens['train'].ids))} tokens, less than one "
             f"block of {block}; add data or lower --block-size"
         )
-    return blocks
+    counted = {
+        **summary,
+        "block_size": block,
+        "blocks": {name: len(b) for name, b in blocks.items()},
+        "truncated_examples": sum(b.truncated for b in blocks.values()),
+    }
+    return blocks, counted
 
 
 def summarize(files: DataFiles, split: Split, parts: dict[str, TokenSplit]) -> dict[str, Any]:

@@ -1,25 +1,12 @@
 """Training defaults that fit the base model and the data: the learning rate and the epochs.
 
-The learning rate goes by the base's size and the method, the number of passes by the data's
-size, capped so the default run stays short.
+The learning rate goes by the base's size and the method (LR_TABLE), the number of passes by the
+data's size (EPOCH_TABLE), capped so the default run stays short. These tables are the only copy:
+`scribe finetune --help` prints them.
 
 A 7M-parameter model needs a learning rate twenty times GPT-2 124M's to move in a few hundred
 steps; one rate for all either leaves a small model unchanged or wrecks a large one. Small data
 gets more passes (it is cheap, and one pass over 400 KB teaches little), large data fewer.
-
-| base parameters | full | lora | prefix |
-|---|---|---|---|
-| under 20M | 1e-3 | 3e-3 | 1e-2 |
-| 20M-60M   | 5e-4 | 2e-3 | 1e-2 |
-| 60M-200M  | 1e-4 | 1e-3 | 1e-2 |
-| 200M+     | 5e-5 | 3e-4 | 1e-2 |
-
-| training tokens | epochs |
-|---|---|
-| under 300k | 5 |
-| 300k-1M    | 3 |
-| 1M-10M     | 2 |
-| 10M+       | 1 |
 
 The epochs are then capped so the run trains about DEFAULT_MINUTES on a 2-core CPU by the
 rough speed `cpu_tokens_per_s` (never below one epoch). Any flag given wins over all of this.
@@ -29,13 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LR_TABLE = (  # (parameters below, {method: lr})
+LR_TABLE = (  # (base parameters below, {method: lr})
     (20e6, {"full": 1e-3, "lora": 3e-3, "prefix": 1e-2}),
     (60e6, {"full": 5e-4, "lora": 2e-3, "prefix": 1e-2}),
     (200e6, {"full": 1e-4, "lora": 1e-3, "prefix": 1e-2}),
     (float("inf"), {"full": 5e-5, "lora": 3e-4, "prefix": 1e-2}),
 )
-EPOCH_TABLE = ((300_000, 5.0), (1_000_000, 3.0), (10_000_000, 2.0), (float("inf"), 1.0))
+EPOCH_TABLE = (  # (training tokens below, epochs)
+    (300_000, 5.0),
+    (1_000_000, 3.0),
+    (10_000_000, 2.0),
+    (float("inf"), 1.0),
+)
 SCRATCH_LR = 1e-3
 DEFAULT_MINUTES = 4.0
 

@@ -15,15 +15,10 @@ from scribe.engine.finetune.trainer import Plan, token_loss_sum
 
 def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
     """The flags where given, else defaults that fit the base's size and the data's."""
-    s, d = ctx.settings, ctx.d
-    chosen = defaults.choose(
-        params,
-        s.method,
-        bool(s.from_scratch),
-        train.targets,
-        s.lr,
-        s.epochs if s.epochs is not None or s.max_steps is None else 1.0,
-    )
+    s, d = ctx.settings, ctx.dist
+    # --max-steps sets the length itself: no epochs to choose (1.0 keeps them out of the note).
+    epochs = 1.0 if s.max_steps is not None else s.epochs
+    chosen = defaults.choose(params, s.method, bool(s.from_scratch), train.targets, s.lr, epochs)
     if chosen.note:
         ctx.emit(Stage(chosen.note))
     global_batch = s.batch_size * s.grad_accum * d.world
@@ -57,8 +52,8 @@ def make_plan(ctx: RunContext, train: Blocks, params: int) -> Plan:
 
 def estimate_seconds(ctx: RunContext, base: Base, train: Blocks, plan: Plan) -> float:
     """Seconds the training steps would take here: one micro-step timed after a warm-up."""
-    device = ctx.d.device
-    model = base.model().module.to(device).train()
+    device = ctx.dist.device
+    model = base.start_model().module.to(device).train()
     rows = train.ids[: plan.micro_batch], train.mask[: plan.micro_batch]
     ids, mask = (t.to(device) for t in rows)
     timings = []

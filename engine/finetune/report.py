@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scribe.engine.finetune.before_after import BeforeAfter
 
 # The before/after table: metric key -> row label, in the order shown.
 METRICS = {
@@ -35,9 +38,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>").strip() or " "
 
 
-def render(
-    card: dict[str, Any], name: str, prompts: list[str], before: list[str], after: list[str]
-) -> str:
+def render(card: dict[str, Any], name: str, scores: BeforeAfter) -> str:
     data, training = card["data"], card["training"]
     metrics = card["metrics"]
     lines = [
@@ -79,9 +80,10 @@ def render(
     lines += [
         f"| {a} | {b} | {c} |" for a, b, c in metric_rows(metrics["before"], metrics["after"])
     ]
-    if prompts:
+    if scores.prompts:
         lines += ["", "## Samples (greedy)", "", "| prompt | before | after |", "|---|---|---|"]
-        for prompt, b, a in zip(prompts, before, after, strict=False):
+        samples = zip(scores.prompts, scores.before.samples, scores.after.samples, strict=False)
+        for prompt, b, a in samples:
             lines.append(f"| {_cell(prompt)} | {_cell(shown(b))} | {_cell(shown(a))} |")
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ from scribe.engine.finetune.data import Document
 SPLITS = ("train", "val", "test")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Split:
     train: list[Document]
     val: list[Document]

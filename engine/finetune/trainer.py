@@ -55,7 +55,7 @@ class TrainingInterrupted(ScribeError):
     exit_code = 130
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     total_steps: int
     micro_batch: int  # blocks per process per micro-step
@@ -90,7 +90,7 @@ class Plan:
         return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainOutcome:
     steps: int
     reason: str

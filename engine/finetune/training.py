@@ -1,92 +1,83 @@
-"""The training stage: the method applied to the base, threads chosen, trained, compared, saved."""
+"""The training stage: the method applied to the start model, threads chosen, then trained."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import checkpoints as ckpt
-from scribe.engine.finetune import distributed, hardware
-from scribe.engine.finetune.base import Base, model_shape
-from scribe.engine.finetune.before_after import Comparison
+from scribe.engine.finetune import hardware
+from scribe.engine.finetune.base import StartModel
 from scribe.engine.finetune.context import RunContext
+from scribe.engine.finetune.dataset import TrainingSet
 from scribe.engine.finetune.events import Stage, TrainStart
 from scribe.engine.finetune.interrupt import StopFlag
-from scribe.engine.finetune.result import FinetuneResult
-from scribe.engine.finetune.save import save_result
-from scribe.engine.finetune.splits import Split
 from scribe.engine.finetune.tokens import Blocks
-from scribe.engine.finetune.trainer import Plan, Trainer, token_loss_sum
-from scribe.engine.prompting.chat_format import ChatFormat
+from scribe.engine.finetune.trainer import Plan, Trainer, TrainOutcome, token_loss_sum
 
 THREADS = "threads.json"  # in the run folder: a resumed run keeps its thread count
 
+Sampler = Callable[[Any], list[tuple[str, str]]]  # model -> (prompt, continuation) pairs
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The training stage's value: the trained model and how its training went."""
+
+    model: Any  # the start model with the method applied (a LoRA or prefix wrapper), trained
+    outcome: TrainOutcome
+    threads: int  # the CPU threads it trained with, which the card records
+
 
 def train(
-    ctx: RunContext,
-    result: FinetuneResult,
-    split: Split,
-    base: Base,
-    blocks: dict[str, Blocks],
-    plan: Plan,
-    chat: ChatFormat,
-) -> FinetuneResult:
+    ctx: RunContext, start: StartModel, data: TrainingSet, plan: Plan, sampler: Sampler | None
+) -> Trained:
+    """Apply --method to `start` and train it by `plan`, from the newest checkpoint on --resume."""
     from scribe.engine.finetune.methods import prepare
 
-    s, d = ctx.settings, ctx.d
-    start = base.model()
-    start.module.to(d.device)
-    shape = model_shape(start.module)
-    compare = Comparison.for_run(ctx, split, base.tokenizer, blocks["test"], plan.bf16)
-    result.prompts = compare.prompts
-    result.before, result.samples_before = compare.before(start.module)
-
-    init_ids = blocks["train"].ids[0, : s.prefix_tokens].tolist()
+    s, dist = ctx.settings, ctx.dist
+    init_ids = data.train.ids[0, : s.prefix_tokens].tolist()
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)
         model = prepare(start.module, s.method, s, init_ids)
-    model.to(d.device).train()
-    threads = _threads(ctx, model, blocks["train"], plan)
+    model.to(dist.device).train()
+    threads = _threads(ctx, model, data.train, plan)
     stop = StopFlag()
     trainer = Trainer(
         model,
         plan,
-        blocks["train"],
-        blocks["val"],
+        data.train,
+        data.val,
         ctx.run_dir,
-        d,
+        dist,
         ctx.emit,
-        sampler=compare.samples if compare.prompts else None,
+        sampler=sampler,
         stop_requested=stop.is_set,
     )
     # Dropout draws from the global RNG: seed it, so a run is a function of its settings
     # (a resumed run restores the RNG state saved with its checkpoint instead).
-    torch.manual_seed(s.seed * 1000 + d.rank)
+    torch.manual_seed(s.seed * 1000 + dist.rank)
     if s.resume and ckpt.list_checkpoints(ctx.run_dir):
         _resume(ctx, trainer)
-    block = blocks["train"].ids.shape[1]
     ctx.emit(
         TrainStart(
             plan.total_steps,
             trainer.state.step,
-            trainer.global_batch * block,
+            trainer.global_batch * data.block_size,
             threads,
             plan.bf16,
-            d.world,
-            str(d.device),
+            dist.world,
+            str(dist.device),
         )
     )
     with stop.installed():
-        result.outcome = trainer.run()
-
-    result.after, result.samples_after = compare.after(model)
-    if d.main:
-        save_result(ctx, result, model, base.tokenizer, start, shape, plan, threads, chat, split)
-    distributed.barrier(d)
-    return result
+        outcome = trainer.run()
+    return Trained(model, outcome, threads)
 
 
 def _resume(ctx: RunContext, trainer: Trainer) -> None:
@@ -112,7 +103,7 @@ def _resume(ctx: RunContext, trainer: Trainer) -> None:
 
 def _threads(ctx: RunContext, model: Any, train: Blocks, plan: Plan) -> int:
     """--threads, else the count this run started with, else the fastest measured here."""
-    s, d = ctx.settings, ctx.d
+    s, d = ctx.settings, ctx.dist
     saved = ctx.run_dir / THREADS
     if s.threads:
         threads = s.threads

@@ -98,5 +98,5 @@ def test_two_processes_match_one_with_the_same_global_batch(
     card = json.loads((tmp_path / "ddp" / "scribe.json").read_text())
     assert card["training"]["world_size"] == 2 and card["training"]["global_batch"] == 4
     assert card["metrics"]["test_perplexity_after"] == pytest.approx(
-        single.after["perplexity"], rel=1e-4
+        single.scores.after.metrics["perplexity"], rel=1e-4
     )

@@ -51,3 +51,21 @@ def test_dry_run_prints_the_chosen_defaults_and_an_estimated_time(
     captured = capsys.readouterr()
     assert "lr 1e-3 (0M-parameter base)" in captured.err
     assert "of training on this machine" in captured.out and "about " in captured.out
+
+
+def test_help_table_is_the_defaults_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scribe.tui.commands import finetune_cmd
+
+    lines = finetune_cmd.defaults_help().splitlines()
+    assert lines[2].split() == ["under", "20M", "1e-3", "3e-3", "1e-2", "under", "300k", "5"]
+    assert lines[5].split() == ["200M+", "5e-5", "3e-4", "1e-2", "10M+", "1"]
+    # A changed table changes the help: there is no second copy to forget.
+    changed = ((1e9, {"full": 2e-4, "lora": 2e-3, "prefix": 2e-2}), *defaults.LR_TABLE[1:])
+    monkeypatch.setattr(defaults, "LR_TABLE", changed)
+    assert finetune_cmd.defaults_help().splitlines()[2].split()[:5] == [
+        "under",
+        "1000M",
+        "2e-4",
+        "2e-3",
+        "2e-2",
+    ]

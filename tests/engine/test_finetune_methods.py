@@ -63,7 +63,7 @@ def test_lora_adapter_with_chat_and_pairs(tmp_path: Path, tiny_model_dir: Path) 
     data = [write_pairs(tmp_path, 120), write_chats(tmp_path)]
     out = tmp_path / "lora"
     result = run_finetune(small(data, out, tiny_model_dir, method="lora", lr=1e-2))
-    assert result.after["perplexity"] < result.before["perplexity"]
+    assert result.scores.after.metrics["perplexity"] < result.scores.before.metrics["perplexity"]
 
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["fan_in_fan_out"] is True
@@ -141,7 +141,7 @@ def test_prefix_tuning_changes_what_scribes_engine_generates(
     result = run_finetune(
         small([data], out, tiny_model_dir, method="prefix", lr=3e-2, block_size=32)
     )
-    assert result.after["perplexity"] < result.before["perplexity"]
+    assert result.scores.after.metrics["perplexity"] < result.scores.before.metrics["perplexity"]
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "PREFIX_TUNING" and config["num_virtual_tokens"] == 16
 

@@ -61,7 +61,9 @@ def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path:
     assert not (out / "run" / "checkpoints").exists()  # only needed to resume
 
     # The loss went down where it counts: perplexity on held-out test passages.
-    assert result.after["perplexity"] < result.before["perplexity"] / 3
+    assert (
+        result.scores.after.metrics["perplexity"] < result.scores.before.metrics["perplexity"] / 3
+    )
     card = json.loads((out / "scribe.json").read_text())
     assert card["base_model"] == "scratch:2x32"
     assert card["shape"]["n_layer"] == 2 and card["shape"]["n_embd"] == 32
@@ -69,7 +71,7 @@ def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path:
     assert card["data"]["files"][0]["path"] == str(data)
     assert card["data"]["tokens"]["train"] > 1000 and card["data"]["tokens"]["test"] > 0
     assert card["command"] == ""  # set by the CLI
-    assert card["metrics"]["test_perplexity_after"] == result.after["perplexity"]
+    assert card["metrics"]["test_perplexity_after"] == result.scores.after.metrics["perplexity"]
     assert card["training"]["threads"] == 1 and torch.get_num_threads() == 1
     assert "chat" not in card  # no chat data
 
@@ -157,7 +159,7 @@ def test_full_finetune_of_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> 
         sample_every=0,
     )
     result = run_finetune(settings)
-    assert result.after["perplexity"] < result.before["perplexity"]
+    assert result.scores.after.metrics["perplexity"] < result.scores.before.metrics["perplexity"]
     card = json.loads((tmp_path / "tuned" / "scribe.json").read_text())
     assert card["base_model"] == str(tiny_model_dir) and card["method"] == "full"
     from transformers import AutoModelForCausalLM
@@ -258,7 +260,7 @@ def test_bf16_autocast_trains_and_saves_float32(tmp_path: Path, tiny_model_dir: 
         sample_every=0,
     )
     result = run_finetune(settings)
-    assert result.card["training"]["bf16"] is True
+    assert result.saved.card["training"]["bf16"] is True
     from safetensors.torch import load_file
 
     weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))

@@ -11,8 +11,9 @@ import os
 import shlex
 import sys
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scribe.engine.finetune import defaults
 from scribe.engine.finetune.settings import (
     DEFAULT_BLOCK,
     METHODS,
@@ -22,6 +23,9 @@ from scribe.engine.finetune.settings import (
     FinetuneSettings,
 )
 from scribe.tui.common_args import add_command, model_spec
+
+if TYPE_CHECKING:
+    from scribe.engine.finetune.result import DryRun, Finetuned, FinetuneResult
 
 # The settings' fields by name: each flag's default is its field's.
 SETTINGS = {spec.name: spec for spec in fields(FinetuneSettings)}
@@ -52,23 +56,14 @@ DESCRIPTION = (
     "Fine-tune a model on text files, prompt/completion pairs or chat transcripts, "
     "evaluate it before and after, and save it as a model scribe can use."
 )
-EPILOG = """\
+DATA_FORMATS = """\
 data formats (detected per file):
   text files or folders (.txt .md ...)   packed into blocks, documents joined with end-of-text
   JSONL {"prompt": ..., "completion": ...}  loss on the completion and its end-of-text only
   JSONL {"messages": [{"role", "content"}...]}  chat transcripts rendered with the chat
                                           template's [chat] formats; loss on assistant turns
-
-defaults that fit the base model (any flag given wins; printed at the start):
-  base parameters   --lr full   lora    prefix     training tokens   --epochs
-  under 20M         1e-3        3e-3    1e-2       under 300k        5
-  20M-60M           5e-4        2e-3    1e-2       300k-1M           3
-  60M-200M          1e-4        1e-3    1e-2       1M-10M            2
-  200M+             5e-5        3e-4    1e-2       10M+              1
-  from scratch      1e-3
-  epochs are capped to about 4 minutes of training on a 2-core CPU (at least one epoch);
-  --dry-run shows the plan and its estimated time.
-
+"""
+EXAMPLES = """\
 examples:
   scribe finetune notes/ --out my-style
   scribe finetune notes/ --out my-style --model gpt2 --epochs 2
@@ -80,6 +75,43 @@ examples:
 The model lands in the data dir's models/NAME (or the path given to --out) with scribe.json and
 report.md; the run folder NAME/run/ keeps metrics.jsonl, and checkpoints until the run finishes.
 """
+
+
+def _amount(n: float) -> str:
+    """300000 as 300k, 2e7 as 20M: how the table's bounds are written."""
+    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
+
+
+def _bands(limits: list[float]) -> list[str]:
+    """Each row's range from the upper bounds: under 20M, 20M-60M, ..., 200M+."""
+    names = [_amount(n) for n in limits[:-1]]
+    middle = [f"{low}-{high}" for low, high in zip(names, names[1:], strict=False)]
+    return [f"under {names[0]}", *middle, f"{names[-1]}+"]
+
+
+def defaults_help() -> str:
+    """The learning-rate and epoch tables of engine.finetune.defaults, as --help shows them."""
+    lr_bands = _bands([limit for limit, _ in defaults.LR_TABLE])
+    epoch_bands = _bands([limit for limit, _ in defaults.EPOCH_TABLE])
+    lines = [
+        "defaults that fit the base model (any flag given wins; printed at the start):",
+        "  base parameters   --lr full   lora    prefix     training tokens   --epochs",
+    ]
+    for band, (_, rates), tokens, (_, epochs) in zip(
+        lr_bands, defaults.LR_TABLE, epoch_bands, defaults.EPOCH_TABLE, strict=True
+    ):
+        full, lora, prefix = (defaults.short(rates[m]) for m in METHODS)
+        lines.append(f"  {band:<18}{full:<12}{lora:<8}{prefix:<11}{tokens:<18}{epochs:g}")
+    lines += [
+        f"  {'from scratch':<18}{defaults.short(defaults.SCRATCH_LR)}",
+        f"  epochs are capped to about {defaults.DEFAULT_MINUTES:g} minutes of training on a "
+        "2-core CPU (at least one epoch);",
+        "  --dry-run shows the plan and its estimated time.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+EPILOG = f"{DATA_FORMATS}\n{defaults_help()}\n{EXAMPLES}"
 
 
 def _default(name: str) -> Any:
@@ -299,8 +331,11 @@ class FinetuneView:
             )
             self.note(f"[dim]-[/dim] stopped at step {event.step} ({event.reason}){best}")
 
-    def show_result(self, result: Any) -> None:
+    def show_result(self, result: FinetuneResult) -> None:
+        """The data table, then a dry run's plan and example, or the run's before/after."""
         from rich.table import Table
+
+        from scribe.engine.finetune.result import DryRun
 
         summary = result.summary
         data = Table("split", "documents", "tokens", "trained tokens", "blocks", title="data")
@@ -312,42 +347,51 @@ class FinetuneView:
                 str(summary["trained_tokens"][split]),
                 str(summary["blocks"][split]),
             )
-        if result.dry_run:
-            files = ", ".join(f"{f['path']} ({f['format']})" for f in summary["files"])
-            self.out.print(f"files: {files}", highlight=False)
-            self.out.print(data)
-            plan = result.plan
-            from scribe.engine.finetune.defaults import short
+        if isinstance(result, DryRun):
+            self._show_plan(result, data)
+        else:
+            self._show_scores(result)
 
-            minutes, seconds = divmod(round(plan["estimated_seconds"]), 60)
-            self.out.print(
-                f"plan: {plan['total_steps']} steps of {plan['micro_batch']} x "
-                f"{plan['grad_accum']} blocks of {summary['block_size']} tokens "
-                f"({plan['tokens']:,} tokens), lr {short(plan['lr'])}; about {minutes} min "
-                f"{seconds:02d} s of training on this machine (plus evaluation)",
-                highlight=False,
-            )
-            if summary.get("truncated_examples"):
-                self.out.print(f"{summary['truncated_examples']} examples cut to one block")
-            self.out.print("example (text between ⟦ ⟧ is context only, no loss):", highlight=False)
-            self.out.print(result.example, markup=False, highlight=False)
-            self.out.print("dry run: nothing trained, nothing written", highlight=False)
-            return
+    def _show_plan(self, result: DryRun, data: Any) -> None:
+        summary, plan = result.summary, result.plan
+        files = ", ".join(f"{f['path']} ({f['format']})" for f in summary["files"])
+        self.out.print(f"files: {files}", highlight=False)
+        self.out.print(data)
+        minutes, seconds = divmod(round(result.estimated_seconds), 60)
+        self.out.print(
+            f"plan: {plan.total_steps} steps of {plan.micro_batch} x "
+            f"{plan.grad_accum} blocks of {summary['block_size']} tokens "
+            f"({result.tokens:,} tokens), lr {defaults.short(plan.lr)}; "
+            f"about {minutes} min {seconds:02d} s of training on this machine "
+            "(plus evaluation)",
+            highlight=False,
+        )
+        if summary.get("truncated_examples"):
+            self.out.print(f"{summary['truncated_examples']} examples cut to one block")
+        self.out.print("example (text between ⟦ ⟧ is context only, no loss):", highlight=False)
+        self.out.print(result.example, markup=False, highlight=False)
+        self.out.print("dry run: nothing trained, nothing written", highlight=False)
+
+    def _show_scores(self, result: Finetuned) -> None:
+        from rich.table import Table
+
         from scribe.engine.finetune.report import metric_rows, shown
 
+        scores = result.scores
         metrics = Table("test split", "before", "after", title=f"evaluation: {result.out.name}")
-        for name, before, after in metric_rows(result.before, result.after):
+        for name, before, after in metric_rows(scores.before.metrics, scores.after.metrics):
             metrics.add_row(name, before, after)
         self.out.print(metrics)
-        if result.prompts:
+        if scores.prompts:
             samples = Table("prompt", "before", "after", title="samples (greedy)", show_lines=True)
             for prompt, b, a in zip(
-                result.prompts, result.samples_before, result.samples_after, strict=False
+                scores.prompts, scores.before.samples, scores.after.samples, strict=False
             ):
                 samples.add_row(_one_line(prompt), _one_line(shown(b)), _one_line(shown(a)))
             self.out.print(samples)
+        report = result.saved.report if result.saved else None
         self.out.print(
-            f"saved {result.out} (report: {result.report}); try it: "
+            f"saved {result.out} (report: {report}); try it: "
             f"scribe complete --model {shlex.quote(str(result.out))}",
             highlight=False,
             markup=False,
