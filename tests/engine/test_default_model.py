@@ -125,6 +125,7 @@ def test_scribe_models_lists_it_as_the_default(
     assert "default (default)" in out and "embedded" in out and str(DEFAULT) in out
 
 
+@pytest.mark.slow
 def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> None:
     """The README's promise: `echo 'It was a dark and stormy night' | scribe complete`."""
     result = subprocess.run(
