@@ -32,19 +32,22 @@ def is_test_module(name: str, root: str) -> bool:
     return name.split(".")[0] == root and (last.startswith("test_") or last == "conftest")
 
 
-def cross_imports(root: Path) -> list[str]:
-    """Each import, anywhere under `root` (the tests package), of a test module or a conftest."""
+def cross_imports(root: Path, scan: Path | None = None) -> list[str]:
+    """Each import of a test module or a conftest of the tests package `root`, anywhere under
+    `scan` (a package beside it, such as bench/; `root` itself by default)."""
+    scan = scan or root
     found = []
-    for path in sorted(root.rglob("*.py")):
-        package = ".".join((root.name, *path.parent.relative_to(root).parts))
+    for path in sorted(scan.rglob("*.py")):
+        package = ".".join((scan.name, *path.parent.relative_to(scan).parts))
         for line, name in imported_names(path, package):
             if is_test_module(name, root.name):
-                found.append(f"{path.relative_to(root.parent)}:{line}: imports {name}")
+                found.append(f"{path.relative_to(scan.parent)}:{line}: imports {name}")
     return sorted(set(found))
 
 
 def test_no_module_imports_a_test_module_or_a_conftest() -> None:
     assert cross_imports(TESTS) == []
+    assert cross_imports(TESTS, TESTS.parent / "bench") == []  # benchmarks reuse factory.py
 
 
 def test_the_check_catches_each_way_of_importing_a_test_module(tmp_path: Path) -> None:
@@ -61,4 +64,11 @@ def test_the_check_catches_each_way_of_importing_a_test_module(tmp_path: Path) -
         "tests/engine/test_conftest.py:1: imports tests.engine.conftest",
         "tests/engine/test_from_package.py:1: imports tests.engine.test_data",
         "tests/engine/test_relative.py:1: imports tests.engine.test_data",
+    ]
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "train.py").write_text(
+        "def corpus():\n    from tests.engine.test_data import write_text\n"
+    )
+    assert cross_imports(root, tmp_path / "bench") == [
+        "bench/train.py:2: imports tests.engine.test_data"
     ]

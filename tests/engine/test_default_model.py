@@ -154,6 +154,7 @@ def test_greedy_continuation_of_the_readme_prompt_is_text_not_blanks() -> None:
     assert len(words_of(text)) >= 10, repr(text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", ["summarize", "fix-grammar", "title", "rewrite", "expand"])
 def test_every_answering_template_answers_on_the_default_model(
     template: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
