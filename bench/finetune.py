@@ -31,7 +31,7 @@ from tests import factory  # noqa: E402
 
 
 def make_blocks(tokenizer, n_blocks: int, block: int) -> Blocks:
-    from tests.engine.test_finetune_data import english
+    from tests.factory import english
 
     ids = tokenizer.encode(english(n_blocks * block // 8 + 200, seed=5))
     need = n_blocks * block

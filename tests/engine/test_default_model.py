@@ -146,6 +146,7 @@ def test_scribe_models_lists_it_as_the_default(
     assert "default (default)" in out and "embedded" in out and str(DEFAULT) in out
 
 
+@pytest.mark.slow
 def test_complete_with_no_model_prints_english_words(vocabulary: set[str]) -> None:
     """The README's promise: `echo 'It was a dark and stormy night' | scribe complete`."""
     result = subprocess.run(
@@ -174,6 +175,7 @@ def test_greedy_continuation_of_the_readme_prompt_is_text_not_blanks() -> None:
     assert len(words_of(text)) >= 10, repr(text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", ["summarize", "fix-grammar", "title", "rewrite", "expand"])
 def test_every_answering_template_answers_on_the_default_model(
     template: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

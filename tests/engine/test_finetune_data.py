@@ -1,11 +1,8 @@
-"""Fine-tuning data: formats, masking, splits, packing, the token cache, and bad input.
-
-Also holds the small corpus writers the other fine-tuning tests import."""
+"""Fine-tuning data: formats, masking, splits, packing, the token cache, and bad input."""
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -17,46 +14,7 @@ from scribe.engine.finetune.splits import split_documents
 from scribe.engine.finetune.tokens import cache_key, load_cache, pack, save_cache, tokenize
 from scribe.engine.prompting.chat_format import ChatFormat
 from tests import factory
-
-SUBJECTS = ["The writer", "A small boat", "The old clock", "Her brother", "The quiet room", "A fox"]
-VERBS = ["opened", "watched", "carried", "remembered", "painted", "followed"]
-OBJECTS = ["the door", "the sea", "a letter", "the long road", "the morning light", "a story"]
-ENDS = ["before dawn.", "in April.", "without a word.", "at the harbour.", "once more.", "slowly."]
-
-
-def english(paragraphs: int, seed: int = 0) -> str:
-    """Plain English-like prose from a tiny grammar: learnable, deterministic."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(paragraphs):
-        sentences = [
-            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENDS)}"
-            for _ in range(rng.randint(3, 6))
-        ]
-        out.append(" ".join(sentences))
-    return "\n\n".join(out) + "\n"
-
-
-def write_text(folder: Path, name: str = "story.txt", paragraphs: int = 120, seed: int = 0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(english(paragraphs, seed), encoding="utf-8")
-    return path
-
-
-def write_pairs(folder: Path, count: int = 80) -> Path:
-    """Prompt/completion pairs with a learnable rule: the completion repeats the verb."""
-    rng = random.Random(1)
-    lines = []
-    for _ in range(count):
-        verb = rng.choice(VERBS)
-        prompt = f"{rng.choice(SUBJECTS)} {verb} {rng.choice(OBJECTS)}. Verb:"
-        lines.append(json.dumps({"prompt": prompt, "completion": f" {verb}"}))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pairs.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
+from tests.factory import english, write_pairs, write_text
 
 CHAT = ChatFormat(
     system="A conversation.",

@@ -14,7 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from scribe.engine.finetune import FinetuneSettings, run_finetune
-from tests.engine.test_finetune_data import write_text
+from tests.factory import write_text
+
+pytestmark = pytest.mark.slow
 
 COMMON = [
     "--no-bf16",  # fp32 arithmetic: these tests compare numbers that bf16 would move

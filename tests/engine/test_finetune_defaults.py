@@ -9,7 +9,7 @@ import pytest
 
 from scribe.engine.finetune import defaults
 from scribe.tui.cli import main
-from tests.engine.test_finetune_data import write_text
+from tests.factory import write_text
 
 
 @pytest.mark.parametrize(

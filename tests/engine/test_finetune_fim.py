@@ -12,8 +12,7 @@ import torch
 
 from scribe.engine.finetune import FinetuneSettings, fim, run_finetune
 from scribe.engine.finetune.data import Document, Segment
-from tests.engine.test_finetune_data import write_text
-from tests.engine.test_finetune_scratch import scratch_settings
+from tests.factory import scratch_settings, write_text
 
 EOS = "<|endoftext|>"
 
@@ -73,6 +72,7 @@ def test_rearrange_splits_at_two_points() -> None:
         assert undo(fim.rearrange(text, rng, EOS)) == text
 
 
+@pytest.mark.slow
 def test_from_scratch_with_fim_has_single_token_markers_and_a_card(tmp_path: Path) -> None:
     data = write_text(tmp_path, paragraphs=120)
     result = run_finetune(scratch_settings(data, fim=0.5, max_steps=10))
@@ -86,6 +86,7 @@ def test_from_scratch_with_fim_has_single_token_markers_and_a_card(tmp_path: Pat
     assert card["fim"] == fim.card_entry(0.5)
 
 
+@pytest.mark.slow
 def test_fim_on_a_base_model_adds_its_tokens(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=80)
     before = json.loads((tiny_model_dir / "config.json").read_text())["vocab_size"]

@@ -12,7 +12,9 @@ import torch
 
 from scribe.engine.finetune import FinetuneSettings, run_finetune
 from scribe.engine.prompting.chat_format import ChatFormat
-from tests.engine.test_finetune_data import write_pairs, write_text
+from tests.factory import write_pairs, write_text
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)

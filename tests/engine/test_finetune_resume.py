@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 
 from scribe.engine.finetune import FinetuneSettings, run_finetune
 from scribe.engine.finetune.checkpoints import list_checkpoints
-from tests.engine.test_finetune_data import write_text
+from tests.factory import write_text
+
+pytestmark = pytest.mark.slow
 
 # Runs the training in a child process that SIGKILLs itself right after step KILL_AT: a real
 # kill -9 (no handler, no cleanup) at a known point, so the test does not race the training.

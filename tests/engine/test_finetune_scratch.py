@@ -13,7 +13,7 @@ import torch
 from scribe.engine import paths
 from scribe.engine.finetune import FinetuneSettings, run_finetune
 from scribe.engine.finetune.events import EvalDone, StepDone, TrainStart
-from tests.engine.test_finetune_data import write_text
+from tests.factory import scratch_settings, write_text
 
 
 @pytest.fixture(autouse=True)
@@ -23,27 +23,7 @@ def keep_threads():
     torch.set_num_threads(threads)
 
 
-def scratch_settings(data: Path, **changes) -> FinetuneSettings:
-    base = dict(
-        data=[str(data)],
-        out="scratchy",
-        from_scratch="2x32",
-        vocab_size=400,
-        n_positions=64,
-        block_size=32,
-        batch_size=4,
-        max_steps=40,
-        eval_every=10,
-        threads=1,
-        patience=0,
-        sample_prompts=["The writer"],
-        lr=5e-3,
-        bf16=False,  # fp32 arithmetic: these tests compare numbers that bf16 would move
-    )
-    base.update(changes)
-    return FinetuneSettings(**base)
-
-
+@pytest.mark.slow
 def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path: Path) -> None:
     data = write_text(tmp_path, paragraphs=150)
     events = []
@@ -110,6 +90,7 @@ def test_from_scratch_trains_a_model_that_scribe_and_transformers_load(tmp_path:
     assert "| test perplexity |" in report and "The writer" in report
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_weights(tmp_path: Path) -> None:
     data = write_text(tmp_path, paragraphs=150)
     # A learning rate far too high: validation loss gets worse after the first evaluations.
@@ -144,6 +125,7 @@ def val_loss_of_saved_model(out: Path, settings: FinetuneSettings) -> float:
     return evaluate_loss(model, val, settings.batch_size, setup(), bf16=False)
 
 
+@pytest.mark.slow
 def test_full_finetune_of_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=100)
     settings = FinetuneSettings(
@@ -210,6 +192,7 @@ def test_constant_and_linear_schedules_are_the_halves_of_warmup_stable_decay() -
     assert linear[-1] == pytest.approx(0.0, abs=0.02)  # to zero at the last step
 
 
+@pytest.mark.slow
 def test_muon_trains_a_model_from_scratch(tmp_path: Path) -> None:
     data = write_text(tmp_path, paragraphs=150)
     result = run_finetune(scratch_settings(data, optimizer="muon", max_steps=20, lr=2e-3))
@@ -246,6 +229,7 @@ def test_muon_state_round_trips_through_a_checkpoint(tiny_model_dir: Path) -> No
     assert torch.equal(buf, next(iter(opt.parts[0].state.values()))["momentum_buffer"])
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_and_saves_float32(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=60)
     settings = FinetuneSettings(

@@ -210,6 +210,7 @@ def test_vocabulary_of_a_trained_bpe(tiny_model_dir: Path, tmp_path: Path) -> No
     assert [i for i, kind in enumerate(types) if kind != gguf.TokenType.NORMAL] == [eos]
 
 
+@pytest.mark.slow
 def test_vocabulary_of_real_gpt2(gpt2_vocab_model_dir: Path, tmp_path: Path) -> None:
     result, reader = export(gpt2_vocab_model_dir, tmp_path, "f16")
     meta = check_vocabulary(gpt2_vocab_model_dir, reader)

@@ -76,6 +76,7 @@ def test_the_merge_is_cached_and_rebuilt_when_damaged(lora_dir: Path) -> None:
     assert first == again
 
 
+@pytest.mark.slow
 def test_complete_on_a_lora_prints_nothing_on_stderr(lora_dir: Path, scribe_home: Path) -> None:
     import os
 

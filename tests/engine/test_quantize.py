@@ -149,7 +149,7 @@ def decode_steps(fast: forward.FastGPT2, prompt: list[int], n: int) -> list[torc
 
 
 @needs_fbgemm
-@pytest.mark.parametrize("precision", ["int8", "int4"])
+@pytest.mark.parametrize("precision", ["int8", pytest.param("int4", marks=pytest.mark.slow)])
 def test_scripted_decode_step_is_bit_identical_to_the_python_loop(
     gpt2_vocab_model_dir: Path, precision: str
 ) -> None:

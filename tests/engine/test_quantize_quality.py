@@ -14,6 +14,8 @@ from scribe.engine.runtime import model_files, models
 from scribe.engine.runtime.gpt2 import forward
 from tests import factory
 
+pytestmark = pytest.mark.slow
+
 WINDOW = 64
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.plugins.editor_harness import (
     Editor,
     ghost_shown,
@@ -14,6 +16,8 @@ from tests.plugins.editor_harness import (
     process_alive,
 )
 from tests.plugins.lsp_harness import WAIT_S
+
+pytestmark = pytest.mark.slow
 
 PROMPT = "It was a bright cold day in April, and the"
 

@@ -18,7 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.plugins.editor_harness import Editor, ghost_shown
+
+pytestmark = pytest.mark.slow
 
 FAKE_SERVER = [sys.executable, str(Path(__file__).with_name("fake_lsp.py"))]
 DRAFT = "# Notes\n\nThe harbour was quiet that evening\n"

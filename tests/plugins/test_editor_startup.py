@@ -11,8 +11,12 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.plugins.editor_harness import Editor, ghost_shown, process_alive
 from tests.plugins.lsp_harness import WAIT_S
+
+pytestmark = pytest.mark.slow
 
 DRAFT = "# Notes\n\nIt was a bright cold day in April, and the\n"
 

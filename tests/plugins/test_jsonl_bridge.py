@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.plugins.lsp_harness import SCRIBE, WAIT_S, server_env
 
 PROMPT = "It was a bright cold day in April, and the"
@@ -24,6 +26,7 @@ def run_serve(model: Path, home: Path, lines: list[str], *args: str) -> tuple[li
     return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr, proc.returncode
 
 
+@pytest.mark.slow
 def test_jsonl_session(tiny_model_dir: Path, tmp_path: Path) -> None:
     # All lines arrive at once, while the model is still loading: the order of events in the
     # server does not depend on timing.

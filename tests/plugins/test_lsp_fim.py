@@ -10,8 +10,16 @@ import pytest
 from lsprotocol import types as t
 
 from tests import factory
-from tests.plugins.lsp_harness import PyglsSession, server_env
-from tests.plugins.test_lsp_server import change_doc, complete, open_doc, status
+from tests.plugins.lsp_harness import (
+    PyglsSession,
+    change_doc,
+    complete,
+    open_doc,
+    server_env,
+    status,
+)
+
+pytestmark = pytest.mark.slow
 
 BEFORE = "The quick brown fox jumps over the "
 AFTER = " dog. A writer needs a quiet room and time."

@@ -1,76 +1,18 @@
-"""A standard LSP client written here, independently of scribe and pygls: JSON-RPC with
-Content-Length framing over the stdio of `scribe lsp --model DIR`.
+"""A standard LSP client written independently of scribe and pygls (lsp_harness.RawClient):
+JSON-RPC with Content-Length framing over the stdio of `scribe lsp --model DIR`.
 
 It also checks the bad-input promises: malformed messages get error responses and the server
 stays up; stdout carries nothing but framed messages; the client going away ends the server."""
 
 from __future__ import annotations
 
-import json
-import queue
-import subprocess
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.plugins.lsp_harness import SCRIBE, WAIT_S, server_env
+from tests.plugins.lsp_harness import PROMPT, SCRIBE, WAIT_S, RawClient, completion, server_env
 
-PROMPT = "It was a bright cold day in April, and the"
-
-
-class RawClient:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-        )
-        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.garbage: list[bytes] = []  # anything on stdout that is not a framed message
-        self._next_id = 0
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            headers: dict[str, str] = {}
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line == b"\r\n":
-                    break
-                name, sep, value = line.decode("ascii", "replace").partition(":")
-                if not sep or not line.endswith(b"\r\n"):
-                    self.garbage.append(line)
-                    continue
-                headers[name.strip().lower()] = value.strip()
-            body = out.read(int(headers["content-length"]))
-            self.messages.put(json.loads(body.decode("utf-8")))
-
-    def send_raw(self, body: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.send_raw(json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8"))
-
-    def notify(self, method: str, params: Any) -> None:
-        self.send({"method": method, "params": params})
-
-    def request(self, method: str, params: Any) -> dict[str, Any]:
-        self._next_id += 1
-        self.send({"id": self._next_id, "method": method, "params": params})
-        return self.response(self._next_id)
-
-    def response(self, msg_id: Any) -> dict[str, Any]:
-        """The response to `msg_id`, skipping notifications (e.g. window/logMessage)."""
-        while True:
-            message = self.messages.get(timeout=WAIT_S)
-            if "method" not in message and message.get("id") == msg_id:
-                return message
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +24,6 @@ def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     if raw.proc.poll() is None:
         raw.proc.kill()
         raw.proc.wait()
-
-
-def completion(uri: str, line: int, character: int) -> dict[str, Any]:
-    return {
-        "textDocument": {"uri": uri},
-        "position": {"line": line, "character": character},
-        "context": {"triggerKind": 1},
-    }
 
 
 def test_initialize_then_inline_completion(client: RawClient) -> None:

@@ -10,10 +10,21 @@ import pytest
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from tests.plugins.lsp_harness import WAIT_S, PyglsSession, server_env
+from tests.plugins.lsp_harness import (
+    AUTO,
+    PROMPT,
+    WAIT_S,
+    PyglsSession,
+    change_doc,
+    complete,
+    completion_params,
+    open_doc,
+    server_env,
+    status,
+)
 
-PROMPT = "It was a bright cold day in April, and the"
-AUTO, INVOKED = t.InlineCompletionTriggerKind.Automatic, t.InlineCompletionTriggerKind.Invoked
+pytestmark = pytest.mark.slow
+
 BURST = 200
 
 
@@ -30,42 +41,6 @@ def lsp(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     session.call(lambda: session.client.initialized(t.InitializedParams()))
     yield session
     session.close()
-
-
-def open_doc(lsp: PyglsSession, uri: str, text: str, language: str = "markdown") -> None:
-    item = t.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
-    lsp.call(lambda: lsp.client.text_document_did_open(t.DidOpenTextDocumentParams(item)))
-
-
-def change_doc(lsp: PyglsSession, uri: str, version: int, text: str) -> None:
-    change = t.TextDocumentContentChangeWholeDocument(text=text)
-    doc = t.VersionedTextDocumentIdentifier(uri=uri, version=version)
-    params = t.DidChangeTextDocumentParams(text_document=doc, content_changes=[change])
-    lsp.call(lambda: lsp.client.text_document_did_change(params))
-
-
-def completion_params(uri: str, line: int, character: int, kind=INVOKED):
-    return t.InlineCompletionParams(
-        context=t.InlineCompletionContext(trigger_kind=kind),
-        text_document=t.TextDocumentIdentifier(uri=uri),
-        position=t.Position(line=line, character=character),
-    )
-
-
-def complete(lsp: PyglsSession, uri: str, line: int, character: int, kind=INVOKED):
-    params = completion_params(uri, line, character, kind)
-    return lsp.run(lsp.client.text_document_inline_completion_async(params))
-
-
-def plain(value):
-    """pygls hands custom results back as namedtuples; make them dicts."""
-    if hasattr(value, "_asdict"):
-        return {key: plain(item) for key, item in value._asdict().items()}
-    return value
-
-
-def status(lsp: PyglsSession) -> dict:
-    return plain(lsp.request("scribe/status", None))
 
 
 def test_a_burst_of_automatic_requests_starts_one_generation(lsp: PyglsSession) -> None:

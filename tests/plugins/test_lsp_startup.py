@@ -20,6 +20,8 @@ from scribe.plugins.servers.lsp_framing import FrameReader
 from scribe.plugins.servers.lsp_server import serve_stdio
 from tests.plugins.lsp_harness import WAIT_S, PyglsSession, server_env
 
+pytestmark = pytest.mark.slow
+
 TEXT = "It was a bright cold day in April, and the clocks"
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from tests.plugins.lsp_harness import server_env
 
+pytestmark = pytest.mark.slow
+
 EXTENSION = Path(__file__).resolve().parents[2] / "plugins" / "editors" / "vscode"
 
 

@@ -82,6 +82,7 @@ def test_slash_history_with_a_huge_id_is_one_note() -> None:
     assert "Traceback" not in notes and out.getvalue().endswith("ok\n")
 
 
+@pytest.mark.slow
 def test_non_utf8_argv_bytes_through_the_real_command(scribe_home: Path) -> None:
     seed()
     out = scribe("log", "-q", "caf\udce9")  # the child gets the raw byte 0xE9 in its argv

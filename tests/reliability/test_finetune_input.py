@@ -20,7 +20,7 @@ from scribe.engine.finetune import checkpoints as ckpt
 from scribe.engine.finetune.card import write_card
 from scribe.engine.finetune.events import Stage, StepDone
 from scribe.tui.cli import main
-from tests.engine.test_finetune_data import write_text
+from tests.factory import write_text
 
 SMALL = ["--block-size", "32", "--batch-size", "4", "--threads", "1", "--max-steps", "4"]
 
@@ -86,6 +86,7 @@ def test_overwrite_refuses_a_card_that_is_not_scribes(
     assert (other / "scribe.json").read_text() == '{"app": "another program"}'
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_a_finished_scribe_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=60)
     base = ["finetune", str(data), "--out", "again", "--model", str(tiny_model_dir), *SMALL]
@@ -96,6 +97,7 @@ def test_overwrite_replaces_a_finished_scribe_model(tmp_path: Path, tiny_model_d
     assert out.stat().st_mode & 0o077 == 0  # private to the user
 
 
+@pytest.mark.slow
 def test_a_failed_start_does_not_block_a_retry(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=60)
     base = ["finetune", str(data), "--out", "retry", "--model", str(tiny_model_dir), *SMALL]
@@ -135,6 +137,7 @@ def stop_at(step: int):
     return on_event
 
 
+@pytest.mark.slow
 def test_resume_passes_over_a_damaged_last_checkpoint(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_text(tmp_path, paragraphs=60)
     out = tmp_path / "broken-run"
@@ -210,6 +213,7 @@ def test_a_card_never_holds_bare_nan(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {"metrics": {"loss": None, "ppl": [None, 2.0]}}
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_that_says_resume(
     tmp_path: Path,
     tiny_model_dir: Path,

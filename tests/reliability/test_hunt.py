@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 
 from scribe.engine import paths
-from tests.reliability.test_models_input_numbers import Cli, cli, one_error
-from tests.tui.cli_run import SCRIBE, scribe
-
-__all__ = ["cli"]  # the fixture, shared
+from tests.tui.cli_run import SCRIBE, Cli, one_error, scribe
 
 NO_USER = "~no-such-user-scribe-hunt"
 GREEDY = ["--temperature", "0", "--max-tokens", "3"]
@@ -56,6 +53,7 @@ def test_an_unknown_home_as_default_model_names_config_toml(cli: Cli) -> None:
     one_error(err, str(paths.config_file()), "default_model", NO_USER)
 
 
+@pytest.mark.slow
 def test_bad_paths_in_slash_commands_are_notes_and_the_chat_is_kept(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -106,6 +104,7 @@ def test_stdout_closed_is_one_line_for_every_command(args: list[str]) -> None:
     one_error(result.stderr.decode(), "stdout is closed")
 
 
+@pytest.mark.slow
 def test_stdin_closed_reads_as_empty(tiny_model_dir: Path) -> None:
     cmd = " ".join([*SCRIBE, "complete", "--model", str(tiny_model_dir), *GREEDY])
     result = run_shell(cmd + " <&-")

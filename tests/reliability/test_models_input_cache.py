@@ -14,9 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from scribe.engine.runtime import derived_weights, onnx_int4
-from tests.reliability.test_models_input_numbers import Cli, cli
-
-__all__ = ["cli"]  # the fixture, shared
+from tests.tui.cli_run import Cli
 
 
 def truncate(file: Path) -> None:

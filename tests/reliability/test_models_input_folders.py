@@ -15,9 +15,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from scribe.engine import paths
-from tests.reliability.test_models_input_numbers import Cli, cli, one_error
-
-__all__ = ["cli"]  # the fixture, shared
+from tests.tui.cli_run import Cli, one_error
 
 Breakage = Callable[[Path], None]
 

@@ -4,9 +4,6 @@ from deep inside the sampler."""
 
 from __future__ import annotations
 
-import io
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,32 +11,7 @@ import pytest
 from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.runtime.options import SEED_MAX, GenerationOptions, parse_option
-from scribe.tui.cli import main
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-def one_error(err: str, *words: str) -> str:
-    """The single `scribe: error:` line on stderr, holding each of `words`."""
-    assert err.startswith("scribe: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in err, err
-    return err
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Runs `scribe ARGS` in this process with `stdin` bytes; returns (exit code, out, err)."""
-
-    def run(*args: str, stdin: bytes = b"The quick brown fox") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        capsys.readouterr()  # what the test's own setup printed is not the command's
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+from tests.tui.cli_run import Cli, one_error
 
 
 @pytest.mark.parametrize(

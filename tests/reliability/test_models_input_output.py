@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.test_models_input_numbers import one_error
-from tests.tui.cli_run import SCRIBE, scribe
+from tests.tui.cli_run import SCRIBE, one_error, scribe
 
 GREEDY = ["--temperature", "0", "--max-tokens", "20"]
 
@@ -21,12 +20,14 @@ def complete_args(model: Path) -> list[str]:
     return [*SCRIBE, "complete", "--model", str(model), *GREEDY]
 
 
+@pytest.mark.slow
 def test_the_greedy_run_writes_something(tiny_model_dir: Path) -> None:
     """The runs below only test a failing write if there is something to write."""
     result = scribe("complete", "--model", str(tiny_model_dir), *GREEDY, stdin=b"Once upon")
     assert result.returncode == 0 and result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_on_stdout_is_one_line_and_exit_1(tiny_model_dir: Path) -> None:
     with open("/dev/full", "wb") as full:
@@ -43,6 +44,7 @@ def test_a_full_disk_on_stdout_is_one_line_and_exit_1(tiny_model_dir: Path) -> N
     assert "Exception ignored" not in err
 
 
+@pytest.mark.slow
 def test_stdout_closed_before_the_first_write_ends_silently_with_sigpipe_status(
     tiny_model_dir: Path,
 ) -> None:
@@ -61,6 +63,7 @@ def test_stdout_closed_before_the_first_write_ends_silently_with_sigpipe_status(
     assert err == b""
 
 
+@pytest.mark.slow
 def test_head_c1_gets_one_byte_and_no_complaint(tiny_model_dir: Path) -> None:
     cmd = " ".join(complete_args(tiny_model_dir))
     result = subprocess.run(

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from scribe.engine import paths
-from tests.reliability.test_models_input_numbers import Cli, cli, one_error
-
-__all__ = ["cli"]  # the fixture, shared
+from tests.tui.cli_run import Cli, one_error
 
 
 def write_template(text: str, name: str = "bad") -> Path:

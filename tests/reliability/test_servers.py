@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.lsp_harness import SCRIBE, WAIT_S, server_env
-from tests.plugins.test_lsp_raw_client import PROMPT, RawClient, completion
+from tests.plugins.lsp_harness import PROMPT, SCRIBE, WAIT_S, RawClient, completion, server_env
+
+pytestmark = pytest.mark.slow
 
 
 class Client(RawClient):

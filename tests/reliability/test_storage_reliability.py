@@ -105,6 +105,7 @@ def test_another_programs_database_is_refused_untouched(
     check.close()
 
 
+@pytest.mark.slow
 def test_garbage_bytes_are_one_line_through_the_real_command(scribe_home: Path) -> None:
     db = default_path()
     db.parent.mkdir(parents=True)

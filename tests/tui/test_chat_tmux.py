@@ -24,7 +24,10 @@ import pytest
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.tui.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    pytest.mark.slow,
+]
 
 LONG_REPLY_LAUNCHER = """
 import sys

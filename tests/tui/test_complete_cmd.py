@@ -13,6 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.tui.cli_run import SCRIBE, scribe
 
+pytestmark = pytest.mark.slow
+
 
 def greedy_reference(model_dir: Path, prompt: str, n: int) -> str:
     tok = AutoTokenizer.from_pretrained(model_dir)

@@ -14,7 +14,7 @@ import pytest
 
 from scribe.engine import paths
 from scribe.tui.cli import main
-from tests.engine.test_finetune_data import write_pairs, write_text
+from tests.factory import write_pairs, write_text
 from tests.tui.cli_run import SCRIBE
 
 SMALL = ["--block-size", "32", "--batch-size", "4", "--threads", "1"]
@@ -44,6 +44,7 @@ def test_dry_run_shows_counts_and_a_masked_example_and_writes_nothing(
     assert not (paths.models_dir() / "x").exists()
 
 
+@pytest.mark.slow
 def test_a_run_prints_the_before_after_table_and_shows_in_scribe_models(
     tmp_path: Path,
     tiny_model_dir: Path,
@@ -138,6 +139,7 @@ def test_loading_an_unfinished_run_says_how_to_resume() -> None:
         load("half")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(
     tmp_path: Path, tiny_model_dir: Path, signum: signal.Signals

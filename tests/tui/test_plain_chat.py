@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatSession, Settings
 from scribe.tui.chat import commands as ui
@@ -29,6 +31,7 @@ def run_scribe(args: list[str], stdin: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_piped_message_gets_a_reply_and_exits_zero(tiny_model_dir: Path) -> None:
     """printf 'Hello there\\n' | scribe chat --plain --model DIR"""
     out = run_scribe(

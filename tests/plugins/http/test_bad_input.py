@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

@@ -13,7 +13,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.plugins.http.conftest import WAIT_S
+import pytest
+
+from tests.plugins.http.live_server import WAIT_S
+
+pytestmark = pytest.mark.slow
 
 SECRET = "the launch code is 0000"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.plugins.http.conftest import WAIT_S, LiveServer
+from tests.plugins.http.live_server import WAIT_S, LiveServer
 
 LONG = {
     "model": "long",

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
 
 # llama.vim's FIM request, field for field as autoload/llama.vim builds it in s:fim_try_hint and
 # sends it with json_encode (repository ggml-org/llama.vim, file autoload/llama.vim, at commit

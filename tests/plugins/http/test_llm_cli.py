@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
+
+pytestmark = pytest.mark.slow
 
 LLM = Path(sys.executable).parent / "llm"
 

@@ -8,7 +8,7 @@ import json
 import ollama
 import pytest
 
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
 
 PROMPT = "It was a bright cold day in April, and the"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
 
 PROMPT = "It was a bright cold day in April, and the"
 

@@ -14,7 +14,7 @@ from scribe.engine.errors import ScribeError
 from scribe.plugins.servers.http import server
 from scribe.tui import cli
 from scribe.tui.commands import lsp_cmd
-from tests.plugins.http.conftest import LiveServer
+from tests.plugins.http.live_server import LiveServer
 
 
 def test_default_bind_is_loopback_and_another_host_warns(
