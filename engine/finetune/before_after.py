@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from scribe.engine.finetune import checkpoints as ckpt
+from scribe.engine.files.atomic import atomic_path
 from scribe.engine.finetune.context import RunContext
 from scribe.engine.finetune.dataset import TrainingSet
 from scribe.engine.finetune.evaluation import (
@@ -70,7 +70,7 @@ class Comparison:
             ev = self._evaluate(base_model)
             saved = {"metrics": ev.as_dict(), "samples": ev.samples}
             if self.ctx.dist.main:
-                with ckpt.atomic_path(path) as tmp:
+                with atomic_path(path) as tmp:
                     tmp.write_text(json.dumps(saved), encoding="utf-8")
         return Measured(saved["metrics"], saved["samples"])
 

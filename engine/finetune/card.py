@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from pathlib import Path
 from typing import Any
 
 from scribe.engine.finetune.settings import FinetuneSettings
-from scribe.engine.runtime.model_files import CARD_FILE
 
 
 def build_card(
@@ -43,21 +39,3 @@ def build_card(
     if chat:
         card["chat"] = chat
     return card
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_card(folder: Path, card: dict[str, Any]) -> Path:
-    path = folder / CARD_FILE
-    # Strict JSON: a NaN or infinite figure is written as null, never as a bare NaN.
-    text = json.dumps(_finite(card), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path

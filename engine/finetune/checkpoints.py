@@ -8,53 +8,17 @@ pure function of (seed, step), see trainer.py. A folder without the final rename
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from scribe.engine.files.atomic import atomic_path
+
 CHECKPOINTS = "checkpoints"
 PREFIX = "step-"
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temp path beside `final`; on success fsync it and rename it over `final`."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-        _fsync(final.parent)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-
-
-def _fsync(path: Path) -> None:
-    if path.is_dir():
-        for child in path.iterdir():
-            _fsync(child)
-        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    else:
-        flags = os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from scribe.engine.errors import InputError
+from scribe.engine.files.atomic import atomic_write
 from scribe.engine.finetune import distributed, outdir
 from scribe.engine.finetune.events import EventSink, ignore
 from scribe.engine.finetune.settings import RESUME_MAY_CHANGE, FinetuneSettings
@@ -61,4 +62,4 @@ def open_run(settings: FinetuneSettings, emit: EventSink, d: distributed.Dist) -
 def create_run(ctx: RunContext) -> None:
     """The output folder with its run folder and the settings a --resume reads back."""
     outdir.create_out(ctx.out, ctx.settings.overwrite)
-    (ctx.run_dir / outdir.SETTINGS).write_text(ctx.settings.to_json(), encoding="utf-8")
+    atomic_write(ctx.run_dir / outdir.SETTINGS, ctx.settings.to_json())

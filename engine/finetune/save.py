@@ -18,6 +18,7 @@ from scribe.engine.finetune.events import Stage
 from scribe.engine.finetune.tokens import CACHE_FILE, CACHE_META
 from scribe.engine.finetune.trainer import Plan
 from scribe.engine.finetune.training import Trained
+from scribe.engine.runtime.model_card import write_card
 
 REPORT = "report.md"
 
@@ -90,7 +91,7 @@ def save_model(
     ]
     if s.fim:
         card["fim"] = fim.card_entry(s.fim)
-    cards.write_card(staging, card)
+    write_card(staging, card)
     (staging / REPORT).write_text(report.render(card, ctx.out.name, scores), encoding="utf-8")
     install(staging, ctx.out)
     # The checkpoints and token cache are only needed to resume; the run is complete.

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from scribe.engine.files.derived import fingerprint
 from scribe.engine.finetune.data import Document
 from scribe.engine.finetune.splits import SPLITS, Split
 
@@ -82,15 +83,16 @@ def tokenize_split(split: Split, tokenizer: Any) -> dict[str, TokenSplit]:
 def cache_key(
     files: list[tuple[Path, str]], tokenizer_file: Path | None, extra: dict[str, Any]
 ) -> str:
-    """Changes whenever a data file, the tokenizer or the split settings change."""
-    digest = hashlib.sha256()
-    for path, fmt in files:
-        stat = path.stat()
-        digest.update(f"{path.resolve()}|{fmt}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    """Changes whenever a data file, the tokenizer or the split settings change. The tokenizer
+    counts by content: each run stages a fresh copy of it, so its time stamp always changes."""
+    tokenizer = ""
     if tokenizer_file is not None and tokenizer_file.exists():
-        digest.update(hashlib.sha256(tokenizer_file.read_bytes()).digest())
-    digest.update(json.dumps(extra, sort_keys=True).encode())
-    return digest.hexdigest()
+        tokenizer = hashlib.sha256(tokenizer_file.read_bytes()).hexdigest()
+    version = json.dumps(
+        {"formats": [fmt for _, fmt in files], "tokenizer": tokenizer, "extra": extra},
+        sort_keys=True,
+    )
+    return fingerprint([path for path, _ in files], version)
 
 
 def save_cache(
@@ -98,7 +100,7 @@ def save_cache(
 ) -> None:
     from safetensors.torch import save_file
 
-    from scribe.engine.finetune.checkpoints import atomic_path
+    from scribe.engine.files.atomic import atomic_path
 
     tensors = {}
     for name, part in splits.items():

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from scribe.engine.errors import ScribeError
+from scribe.engine.files.atomic import atomic_path
 from scribe.engine.finetune import checkpoints as ckpt
 from scribe.engine.finetune.distributed import Dist, sum_all
 from scribe.engine.finetune.events import (
@@ -198,7 +199,7 @@ class Trainer:
             for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step
         ]
-        with ckpt.atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def _log(self, record: dict[str, Any]) -> None:

@@ -17,8 +17,8 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.finetune import FinetuneSettings, run_finetune
 from scribe.engine.finetune import checkpoints as ckpt
-from scribe.engine.finetune.card import write_card
 from scribe.engine.finetune.events import Stage, StepDone
+from scribe.engine.runtime.model_card import write_card
 from scribe.tui.cli import main
 from tests.factory import write_text
 
