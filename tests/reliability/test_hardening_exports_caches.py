@@ -283,3 +283,12 @@ def test_a_new_adapter_version_replaces_its_older_merge(
     merged = sorted((paths.cache_dir() / "merged").rglob(lora_merge.MERGED_FILE))
     assert len(merged) == 2  # the newest of `adapter`, and `other`'s own
     assert all(mode(file) == 0o600 for file in merged)
+
+
+def test_a_lora_merges_for_this_run_where_the_cache_dir_is_unusable(
+    tiny_model_dir: Path, tmp_path: Path, scribe_home: Path
+) -> None:
+    adapter = peft_lora(tiny_model_dir, tmp_path / "lora")
+    (scribe_home / "cache").write_text("not a folder")
+    proc = scribe("complete", "--model", str(adapter), "--max-tokens", "3", stdin=b"The")
+    assert (proc.returncode, proc.stderr) == (0, b"") and proc.stdout
