@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Subcommand name -> module under scribe.tui.commands with `register(subparsers)`.
 COMMANDS = ["complete", "chat", "log", "finetune", "models", "templates", "lsp", "export"]
@@ -46,6 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def error_line(message: str) -> None:
     print(f"scribe: error: {message}", file=sys.stderr, flush=True)
+
+
+class _Notices(logging.StreamHandler):
+    """The engine's notices (a cache rebuilt, a fallback taken) as one `scribe: warning:` line
+    each on stderr, as it is now (the chat's screen swaps it). The engine logs them and never
+    prints; the servers send the same records to their log file instead (lsp_cmd.py)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextmanager
+def engine_notices() -> Iterator[None]:
+    """While a command runs: scribe's own warnings only (a library's are not its notices).
+    Removed after, so `main` called in a test leaves no handler behind."""
+    handler = _Notices()
+    handler.setFormatter(logging.Formatter("scribe: warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(logging.Filter("scribe"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 # A Unix filter whose reader went away dies of SIGPIPE; its shell sees 128 + 13.
@@ -89,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("stdout is closed; send it to a file or a pipe, e.g. > out.txt")
         if sys.stdin is None:  # started with `<&-`: read it as empty, as </dev/null is
             sys.stdin = open(os.devnull, encoding="utf-8")  # stays open: it is stdin now
-        code = int(args.func(args) or 0)
+        with engine_notices():
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # fails here, not at exit, when stdout cannot take the last bytes
         return code
     except ScribeError as err:

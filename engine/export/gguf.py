@@ -60,33 +60,47 @@ class ExportResult:
 
 
 def export_gguf(
-    spec: str | None, quant: str = "f16", out: str | Path | None = None
+    spec: str | None, quant: str = "f16", out: str | Path | None = None, force: bool = False
 ) -> ExportResult:
     """Write model `spec` (as --model takes it; None or "default": the default model) to a
     GGUF file at `out` (a .gguf file, or a folder for NAME-QUANT.gguf; default: the current
-    folder) and an Ollama Modelfile beside it."""
+    folder) and an Ollama Modelfile beside it. Either file that exists already is the user's:
+    it is replaced only with `force`."""
     if quant not in QUANTS:
         raise InputError(f"--quant {quant!r}: choose one of {', '.join(QUANTS)}")
     loaded = models.load(spec, precision="fp32")
+    name = export_name(spec, loaded)
+    target = target_path(out, name, quant)
+    modelfile = target.parent / MODELFILE
+    if not force:
+        _refuse_existing(target, modelfile)
     n_ctx = loaded.n_positions
     model = _merged_model(loaded)
     config = model.config.to_dict()
     _check_gpt2(loaded.path, config)
-    name = export_name(spec, loaded)
-    target = target_path(out, name, quant)
     vocab = read_vocab(tokenizer_json(loaded), int(config["vocab_size"]), loaded.path)
     written = _write_atomically(
-        target, lambda part: write_gguf(part, config, model, vocab, loaded, n_ctx, quant)
+        target, lambda part: write_gguf(part, config, model, vocab, loaded, n_ctx, quant), force
     )
     generation = generation_config(loaded.path)
     text = modelfile_text(target.name, generation, stop_tokens(loaded, generation), n_ctx)
-    modelfile = target.parent / MODELFILE
-    _write_atomically(modelfile, lambda part: part.write_text(text, encoding="utf-8"))
+    _write_atomically(modelfile, lambda part: part.write_text(text, encoding="utf-8"), force)
     wanted = QUANTS[quant][1]
     fallbacks = [n for n, (want, got) in written.items() if want == wanted and got != wanted]
     return ExportResult(
         target, modelfile, name, quant, len(written), target.stat().st_size, fallbacks
     )
+
+
+def _refuse_existing(*files: Path) -> None:
+    """Before any work: an existing file is never replaced unasked."""
+    for file in files:
+        if file.exists() or file.is_symlink():
+            raise OutputError(_exists(file))
+
+
+def _exists(file: Path) -> str:
+    return f"{file} already exists; pass --force to replace it, or --out somewhere else"
 
 
 def export_name(spec: str | None, loaded: models.LoadedModel) -> str:
@@ -274,12 +288,15 @@ def _first_id(*candidates: Any) -> int | None:
     return None
 
 
-def _write_atomically(target: Path, write: Callable[[Path], T]) -> T:
-    """Call write(partial path), then move it over `target`: a failed export leaves no
-    half-written file that llama.cpp or Ollama would choke on."""
+def _write_atomically(target: Path, write: Callable[[Path], T], replace: bool) -> T:
+    """Call write(partial path), then move it to `target` (over an existing file only when
+    `replace`): a failed export leaves no half-written file that llama.cpp or Ollama would
+    choke on, and a file that appeared meanwhile is kept."""
     try:
-        with atomic_path(target) as part:
+        with atomic_path(target, replace) as part:
             return write(part)
+    except FileExistsError:
+        raise OutputError(_exists(target)) from None
     except OSError as err:
         raise OutputError(
             f"{target}: cannot write ({err.strerror or err}); free some space or pass --out "

@@ -4,17 +4,21 @@ backend keeps.
 | model                                | precision        | backend                           |
 |--------------------------------------|------------------|-----------------------------------|
 | plain GPT-2 (files or transformers') | fp32, bf16, int8 | torch (torch_backend.py)          |
-| plain GPT-2 in a folder, onnxruntime | int4             | ONNX Runtime (onnx_int4.py)       |
+| plain GPT-2 in a folder, onnxruntime | int4             | ONNX Runtime (onnx_int4.py) where |
+|                                      |                  | its kernels take the shape        |
 | plain GPT-2 otherwise                | int4             | torch, int4 widened to int8       |
 | anything else                        | (ignored)        | transformers_backend.py           |
 
 On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
 (gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
-backend object is made; the backend only decodes.
+backend object is made; the backend only decodes. A fallback the user did not ask for (int4 on
+torch for a shape ONNX Runtime cannot run) is logged as a warning: the engine never prints, a
+command shows it on stderr and a server in its log.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -29,6 +33,7 @@ from scribe.engine.runtime.torch_backend import TorchBackend
 from scribe.engine.runtime.transformers_backend import TransformersBackend
 
 TORCH, ONNX_INT4, TRANSFORMERS = "torch", "onnx-int4", "transformers"
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -54,7 +59,7 @@ def choose(loaded: LoadedModel) -> str:
     """The decision table above: TORCH, ONNX_INT4 or TRANSFORMERS."""
     if loaded.weights is None and not forward.supports(loaded.model):
         return TRANSFORMERS
-    if loaded.precision == "int4" and _has_folder(loaded) and onnx_int4.available():
+    if _onnx_int4_wanted(loaded) and onnx_int4.unsupported(loaded.config) is None:
         return ONNX_INT4
     return TORCH
 
@@ -69,6 +74,12 @@ def open_backend(loaded: LoadedModel) -> Backend:
         return onnx_int4.open_backend(
             loaded.path, weights, loaded.config, threads.available_cores()
         )
+    if _onnx_int4_wanted(loaded):
+        log.warning(
+            "%s: int4 runs widened to int8 on torch: %s, which ONNX Runtime's int4 kernels need",
+            loaded.path,
+            onnx_int4.unsupported(loaded.config),
+        )
     shape = Shape.from_config(loaded.config)
     quantized = None
     if loaded.precision != "fp32":
@@ -76,19 +87,25 @@ def open_backend(loaded: LoadedModel) -> Backend:
     return TorchBackend(forward.FastGPT2(shape, weights, loaded.precision, quantized))
 
 
+def _onnx_int4_wanted(loaded: LoadedModel) -> bool:
+    return loaded.precision == "int4" and _has_folder(loaded) and onnx_int4.available()
+
+
 def _quantized(
     loaded: LoadedModel, weights: Mapping[str, torch.Tensor], shape: Shape
 ) -> dict[str, Quantized]:
     """The stored form of every linear: from the cache beside the model, else quantized now
-    and cached for the next start."""
+    and cached for the next start, stamped with the weights' fingerprint as it was before
+    quantizing (weights changed meanwhile leave it uncached)."""
     linears = forward.linears(shape)
     if not _has_folder(loaded):
         return quantize_weights(loaded.precision, weights, linears)
     cached = derived_weights.load_cached(loaded.path, loaded.precision)
     if cached is not None and all(name in cached for name, _ in linears):
         return cached
+    built_from = derived_weights.weights_fingerprint(loaded.path)
     quantized = quantize_weights(loaded.precision, weights, linears)
-    derived_weights.save_cached(loaded.path, loaded.precision, quantized)
+    derived_weights.save_cached(loaded.path, loaded.precision, quantized, built_from)
     return quantized
 
 

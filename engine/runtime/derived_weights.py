@@ -90,15 +90,21 @@ def _unflatten(
     return out or None
 
 
-def save_cached(model_dir: Path, precision: str, tensors: dict[str, Quantized]) -> Path | None:
-    """Writes the cache whole; returns None when neither place is writable."""
+def save_cached(
+    model_dir: Path, precision: str, tensors: dict[str, Quantized], built_from: str
+) -> Path | None:
+    """Writes the cache whole, stamped `built_from` (weights_fingerprint read before
+    quantizing); returns None when the weights changed since (a cache of the old weights would
+    pass for the new ones) or neither place is writable."""
     from safetensors.torch import save_file
 
+    if weights_fingerprint(model_dir) != built_from:
+        return None
     flat = {f"{name}:{part}": t for name, parts in tensors.items() for part, t in parts.items()}
     file = cache_file(model_dir, precision)
     try:
         with atomic_path(file) as part:
-            save_file(flat, str(part), metadata={"fingerprint": weights_fingerprint(model_dir)})
+            save_file(flat, str(part), metadata={"fingerprint": built_from})
     except OSError:
         return None
     return file

@@ -158,6 +158,8 @@ def _load_merged_lora(name: str, path: Path, card: ModelCard, precision: str) ->
         return None
     try:
         merged = lora_merge.merged_weights(path, config, weight_files(base_path))
+    except lora_merge.NotMergeable:
+        return None
     except (KeyError, ValueError, RuntimeError) as err:
         raise ModelError(f"{path}: cannot merge the adapter into its base ({err})") from None
     card = card.with_base_model(config["base_model_name_or_path"])

@@ -19,7 +19,10 @@ holds its perplexity gate.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import multiprocessing
+import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -28,8 +31,9 @@ from typing import Any
 
 import torch
 
-from scribe.engine.files.atomic import atomic_path
-from scribe.engine.files.derived import stamp_matches, write_stamp
+from scribe.engine.errors import ModelError
+from scribe.engine.files.atomic import atomic_path, make_dirs
+from scribe.engine.files.derived import CURRENT, DAMAGED, stamp_state, write_stamp
 from scribe.engine.runtime import derived_weights
 from scribe.engine.runtime.gpt2 import onnx_graph
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
@@ -48,11 +52,22 @@ PREFILL_CHUNK = 256
 # Building reads every weight in fp32: for a model this big it runs in a child process, so the
 # process that serves keeps the peak memory of the graph it runs, not of the build.
 CHILD_BUILD_MIN_PARAMS = 50_000_000
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
     """onnxruntime and the quantizer's own needs (onnx, onnx_ir) are installed."""
     return all(importlib.util.find_spec(name) for name in ("onnxruntime", "onnx", "onnx_ir"))
+
+
+def unsupported(config: Mapping[str, Any]) -> str | None:
+    """Why ONNX Runtime's kernels cannot run this model's shape at int4, or None. Its attention
+    kernel (GroupQueryAttention) takes heads whose size is a multiple of 8; scribe's own
+    `--from-scratch 1x136` makes heads of 68."""
+    c, heads = int(config["n_embd"]), int(config["n_head"])
+    if c % heads or (c // heads) % 8:
+        return f"its attention heads are {c / heads:g} wide, not a multiple of 8"
+    return None
 
 
 def cache_path(model_dir: Path) -> Path:
@@ -69,47 +84,122 @@ def prefill_path(graph: Path) -> Path:
     return graph.with_name(PREFILL_FILE)
 
 
+def _outputs(graph: Path) -> tuple[Path, ...]:
+    """Every file of a build, the int4 graph last: a graph never names missing data."""
+    prefill = prefill_path(graph)
+    return (data_path(prefill), prefill, data_path(graph), graph)
+
+
 def _stamp(model_dir: Path) -> str:
     return derived_weights.weights_fingerprint(model_dir, FORMAT)
 
 
+def _state(model_dir: Path) -> str:
+    """derived.py's CURRENT, MISSING, STALE or DAMAGED for the cache of `model_dir`."""
+    path = cache_path(model_dir)
+    return stamp_state(path.with_suffix(".json"), _stamp(model_dir), _outputs(path))
+
+
 def cached(model_dir: Path) -> Path | None:
-    """The cached graph when it was built from these weights with this layout."""
-    path = cache_path(model_dir)
-    files = (path, data_path(path), prefill_path(path), data_path(prefill_path(path)))
-    return path if stamp_matches(path.with_suffix(".json"), _stamp(model_dir), files) else None
-
-
-def ensure(model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[str, Any]) -> Path:
-    """The int4 graph for the model in `model_dir`, built now when there is no good cache."""
-    path = cached(model_dir)
-    if path is not None:
-        return path
-    path = cache_path(model_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c, layers = config["n_embd"], config["n_layer"]
-    params = 12 * layers * c * c + (config["vocab_size"] + config["n_positions"]) * c
-    if params >= CHILD_BUILD_MIN_PARAMS:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            pool.submit(_build_from_folder, str(model_dir), str(path)).result()
-    else:
-        build(weights, config, path)
-    write_stamp(path.with_suffix(".json"), _stamp(model_dir))
-    return path
+    """The cached graph when it was built from these weights with this layout and no file of
+    it changed since."""
+    return cache_path(model_dir) if _state(model_dir) == CURRENT else None
 
 
 def open_backend(
     model_dir: Path, weights: Mapping[str, torch.Tensor], config: dict[str, Any], threads: int
 ) -> OrtBackend:
-    """A session on the cached graph; a graph that ONNX Runtime cannot load (a torn write, a
-    file damaged on disk) is scribe's own derived file, so it is built again, once."""
-    path = ensure(model_dir, weights, config)
+    """A session on the cached graph, verified first. A damaged cache (a file changed, cut short
+    or gone since its build, or one ONNX Runtime cannot load) is built again with a notice; a
+    stale one (other weights) quietly. Where no cache can be written the graph is built for this
+    run only, as the other precisions run uncached."""
+    path = cache_path(model_dir)
+    state = _state(model_dir)
+    if state == CURRENT:
+        try:
+            return OrtBackend(path, threads)
+        except Exception:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
+            state = DAMAGED
+    if state == DAMAGED:
+        log.warning("the int4 cache %s is damaged; building it again", path)
+    return _build_and_open(model_dir, weights, config, threads, path)
+
+
+def _build_and_open(
+    model_dir: Path,
+    weights: Mapping[str, torch.Tensor],
+    config: dict[str, Any],
+    threads: int,
+    target: Path,
+) -> OrtBackend:
+    """Build into a private scratch folder beside the cache (or under the system's temp dir
+    when the cache's folder cannot be made), then install it, stamped with the fingerprint read
+    BEFORE the build, unless the weights changed meanwhile: a graph of the old weights is then
+    served to this run only, never stamped current."""
+    built_from = _stamp(model_dir)
+    scratch = _scratch(target.parent)
+    graph = Path(scratch.name) / FILE
+    c, layers = config["n_embd"], config["n_layer"]
+    params = 12 * layers * c * c + (config["vocab_size"] + config["n_positions"]) * c
+    if params >= CHILD_BUILD_MIN_PARAMS:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            pool.submit(_build_from_folder, str(model_dir), str(graph)).result()
+    else:
+        build(weights, config, graph)
+    if _install(model_dir, graph, target, built_from):
+        scratch.cleanup()
+        return OrtBackend(target, threads)
+    backend = OrtBackend(graph, threads)
+    backend.scratch = scratch  # the files live as long as the backend that maps them
+    return backend
+
+
+def _scratch(folder: Path) -> tempfile.TemporaryDirectory[str]:
+    """A private (0700) folder for a build, in `folder` so that installing is a rename."""
     try:
-        return OrtBackend(path, threads)
-    except Exception:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
-        path.with_suffix(".json").unlink(missing_ok=True)
-        return OrtBackend(ensure(model_dir, weights, config), threads)
+        make_dirs(folder)
+        return tempfile.TemporaryDirectory(prefix=".scribe-int4-", dir=folder)
+    except OSError:
+        pass
+    try:
+        return tempfile.TemporaryDirectory(prefix="scribe-int4-")
+    except OSError as err:
+        raise ModelError(
+            f"cannot build the int4 graph: neither {folder} nor the temp dir is writable "
+            f"({err.strerror or err}); free some space, or pass --precision int8"
+        ) from None
+
+
+def _install(model_dir: Path, graph: Path, target: Path, built_from: str) -> bool:
+    """Link the build's files into the cache and stamp them; False (the build stays in its
+    scratch folder, for this run) when the weights changed during the build or the cache
+    cannot be written."""
+    if _stamp(model_dir) != built_from:
+        log.warning(
+            "%s: the weights changed while the int4 graph was built; it runs this time but "
+            "is not cached",
+            model_dir,
+        )
+        return False
+    stamp = target.with_suffix(".json")
+    try:
+        stamp.unlink(missing_ok=True)  # the old outputs go: no stamp may name them meanwhile
+        for source in _outputs(graph):
+            with atomic_path(target.with_name(source.name)) as part:
+                _link_or_copy(source, part)
+        write_stamp(stamp, built_from, _outputs(target))
+    except OSError:
+        return False
+    return True
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link keeps the build in its scratch folder until installing has succeeded."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _build_from_folder(model_dir: str, target: str) -> None:
@@ -167,6 +257,7 @@ class OrtBackend:
         self.cached = PrefixReuse()
         self._np = np  # bound once: `feed` runs every token
         self._path, self._threads = path, threads
+        self.scratch: Any = None  # an uncached build's folder, kept while this backend lives
         self.session = _session(path, threads, arena=True)
         # Opened at the first long input: a short one (`scribe complete` on a line, an
         # editor's first request) starts 0.4 s sooner at GPT-2 medium.
@@ -221,6 +312,11 @@ class OrtBackend:
             try:
                 session = _session(prefill_path(self._path), self._threads, arena=False)
             except Exception:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+                log.warning(
+                    "the int4 cache %s is damaged; long inputs run on the int4 graph, and the "
+                    "next start builds it again",
+                    prefill_path(self._path),
+                )
                 self._path.with_suffix(".json").unlink(missing_ok=True)
                 self._prefill = False
             else:

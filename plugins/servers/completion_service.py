@@ -59,8 +59,12 @@ class CompletionService:
         debounce_ms: int | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         precision: str = "auto",
+        log_documents: bool = False,
     ) -> None:
-        """`debounce_ms`: a fixed wait before automatic requests; None adapts it (pacing.py)."""
+        """`debounce_ms`: a fixed wait before automatic requests; None adapts it (pacing.py).
+        `log_documents`: name each request's document (a path) in the log; off, the log holds
+        figures only (--log-prompts)."""
+        self.log_documents = log_documents
         self.model_spec = model_spec
         self.precision = precision
         self.debounce = AdaptiveDebounce(debounce_ms)
@@ -159,7 +163,7 @@ class CompletionService:
                 self.prefilled += 1
             log.info(
                 "prefilled %s: %d tokens in %.0f ms",
-                document,
+                self._logged(document),
                 len(ids),
                 (time.monotonic() - started) * 1000,
             )
@@ -229,13 +233,17 @@ class CompletionService:
             }
         log.info(
             "served %s: %d prompt tokens (%d reused), %d chars in %.0f ms",
-            request.document,
+            self._logged(request.document),
             stats.prompt_tokens,
             stats.reused_tokens,
             len(text),
             latency * 1000,
         )
         return Suggestion(text, stats.prompt_tokens, stats.reused_tokens, latency)
+
+    def _logged(self, document: str) -> str:
+        """A document as the log names it: its path or URI only when asked (--log-prompts)."""
+        return document if self.log_documents else "a document"
 
     # -- status --------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

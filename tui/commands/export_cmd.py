@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the .gguf file to write, or a folder (made if needed) for NAME-QUANT.gguf; "
         "default: the current folder",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing .gguf file or Modelfile (default: refuse)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,7 +66,7 @@ def _size(n: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.export.gguf import export_gguf
 
-    result = export_gguf(args.name, args.quant, args.out)
+    result = export_gguf(args.name, args.quant, args.out, force=args.force)
     print(
         f"wrote {result.gguf_path} ({result.quant}, {result.tensors} tensors, "
         f"{_size(result.size_bytes)})"

@@ -79,9 +79,6 @@ def _add_http_args(parser: argparse.ArgumentParser) -> None:
         "--max-queue", type=int, metavar="N", help="requests waiting per model (default 16)"
     )
     http.add_argument("--max-body", type=int, metavar="BYTES", help="request size cap (8 MiB)")
-    http.add_argument(
-        "--log-prompts", action="store_true", help="write prompts and answers to the log too"
-    )
 
 
 def _add_server_args(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +97,11 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="wait this long after an automatic request before generating (default 150)",
     )
+    parser.add_argument(
+        "--log-prompts",
+        action="store_true",
+        help="also log document paths, prompts and answers (default: figures only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "http", False):
         return _run_http(args)
     given = [f for f in HTTP_FLAGS if getattr(args, f, None) is not None]
-    if given or getattr(args, "log_prompts", False):
-        flag = "--" + (given[0] if given else "log_prompts").replace("_", "-")
-        raise InputError(f"{flag} is for the HTTP server: add --http")
+    if given:
+        raise InputError(f"--{given[0].replace('_', '-')} is for the HTTP server: add --http")
     if not max_tokens_in_bounds(args.max_tokens, limit=None):
         raise InputError("--max-tokens must be at least 1")
     if args.debounce_ms is not None and args.debounce_ms < 0:
@@ -128,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
     from scribe.plugins.servers.completion_service import CompletionService
 
-    service = CompletionService(args.model, args.debounce_ms, args.max_tokens, args.precision)
+    service = CompletionService(
+        args.model, args.debounce_ms, args.max_tokens, args.precision, args.log_prompts
+    )
     protocol_out = _claim_stdout()
     if args.jsonl:
         from scribe.plugins.servers.jsonl_bridge import JsonlBridge
@@ -217,17 +220,35 @@ class PrivateLog(RotatingFileHandler):
             return super()._open()
 
 
-def _setup_logging(name: str) -> Path:
-    from scribe.engine.paths import cache_dir, tighten
+def _setup_logging(name: str) -> Path | str:
+    """The log file in the cache dir (0700, the file 0600); when that cannot be written (a
+    file in its place, no permission, a full disk) one warning line and the log goes to stderr,
+    which is the editor's log pane and never the protocol's stream. Returns where it goes."""
+    from scribe.engine.paths import cache_dir, make_private_dir, tighten
 
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.log"
-    handler = PrivateLog(path, maxBytes=2_000_000, backupCount=1, encoding="utf-8")
-    tighten(path)
+    try:
+        make_private_dir(folder)
+        handler: logging.Handler = PrivateLog(
+            path, maxBytes=2_000_000, backupCount=1, encoding="utf-8"
+        )
+    except OSError as err:
+        print(
+            f"scribe: warning: cannot write the log {path} ({err.strerror or err}); logging to "
+            "stderr instead; fix the cache dir or set SCRIBE_HOME",
+            file=sys.stderr,
+            flush=True,
+        )
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)  # stderr gets what needs a look, not every request
+        where: Path | str = "stderr"
+    else:
+        tighten(path)
+        where = path
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("scribe").setLevel(logging.INFO)
-    return path
+    return where
