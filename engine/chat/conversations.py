@@ -17,6 +17,7 @@ the branch walk) and `search` (FTS5 queries and snippets).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,7 +29,13 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.chat.branches import MessageRecord, ThreadRead, message_record, walk_thread
 from scribe.engine.chat.rows import RowFields, decode_text
-from scribe.engine.chat.schema import check_existing, prepare, user_version
+from scribe.engine.chat.schema import (
+    SCHEMA_VERSION,
+    check_existing,
+    prepare,
+    read_only_uri,
+    user_version,
+)
 from scribe.engine.chat.search import SEARCH_SQL, fts_query, unmark
 from scribe.engine.chat.storage import StorageError, make_folder, storage_error, tighten_files
 from scribe.engine.errors import InputError
@@ -129,8 +136,15 @@ def make_title(text: str, width: int = 60) -> str:
 class ConversationStore:
     """The conversations database. Not shared between threads: open one per thread."""
 
-    def __init__(self, path: Path | None = None, timeout: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self, path: Path | None = None, timeout: float = LOCK_TIMEOUT_S, reading_only: bool = False
+    ) -> None:
+        """`reading_only`: the caller never writes (`scribe log`), so a database in a folder (or
+        a file) that cannot be written is opened read-only instead of refused."""
         self.path = path or default_path()
+        if reading_only and self.path.exists() and not _writable(self.path):
+            self.db = self._open_read_only(timeout)
+            return
         make_folder(self.path)
         check_existing(self.path)  # read-only: before anything can be written to the file
         try:
@@ -152,6 +166,30 @@ class ConversationStore:
             self.db.close()
             raise
         tighten_files(self.path)
+
+    def _open_read_only(self, timeout: float) -> sqlite3.Connection:
+        """The database as it is, with no write of any kind (no migration, no WAL switch)."""
+        check_existing(self.path)
+        try:
+            db = sqlite3.connect(
+                read_only_uri(self.path),
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            version = user_version(db)
+        except sqlite3.Error as err:
+            raise storage_error(self.path, err) from None
+        if version < SCHEMA_VERSION:
+            db.close()
+            raise StorageError(
+                f"{self.path} is from an older scribe (schema {version}) and its folder is "
+                "read-only, so it cannot be upgraded; make it writable and run scribe once"
+            )
+        db.row_factory = sqlite3.Row
+        db.text_factory = decode_text
+        return db
 
     @property
     def schema_version(self) -> int:
@@ -377,3 +415,8 @@ def _conversation(row: sqlite3.Row) -> ConversationRecord:
     )
     record.problems = fields.problems
     return record
+
+
+def _writable(path: Path) -> bool:
+    """The database and its folder (where SQLite keeps its -wal and -shm files) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
