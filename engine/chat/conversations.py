@@ -17,7 +17,6 @@ the branch walk) and `search` (FTS5 queries and snippets).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,15 +28,15 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.chat.branches import MessageRecord, ThreadRead, message_record, walk_thread
 from scribe.engine.chat.rows import RowFields, decode_text
-from scribe.engine.chat.schema import (
-    SCHEMA_VERSION,
-    check_existing,
-    prepare,
-    read_only_uri,
-    user_version,
-)
+from scribe.engine.chat.schema import check_existing, open_read_only, prepare, user_version
 from scribe.engine.chat.search import SEARCH_SQL, fts_query, unmark
-from scribe.engine.chat.storage import StorageError, make_folder, storage_error, tighten_files
+from scribe.engine.chat.storage import (
+    StorageError,
+    make_folder,
+    storage_error,
+    tighten_files,
+    writable,
+)
 from scribe.engine.errors import InputError
 
 DB_NAME = "conversations.db"
@@ -142,53 +141,34 @@ class ConversationStore:
         """`reading_only`: the caller never writes (`scribe log`), so a database in a folder (or
         a file) that cannot be written is opened read-only instead of refused."""
         self.path = path or default_path()
-        if reading_only and self.path.exists() and not _writable(self.path):
-            self.db = self._open_read_only(timeout)
-            return
+        if reading_only and self.path.exists() and not writable(self.path):
+            self.db = open_read_only(self.path, timeout)
+        else:
+            self.db = self._open(timeout)
+        self.db.row_factory = sqlite3.Row
+        self.db.text_factory = decode_text
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        """The database for reading and writing, made (0600) and migrated as needed."""
         make_folder(self.path)
         check_existing(self.path)  # read-only: before anything can be written to the file
         try:
             with paths.private_umask():  # a new database (and its -wal, -shm) is 0600
-                self.db = sqlite3.connect(
+                db = sqlite3.connect(
                     self.path, timeout=timeout, isolation_level=None, check_same_thread=False
                 )
         except sqlite3.Error as err:
             raise storage_error(self.path, err) from None
-        self.db.row_factory = sqlite3.Row
-        self.db.text_factory = decode_text
         try:
             with paths.private_umask():
-                prepare(self.db, self.path)
+                prepare(db, self.path)
         except sqlite3.Error as err:
-            self.db.close()
+            db.close()
             raise storage_error(self.path, err) from None
         except BaseException:
-            self.db.close()
+            db.close()
             raise
         tighten_files(self.path)
-
-    def _open_read_only(self, timeout: float) -> sqlite3.Connection:
-        """The database as it is, with no write of any kind (no migration, no WAL switch)."""
-        check_existing(self.path)
-        try:
-            db = sqlite3.connect(
-                read_only_uri(self.path),
-                uri=True,
-                timeout=timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            version = user_version(db)
-        except sqlite3.Error as err:
-            raise storage_error(self.path, err) from None
-        if version < SCHEMA_VERSION:
-            db.close()
-            raise StorageError(
-                f"{self.path} is from an older scribe (schema {version}) and its folder is "
-                "read-only, so it cannot be upgraded; make it writable and run scribe once"
-            )
-        db.row_factory = sqlite3.Row
-        db.text_factory = decode_text
         return db
 
     @property
@@ -415,8 +395,3 @@ def _conversation(row: sqlite3.Row) -> ConversationRecord:
     )
     record.problems = fields.problems
     return record
-
-
-def _writable(path: Path) -> bool:
-    """The database and its folder (where SQLite keeps its -wal and -shm files) can be written."""
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

@@ -174,6 +174,30 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Scribe's database as it is, with no write of any kind (no migration, no WAL switch): for
+    a reader whose data dir cannot be written."""
+    check_existing(path)
+    try:
+        db = sqlite3.connect(
+            read_only_uri(path),
+            uri=True,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        version = user_version(db)
+    except sqlite3.Error as err:
+        raise storage_error(path, err) from None
+    if version < SCHEMA_VERSION:
+        db.close()
+        raise StorageError(
+            f"{path} is from an older scribe (schema {version}) and cannot be upgraded where it "
+            "is read-only; make its folder writable and run scribe once"
+        )
+    return db
+
+
 def _refuse_newer(path: Path, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise StorageError(

@@ -90,3 +90,8 @@ def tighten_files(path: Path) -> None:
     for file in (path, *(Path(f"{path}{end}") for end in SIDECARS)):
         if file.exists():
             paths.tighten(file)
+
+
+def writable(path: Path) -> bool:
+    """The database and its folder (where SQLite keeps its -wal and -shm files) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

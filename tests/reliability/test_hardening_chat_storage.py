@@ -405,9 +405,7 @@ def test_vim_with_filetype_detection_off_is_on_for_markdown(tmp_path: Path) -> N
     result = tmp_path / "result"
     notes = tmp_path / "notes.md"
     notes.write_text("# Notes\n")
-    probe = (
-        f"call writefile([&filetype, scribe#filetype(), scribe#enabled_here()], '{result}')"
-    )
+    probe = f"call writefile([&filetype, scribe#filetype(), scribe#enabled_here()], '{result}')"
     out = subprocess.run(
         ["vim", "-Nu", str(vimrc), "-i", "NONE", "-es", "-c", probe, "-c", "qa!", str(notes)],
         capture_output=True,

@@ -15,10 +15,10 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+from scribe.engine import paths
 from scribe.engine.chat.conversations import parse_id
 from scribe.engine.chat.markdown import when
 from scribe.engine.chat.session import ChatSession
-from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.files.atomic import atomic_write
 from scribe.engine.paths import user_path

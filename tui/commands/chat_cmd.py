@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         plain = args.plain or not (sys.stdin.isatty() and sys.stdout.isatty())
         if not plain and _dumb_terminal():
             print(
-                f"scribe: this terminal (TERM={os.environ['TERM']}) cannot show the chat app; using "
-                "line mode (--plain)",
+                f"scribe: this terminal (TERM={os.environ['TERM']}) cannot show the chat app; "
+                "using line mode (--plain)",
                 file=sys.stderr,
                 flush=True,
             )

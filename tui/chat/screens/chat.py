@@ -133,8 +133,7 @@ class ChatScreen(Screen[None]):
 
     # -- the model ------------------------------------------------------------------------
     def start_loading(self, spec: str | None, asked_in_chat: bool = False) -> None:
-        """Load `spec` in the background; `asked_in_chat`: by /model or a reopened
-        conversation (not --model), so a failure is worded for the chat."""
+        """Load `spec` in the background; `asked_in_chat`: not by --model (errors say /model)."""
         self.model_loading = spec or ""
         self.asked_in_chat = asked_in_chat
         self.load_error = None
@@ -198,7 +197,7 @@ class ChatScreen(Screen[None]):
         except ScribeError as err:
             self.notify(str(err), severity="error")
             if restore:
-                self.restore_prompt(restore)
+                self.prompt.restore(restore)
             return
         self.reply = reply
         self.cancel = threading.Event()
@@ -239,12 +238,6 @@ class ChatScreen(Screen[None]):
             )
         await self.update_window()
 
-    def restore_prompt(self, text: str) -> None:
-        """Put `text` back in the prompt, focused, with the cursor at its end to go on typing."""
-        self.prompt.text = text
-        self.prompt.focus()
-        self.prompt.move_cursor(self.prompt.document.end)
-
     async def stop_reply(self) -> None:
         """Stop the reply being written, and wait until its worker is done."""
         if self.generating and self.reply_worker is not None:
@@ -257,7 +250,7 @@ class ChatScreen(Screen[None]):
         name = line[1:].split(" ", 1)[0].lower()
         busy = name if name in BUSY_COMMANDS else None
         if not await self.perform(lambda: run_command(self.session, line, KEYS_HELP), busy):
-            self.restore_prompt(restore)
+            self.prompt.restore(restore)
 
     async def perform(self, make: Callable[[], ui.UiCommand], busy: str | None = None) -> bool:
         """Dispatch the UI command `make` returns (having done its part on the session); False,
@@ -358,7 +351,7 @@ class ChatScreen(Screen[None]):
             self.notify("no turn of yours to edit yet", severity="warning")
             return
         self.editing = target
-        self.restore_prompt(target.content)
+        self.prompt.restore(target.content)
         self.update_status()
 
     def action_copy_reply(self) -> None:
@@ -379,9 +372,8 @@ class ChatScreen(Screen[None]):
         self.app.copy_to_clipboard(blocks[-1])
         self.notify(f"copied the code block ({len(blocks[-1])} characters)")
 
-    def action_history(self) -> None:
-        """The history picker, also while a reply is written (picking one stops it)."""
-        self.open_history()
+    # Ctrl+O: the picker, also while a reply is written (picking a conversation stops it).
+    action_history = open_history
 
     async def action_new(self) -> None:
         if not self.generating:
