@@ -114,10 +114,12 @@ def test_export_on_a_full_disk_leaves_the_old_file_whole(
 RACER = """
 import os, sys, time
 from scribe.tui.cli import main
-go = sys.argv[1]
+import scribe.engine.chat.conversations, scribe.engine.chat.session  # loaded before the start
+go, ready = sys.argv[1], sys.argv[2]
+open(os.path.join(ready, str(os.getpid())), "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -129,10 +131,12 @@ def test_several_scribes_opening_a_new_data_dir_at_once(tmp_path: Path) -> None:
     for round_ in range(5):
         home = tmp_path / f"home{round_}"
         go = tmp_path / f"go{round_}"
+        ready = tmp_path / f"ready{round_}"
+        ready.mkdir()
         env = {**os.environ, "SCRIBE_HOME": str(home)}
         children = [
             subprocess.Popen(
-                [sys.executable, "-c", RACER, str(go), "chat", "--plain", "--continue"],
+                [sys.executable, "-c", RACER, str(go), str(ready), "chat", "--plain", "--continue"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -141,8 +145,12 @@ def test_several_scribes_opening_a_new_data_dir_at_once(tmp_path: Path) -> None:
             )
             for _ in range(8)
         ]
-        time.sleep(0.5)  # every child imported scribe and waits for `go` (a head start only)
-        go.touch()
+        try:
+            while len(list(ready.iterdir())) < len(children):  # all loaded, waiting for `go`
+                assert all(c.poll() is None for c in children), "a child ended early"
+                time.sleep(0.01)
+        finally:
+            go.touch()  # never left waiting
         for child in children:
             _, err = child.communicate(timeout=600)
             assert child.returncode == 2, err
