@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import urllib.parse
@@ -219,9 +220,12 @@ def _is_scribe_schema(version: int, columns: dict[str, set[str]]) -> bool:
 
 
 def read_only_uri(path: Path) -> str:
-    """A URI that opens `path` without any write. With no WAL content beside it, the file holds
-    everything, so `immutable` also keeps SQLite from creating -wal/-shm files next to it."""
+    """A URI that opens `path` without any write. `immutable` (no locks, no -wal/-shm files made)
+    only where the folder cannot be written and no WAL content is beside the file: elsewhere
+    another scribe may be writing it right now (a first start at the same moment), and only
+    SQLite's locks give a consistent read. A database in rollback mode gets no files either way."""
     wal = Path(f"{path}-wal")
-    immutable = not wal.exists() or wal.stat().st_size == 0
+    quiet = not wal.exists() or wal.stat().st_size == 0
+    immutable = quiet and not os.access(path.parent, os.W_OK)
     quoted = urllib.parse.quote(str(path.absolute()))
     return f"file:{quoted}?mode=ro" + ("&immutable=1" if immutable else "")
