@@ -109,7 +109,7 @@ def _from_hub(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as err:
         raise ModelError(
-            f"model '{repo_id}' is not installed, not in the Hugging Face cache and could not be "
+            f"model '{repo_id}' is not in the Hugging Face cache nor installed, and could not be "
             f"downloaded ({type(err).__name__}); {installed_hint(repo_id)} (a hub id needs the "
             "network once)"
         ) from None
