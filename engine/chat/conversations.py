@@ -28,9 +28,15 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.chat.branches import MessageRecord, ThreadRead, message_record, walk_thread
 from scribe.engine.chat.rows import RowFields, decode_text
-from scribe.engine.chat.schema import check_existing, prepare, user_version
+from scribe.engine.chat.schema import check_existing, open_read_only, prepare, user_version
 from scribe.engine.chat.search import SEARCH_SQL, fts_query, unmark
-from scribe.engine.chat.storage import StorageError, make_folder, storage_error, tighten_files
+from scribe.engine.chat.storage import (
+    StorageError,
+    make_folder,
+    storage_error,
+    tighten_files,
+    writable,
+)
 from scribe.engine.errors import InputError
 
 DB_NAME = "conversations.db"
@@ -129,29 +135,41 @@ def make_title(text: str, width: int = 60) -> str:
 class ConversationStore:
     """The conversations database. Not shared between threads: open one per thread."""
 
-    def __init__(self, path: Path | None = None, timeout: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self, path: Path | None = None, timeout: float = LOCK_TIMEOUT_S, reading_only: bool = False
+    ) -> None:
+        """`reading_only`: the caller never writes (`scribe log`), so a database in a folder (or
+        a file) that cannot be written is opened read-only instead of refused."""
         self.path = path or default_path()
+        if reading_only and self.path.exists() and not writable(self.path):
+            self.db = open_read_only(self.path, timeout)
+        else:
+            self.db = self._open(timeout)
+        self.db.row_factory = sqlite3.Row
+        self.db.text_factory = decode_text
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        """The database for reading and writing, made (0600) and migrated as needed."""
         make_folder(self.path)
         check_existing(self.path)  # read-only: before anything can be written to the file
         try:
             with paths.private_umask():  # a new database (and its -wal, -shm) is 0600
-                self.db = sqlite3.connect(
+                db = sqlite3.connect(
                     self.path, timeout=timeout, isolation_level=None, check_same_thread=False
                 )
         except sqlite3.Error as err:
             raise storage_error(self.path, err) from None
-        self.db.row_factory = sqlite3.Row
-        self.db.text_factory = decode_text
         try:
             with paths.private_umask():
-                prepare(self.db, self.path)
+                prepare(db, self.path)
         except sqlite3.Error as err:
-            self.db.close()
+            db.close()
             raise storage_error(self.path, err) from None
         except BaseException:
-            self.db.close()
+            db.close()
             raise
         tighten_files(self.path)
+        return db
 
     @property
     def schema_version(self) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -88,7 +90,7 @@ def check_existing(path: Path) -> None:
     try:
         if not path.exists() or path.stat().st_size == 0:
             return
-        db = sqlite3.connect(_read_only_uri(path), uri=True)
+        db = sqlite3.connect(read_only_uri(path), uri=True)
         try:
             version = user_version(db)
             names = [
@@ -118,23 +120,83 @@ def check_existing(path: Path) -> None:
 
 
 def prepare(db: sqlite3.Connection, path: Path) -> None:
-    """Set up an open connection (WAL, foreign keys) and migrate it to SCHEMA_VERSION."""
+    """Set up an open connection (WAL, foreign keys) and migrate it to SCHEMA_VERSION.
+
+    Several scribes may open a new data dir at once: the version is read again under the write
+    lock (BEGIN IMMEDIATE waits for the other's migration), so each migration runs once."""
     version = user_version(db)
     _refuse_newer(path, version)  # written since check_existing, by a newer scribe
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit survives a crash of scribe
-    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        db.execute("PRAGMA journal_mode = WAL")
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        script = MIGRATIONS[number - 1]
+    _use_wal(db)
+    if version >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = user_version(db)  # another scribe may have migrated while we waited
+        _refuse_newer(path, version)
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _statements(MIGRATIONS[number - 1]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _use_wal(db: sqlite3.Connection, wait_s: float = 10.0) -> None:
+    """Switch to WAL. The switch needs the file to itself and SQLite does not wait for that (no
+    busy handler), so a second scribe starting at the same moment retries for a while."""
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
-            db.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements one by one (a trigger's body is part of its statement), so that
+    they run inside our transaction: executescript would commit it first."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Scribe's database as it is, with no write of any kind (no migration, no WAL switch): for
+    a reader whose data dir cannot be written."""
+    check_existing(path)
+    try:
+        db = sqlite3.connect(
+            read_only_uri(path),
+            uri=True,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        version = user_version(db)
+    except sqlite3.Error as err:
+        raise storage_error(path, err) from None
+    if version < SCHEMA_VERSION:
+        db.close()
+        raise StorageError(
+            f"{path} is from an older scribe (schema {version}) and cannot be upgraded where it "
+            "is read-only; make its folder writable and run scribe once"
+        )
+    return db
 
 
 def _refuse_newer(path: Path, version: int) -> None:
@@ -157,10 +219,13 @@ def _is_scribe_schema(version: int, columns: dict[str, set[str]]) -> bool:
     )
 
 
-def _read_only_uri(path: Path) -> str:
-    """A URI that opens `path` without any write. With no WAL content beside it, the file holds
-    everything, so `immutable` also keeps SQLite from creating -wal/-shm files next to it."""
+def read_only_uri(path: Path) -> str:
+    """A URI that opens `path` without any write. `immutable` (no locks, no -wal/-shm files made)
+    only where the folder cannot be written and no WAL content is beside the file: elsewhere
+    another scribe may be writing it right now (a first start at the same moment), and only
+    SQLite's locks give a consistent read. A database in rollback mode gets no files either way."""
     wal = Path(f"{path}-wal")
-    immutable = not wal.exists() or wal.stat().st_size == 0
+    quiet = not wal.exists() or wal.stat().st_size == 0
+    immutable = quiet and not os.access(path.parent, os.W_OK)
     quoted = urllib.parse.quote(str(path.absolute()))
     return f"file:{quoted}?mode=ro" + ("&immutable=1" if immutable else "")

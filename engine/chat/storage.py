@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from pathlib import Path
 
 from scribe.engine import paths
 from scribe.engine.errors import ScribeError
 
 SIDECARS = ("-wal", "-shm")  # SQLite's WAL files next to the database
+LOW_SPACE = 1 << 20  # bytes free under which a failed write is taken for a full disk
 
 
 class StorageError(ScribeError):
@@ -23,6 +26,11 @@ def storage_error(path: Path, err: Exception) -> StorageError:
     """One line naming the file, what is wrong and what to do."""
     text = str(err)
     low = text.lower()
+    if _disk_full(path, err):
+        return StorageError(
+            f"disk full: cannot save to {path}; free some space on {path.parent} and scribe "
+            "saves it then (nothing saved was lost)"
+        )
     if isinstance(err, PermissionError) or "readonly" in low or "read-only" in low:
         return StorageError(
             f"cannot write {path}: the data dir {path.parent} is read-only ({text}); make it "
@@ -43,6 +51,22 @@ def storage_error(path: Path, err: Exception) -> StorageError:
             return storage_error(path, PermissionError(text))
         return StorageError(f"cannot open {path} ({text}); check the folder and its permissions")
     return StorageError(f"{path}: database error ({text})")
+
+
+def _disk_full(path: Path, err: Exception) -> bool:
+    """SQLITE_FULL, ENOSPC, or a "disk I/O error" on a file system with no space left: SQLite
+    reports a failed write of its -wal/-shm files (or their sync) as I/O, not as full."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(err, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(err):
+        return True
+    if isinstance(err, sqlite3.Error) and "disk i/o error" in str(err).lower():
+        try:
+            stat = os.statvfs(path.parent)
+        except OSError:
+            return False
+        return stat.f_bavail * stat.f_frsize < LOW_SPACE
+    return False
 
 
 def make_folder(path: Path) -> None:
@@ -66,3 +90,8 @@ def tighten_files(path: Path) -> None:
     for file in (path, *(Path(f"{path}{end}") for end in SIDECARS)):
         if file.exists():
             paths.tighten(file)
+
+
+def writable(path: Path) -> bool:
+    """The database and its folder (where SQLite keeps its -wal and -shm files) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

@@ -4,6 +4,7 @@ adapter configs (the model card is model_card.py's)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -57,9 +58,22 @@ def resolve(spec: str | None) -> Path:
     if not HUB_ID.match(spec) or spec.count("/") > 1:
         raise ModelError(
             f"model '{spec}' not found: not a folder, not a name under {paths.models_dir()}, "
-            "and not a hub id; see `scribe models`"
+            f"and not a hub id; {installed_hint(spec)}"
         )
     return _from_hub(spec)
+
+
+def installed_hint(spec: str) -> str:
+    """What to try instead of a model name that is not installed: the closest installed name
+    (a typo) and `scribe models`, which lists them all."""
+    names = [DEFAULT_NAME] if (DEFAULT_MODEL_DIR / "config.json").exists() else []
+    try:
+        names += sorted(p.name for p in paths.models_dir().iterdir() if p.is_dir())
+    except OSError:  # no models folder yet
+        pass
+    close = difflib.get_close_matches(spec.rstrip("/").rsplit("/", 1)[-1], names, n=1, cutoff=0.6)
+    mean = f"did you mean '{close[0]}'? " if close else ""
+    return f"{mean}`scribe models` lists the installed models"
 
 
 def _resolve_default() -> Path:
@@ -95,8 +109,9 @@ def _from_hub(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as err:
         raise ModelError(
-            f"model '{repo_id}' is not in the Hugging Face cache and could not be downloaded "
-            f"({type(err).__name__}); connect once to fetch it, or pass a local folder with --model"
+            f"model '{repo_id}' is not in the Hugging Face cache nor installed, and could not be "
+            f"downloaded ({type(err).__name__}); {installed_hint(repo_id)} (a hub id needs the "
+            "network once)"
         ) from None
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from textual.binding import Binding, BindingType
 
 # On the chat screen, so that the footer under a picker still shows which are enabled there.
-# Quit comes first, where the footer has always shown it.
+# Quit comes first, where the footer has always shown it. Short labels (and Stop shown only when
+# it can act) keep them all on an 80-column footer; /help and the tooltips say more.
 CHAT_BINDINGS: list[BindingType] = [
     Binding("ctrl+q", "app.quit", "Quit", priority=True),
     Binding("escape", "stop", "Stop"),
-    Binding("ctrl+r", "regenerate", "Regenerate"),
+    Binding("ctrl+r", "regenerate", "Retry", tooltip="Regenerate the last reply"),
     Binding("f2", "edit", "Edit"),
-    Binding("f3", "copy_reply", "Copy"),
-    Binding("f4", "copy_code", "Copy code"),
+    Binding("f3", "copy_reply", "Copy", tooltip="Copy the reply"),
+    Binding("f4", "copy_code", "Code", tooltip="Copy the last code block"),
     Binding("ctrl+o", "history", "History"),
     Binding("ctrl+n", "new", "New"),
 ]

@@ -23,7 +23,7 @@ from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
 from scribe.tui.chat.reply_stats import describe_reply
-from scribe.tui.chat.slash_commands import is_command, run_command, unescape
+from scribe.tui.chat.slash_commands import is_command, model_failed, run_command, unescape
 
 BLOCK = '"""'
 KEYS = "Keys: Enter sends, Ctrl+J or Esc Enter adds a line, Ctrl+C stops a reply, Ctrl+D quits."
@@ -98,13 +98,13 @@ class PlainChat:
 
     def switch_model(self, command: ui.SwitchModel) -> bool:
         self.show_note(command)
-        self.load_model(command.spec)
+        self.load_model_in_chat(command.spec)
         return True
 
     def open_conversation(self, command: ui.OpenConversation) -> bool:
         self.show_note(command)
         if command.reload:
-            self.load_model(command.model)
+            self.load_model_in_chat(command.model)
         return True
 
     def send_text(self, command: ui.SendText) -> bool:
@@ -119,6 +119,14 @@ class PlainChat:
         self.note(f"loading model {spec or '(default)'}…")
         self.session.load_model(spec)
         self.note(f"model {self.session.model_name} ready")
+
+    def load_model_in_chat(self, spec: str | None) -> None:
+        """/model, or a reopened conversation's model: a failure is one note worded for the
+        chat, and the model loaded before goes on answering."""
+        try:
+            self.load_model(spec)
+        except ScribeError as err:
+            self.note(f"scribe: {model_failed(self.session, spec, str(err))}")
 
     # -- a reply --------------------------------------------------------------------------
     def reply(self, start: Callable[[], Reply]) -> None:

@@ -10,14 +10,17 @@ take typed arguments, so those call them directly, with no line to parse.
 
 from __future__ import annotations
 
+import errno
 import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+from scribe.engine import paths
 from scribe.engine.chat.conversations import parse_id
 from scribe.engine.chat.markdown import when
 from scribe.engine.chat.session import ChatSession
 from scribe.engine.errors import InputError
+from scribe.engine.files.atomic import atomic_write
 from scribe.engine.paths import user_path
 from scribe.engine.runtime.options import SETTABLE
 from scribe.engine.text_input import read_text_file
@@ -35,10 +38,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("", "start a new conversation"),
     "history": ("[ID | WORDS]", "list saved conversations, open one by id, or search them"),
     "read": ("PATH", "send a text file as your next turn ($input of the current template)"),
-    "export": ("[PATH]", "save this conversation as Markdown"),
+    "export": ("[PATH] [--force]", "save this conversation as Markdown (--force: replace)"),
     "help": ("", "list commands and keys"),
     "quit": ("", "leave scribe chat"),
 }
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 OPTION_NAMES = ", ".join(["max_tokens", *SETTABLE[1:]])
 
 
@@ -107,9 +111,12 @@ def open_conversation(session: ChatSession, conversation_id: int) -> ui.OpenConv
     return ui.OpenConversation(note=text, record=record, model=model, reload=model != loaded)
 
 
-def export_conversation(session: ChatSession, path: Path | None = None) -> ui.ShowNote:
+def export_conversation(
+    session: ChatSession, path: Path | None = None, force: bool = False
+) -> ui.ShowNote:
     """Write the conversation as Markdown to `path` (a folder: a file named after it in there;
-    None: that file in the current folder)."""
+    None: that file in the current folder). An existing file is replaced only with `force`; the
+    text is written beside it and moved into place whole, owner-only (0600)."""
     if not session.thread:
         raise InputError("nothing to export yet: this conversation is empty")
     name = f"scribe-chat-{session.conversation_id or 'new'}.md"
@@ -118,10 +125,19 @@ def export_conversation(session: ChatSession, path: Path | None = None) -> ui.Sh
         path = path.absolute()  # the folder we run in may be gone (OSError)
         if path.is_dir():
             path = path / name
-        path.write_text(session.export_markdown(), encoding="utf-8")
+        if path.exists() and not force:
+            raise InputError(
+                f"/export: {path} already exists; /export {path} --force replaces it, or give "
+                "another path"
+            )
+        if not path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "its folder does not exist")
+        with paths.private_umask():  # an export is as private as the conversation it holds
+            atomic_write(path, session.export_markdown())
     except OSError as err:
+        reason = "the disk is full; free some space" if err.errno in DISK_FULL else err.strerror
         raise InputError(
-            f"/export: cannot write {path} ({err.strerror}); give another path"
+            f"/export: cannot write {path} ({reason}); nothing was replaced: give another path"
         ) from None
     return ui.ShowNote(note=f"exported to {path}")
 
@@ -230,7 +246,10 @@ def _cmd_read(session: ChatSession, rest: str) -> ui.UiCommand:
 def _cmd_export(session: ChatSession, rest: str) -> ui.UiCommand:
     if not session.thread:  # before the path: an empty chat says so whatever the path
         raise InputError("nothing to export yet: this conversation is empty")
-    return export_conversation(session, user_path(rest, "/export") if rest else None)
+    force = rest == "--force" or rest.endswith(" --force")
+    if force:
+        rest = rest.removesuffix("--force").rstrip()
+    return export_conversation(session, user_path(rest, "/export") if rest else None, force)
 
 
 def _cmd_quit(session: ChatSession, rest: str) -> ui.UiCommand:
@@ -257,3 +276,17 @@ HANDLERS: dict[str, Callable[[ChatSession, str], ui.UiCommand]] = {
     "export": _cmd_export,
     "quit": _cmd_quit,
 }
+
+
+def chat_wording(error: str) -> str:
+    """An engine error about a model, worded for a chat user: the flag is a command here."""
+    return error.replace("pass --model", "use /model").replace("--model", "/model")
+
+
+def model_failed(session: ChatSession, spec: str | None, error: str) -> str:
+    """One line for a /model (or a reopened conversation's model) that did not load; the model
+    loaded before, if any, goes on answering, and the line says so."""
+    line = f"model {spec or '(default)'} did not load: {chat_wording(error)}"
+    if session.engine is not None:
+        line += f"; still using {session.model_name}"
+    return line

@@ -32,7 +32,7 @@ class StatusBar(Horizontal):
         (`describe_reply`)."""
         if loading is not None:
             model = f"loading model {loading or '(default)'}…"
-        elif load_failed:
+        elif load_failed and session.engine is None:
             model = "no model (/model NAME)"
         else:
             model = session.model_name

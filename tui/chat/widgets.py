@@ -37,6 +37,12 @@ class PromptArea(TextArea):
             return
         await super()._on_key(event)
 
+    def restore(self, text: str) -> None:
+        """`text` back in the prompt, focused, the cursor at its end to go on typing."""
+        self.text = text
+        self.focus()
+        self.move_cursor(self.document.end)
+
 
 class MessageView(Vertical, can_focus=True):
     """One turn: a role line and the text as Markdown. Dimmed (class -outside) when it lies

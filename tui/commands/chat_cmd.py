@@ -4,6 +4,7 @@ line mode. Light at import: the engine and UIs are imported inside `run`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
             session.settings.options["stop"] = tuple(clean_text(text) for text in stop)
         if args.resume or conversation_id is not None:
             _resume(session, conversation_id, args.model, settings, overrides)
-        if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        plain = args.plain or not (sys.stdin.isatty() and sys.stdout.isatty())
+        if not plain and _dumb_terminal():
+            print(
+                f"scribe: this terminal (TERM={os.environ['TERM']}) cannot show the chat app; "
+                "using line mode (--plain)",
+                file=sys.stderr,
+                flush=True,
+            )
+            plain = True
+        if plain:
             from scribe.tui.chat.plain import run_plain
 
             return run_plain(session)
@@ -116,3 +126,8 @@ def _resume(
         session.set_template(given.template, given.template_values)
     for key, value in overrides.items():
         session.set_option(key, value)
+
+
+def _dumb_terminal() -> bool:
+    """A terminal that cannot move the cursor: the Textual app would print escape codes."""
+    return os.environ.get("TERM", "") in ("dumb", "unknown")

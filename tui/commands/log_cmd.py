@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "scribe chat"
         )
         return 0
-    store = ConversationStore()
+    store = ConversationStore(reading_only=True)  # a read-only data dir can still be listed
     try:
         if conversation_id is not None:
             return _print_markdown(store, conversation_id)

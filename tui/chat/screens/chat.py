@@ -7,7 +7,6 @@ being written, the turn being edited, messages typed while the model loads. Esc 
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -24,6 +23,7 @@ from scribe.engine.chat.session import ChatSession, Reply
 from scribe.engine.errors import ScribeError
 from scribe.tui.chat import commands as ui
 from scribe.tui.chat import slash_commands as slash
+from scribe.tui.chat.code_blocks import code_blocks
 from scribe.tui.chat.conversation import Conversation
 from scribe.tui.chat.keys import CHAT_BINDINGS, KEYS_HELP
 from scribe.tui.chat.reply_stats import describe_reply
@@ -35,7 +35,6 @@ from scribe.tui.chat.widgets import MessageView, PromptArea
 if TYPE_CHECKING:
     from scribe.tui.chat.app import ChatApp
 
-CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 BUSY_COMMANDS = {"new", "history", "model", "read"}
 NO_METER = "–/– (–)"
 
@@ -52,6 +51,7 @@ class ChatScreen(Screen[None]):
         # Textual's loading indicator.
         self.model_loading: str | None = None
         self.load_error: str | None = None
+        self.asked_in_chat = False  # the model being loaded was asked for by /model
         self.reply: Reply | None = None
         self.cancel = threading.Event()
         self.editing: Message | None = None
@@ -132,15 +132,19 @@ class ChatScreen(Screen[None]):
         )
 
     # -- the model ------------------------------------------------------------------------
-    def start_loading(self, spec: str | None) -> None:
+    def start_loading(self, spec: str | None, asked_in_chat: bool = False) -> None:
+        """Load `spec` in the background; `asked_in_chat`: not by --model (errors say /model)."""
         self.model_loading = spec or ""
+        self.asked_in_chat = asked_in_chat
         self.load_error = None
         self.update_status()
         self.host.load_model(spec, self.model_loaded)
 
     async def model_loaded(self, error: str | None) -> None:
-        self.model_loading = None
+        spec, self.model_loading = self.model_loading, None
         if error is not None:
+            if self.asked_in_chat:
+                error = slash.model_failed(self.session, spec, error)
             self.load_error = error
             self.notify(error, title="model", severity="error", timeout=10)
             self.update_status()
@@ -193,7 +197,7 @@ class ChatScreen(Screen[None]):
         except ScribeError as err:
             self.notify(str(err), severity="error")
             if restore:
-                self.prompt.text = restore
+                self.prompt.restore(restore)
             return
         self.reply = reply
         self.cancel = threading.Event()
@@ -246,7 +250,7 @@ class ChatScreen(Screen[None]):
         name = line[1:].split(" ", 1)[0].lower()
         busy = name if name in BUSY_COMMANDS else None
         if not await self.perform(lambda: run_command(self.session, line, KEYS_HELP), busy):
-            self.prompt.text = restore
+            self.prompt.restore(restore)
 
     async def perform(self, make: Callable[[], ui.UiCommand], busy: str | None = None) -> bool:
         """Dispatch the UI command `make` returns (having done its part on the session); False,
@@ -268,7 +272,7 @@ class ChatScreen(Screen[None]):
 
     async def switch_model(self, command: ui.SwitchModel) -> None:
         await self.conversation.add_note(command.note)
-        self.start_loading(command.spec)
+        self.start_loading(command.spec, asked_in_chat=True)
 
     async def new_conversation(self, command: ui.NewConversation) -> None:
         await self.show_new_thread()
@@ -276,7 +280,7 @@ class ChatScreen(Screen[None]):
     async def open_conversation(self, command: ui.OpenConversation) -> None:
         await self.show_new_thread()
         if command.reload:
-            self.start_loading(command.model)
+            self.start_loading(command.model, asked_in_chat=True)
 
     async def show_new_thread(self) -> None:
         """No note: the new thread replaces all the conversation showed."""
@@ -299,18 +303,22 @@ class ChatScreen(Screen[None]):
 
     def open_history(self, query: str = "") -> None:
         async def opened(conversation_id: int | None) -> None:
-            if conversation_id:
-                await self.perform(
-                    partial(slash.open_conversation, self.session, conversation_id), "history"
-                )
+            if not conversation_id:
+                return
+            if self.generating:  # picked (Ctrl+O) while a reply was written: it ends here
+                await self.stop_reply()
+                self.notify("the reply was stopped to open the conversation; it is kept")
+            await self.perform(
+                partial(slash.open_conversation, self.session, conversation_id), "history"
+            )
 
         self.app.push_screen(HistoryScreen(self.session, query), opened)
 
     # -- actions (keys.py binds them) -----------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return True if (self.generating or self.editing is not None) else None
-        if action in ("regenerate", "edit", "new", "history"):
+            return self.generating or self.editing is not None  # hidden when idle: footer room
+        if action in ("regenerate", "edit", "new"):
             return None if self.generating else True
         return True
 
@@ -343,9 +351,7 @@ class ChatScreen(Screen[None]):
             self.notify("no turn of yours to edit yet", severity="warning")
             return
         self.editing = target
-        self.prompt.text = target.content
-        self.prompt.focus()
-        self.prompt.move_cursor(self.prompt.document.end)
+        self.prompt.restore(target.content)
         self.update_status()
 
     def action_copy_reply(self) -> None:
@@ -359,16 +365,15 @@ class ChatScreen(Screen[None]):
 
     def action_copy_code(self) -> None:
         reply = self.session.last_reply()
-        blocks = CODE_BLOCK.findall(reply.content) if reply else []
+        blocks = code_blocks(reply.content) if reply else []
         if not blocks:
             self.notify("no code block in the last reply", severity="warning")
             return
         self.app.copy_to_clipboard(blocks[-1])
         self.notify(f"copied the code block ({len(blocks[-1])} characters)")
 
-    def action_history(self) -> None:
-        if not self.generating:
-            self.open_history()
+    # Ctrl+O: the picker, also while a reply is written (picking a conversation stops it).
+    action_history = open_history
 
     async def action_new(self) -> None:
         if not self.generating:

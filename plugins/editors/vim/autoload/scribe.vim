@@ -27,7 +27,20 @@ function! scribe#enabled_here() abort
   if !g:scribe_enabled || &buftype !=# ''
     return 0
   endif
-  return get(g:scribe_filetypes, &filetype, get(g:scribe_filetypes, '*', 0)) ? 1 : 0
+  return get(g:scribe_filetypes, scribe#filetype(), get(g:scribe_filetypes, '*', 0)) ? 1 : 0
+endfunction
+
+" The buffer's filetype; with filetype detection off (a vimrc without `filetype on`, as in the
+" README's lines) 'filetype' stays empty, so the file's extension names the prose ones.
+let s:by_extension = {'md': 'markdown', 'markdown': 'markdown', 'mkd': 'markdown',
+      \ 'txt': 'text', 'text': 'text'}
+function! scribe#filetype(...) abort
+  let bufnr = a:0 ? a:1 : bufnr('')
+  let ft = getbufvar(bufnr, '&filetype')
+  if !empty(ft)
+    return ft
+  endif
+  return get(s:by_extension, tolower(fnamemodify(bufname(bufnr), ':e')), '')
 endfunction
 
 function! scribe#server_command() abort
@@ -433,7 +446,7 @@ endfunction
 
 function! scribe#status() abort
   let here = scribe#enabled_here() ? 'on for ' : 'off for '
-  let ft = empty(&filetype) ? '(no filetype)' : &filetype
+  let ft = empty(scribe#filetype()) ? '(no filetype)' : scribe#filetype()
   let line = 'scribe: ' . (g:scribe_enabled ? here . ft : 'disabled') . '; server ' . s:server
   if !empty(s:last_error)
     let line .= '; last error: ' . s:last_error

@@ -114,7 +114,7 @@ function! s:sync(bufnr) abort
   if empty(doc)
     let doc = {'uri': s:uri(a:bufnr), 'version': 1, 'tick': tick}
     let s:opened[a:bufnr] = doc
-    let language = getbufvar(a:bufnr, '&filetype')
+    let language = scribe#filetype(a:bufnr)
     call ch_sendexpr(s:job, {'method': 'textDocument/didOpen', 'params': {'textDocument': {
           \ 'uri': doc.uri, 'languageId': empty(language) ? 'text' : language,
           \ 'version': 1, 'text': text}}})
