@@ -35,6 +35,8 @@ from scribe.plugins.servers.lsp_framing import FrameReader
 
 log = logging.getLogger("scribe.plugins.lsp")
 
+SERVER_NOT_INITIALIZED = -32002  # JSON-RPC error code the LSP spec names ServerNotInitialized
+
 
 @attrs.define
 class _BadRequest:
@@ -47,6 +49,8 @@ class _BadRequest:
 
 class HardenedProtocol(LanguageServerProtocol):
     """pygls' protocol, made to answer malformed messages instead of only logging them."""
+
+    initialize_seen = False  # set on the instance by the client's `initialize`
 
     @property
     def shut_down(self) -> bool:
@@ -94,7 +98,25 @@ class HardenedProtocol(LanguageServerProtocol):
             msg_id = message.get("id") if isinstance(message, dict) else None
             self.send_error(msg_id, -32600, "Invalid Request: expected a JSON-RPC 2.0 object")
             return
-        super().handle_message(message)
+        if not self._before_initialize(message):
+            super().handle_message(message)
+
+    def _before_initialize(self, message: Any) -> bool:
+        """True when `message` came before `initialize` and was answered here: the spec wants
+        a request refused with ServerNotInitialized and a notification (but exit) dropped."""
+        method = getattr(message, "method", None)
+        if method == types.INITIALIZE:
+            self.initialize_seen = True
+        if self.initialize_seen or method is None or method == types.EXIT:
+            return False
+        if _is_request(message):
+            error = (
+                f"Server not initialized: {method} came before initialize; send initialize first"
+            )
+            self.send_error(message.id, SERVER_NOT_INITIALIZED, error)
+        else:
+            log.info("ignoring %s before initialize", method)
+        return True
 
     def _answer_bad_request(self, message: _BadRequest) -> None:
         if not isinstance(message.method, str):
