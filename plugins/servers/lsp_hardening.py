@@ -50,7 +50,10 @@ class _BadRequest:
 class HardenedProtocol(LanguageServerProtocol):
     """pygls' protocol, made to answer malformed messages instead of only logging them."""
 
-    initialize_seen = False  # set on the instance by the client's `initialize`
+    # The LSP's rule (a request before `initialize` gets ServerNotInitialized), for servers
+    # that ask for it; `initialize_seen` is set on the instance by the client's `initialize`.
+    require_initialize = False
+    initialize_seen = False
 
     @property
     def shut_down(self) -> bool:
@@ -107,7 +110,9 @@ class HardenedProtocol(LanguageServerProtocol):
         method = getattr(message, "method", None)
         if method == types.INITIALIZE:
             self.initialize_seen = True
-        if self.initialize_seen or method is None or method == types.EXIT:
+        if not self.require_initialize or self.initialize_seen:
+            return False
+        if method is None or method == types.EXIT:
             return False
         if _is_request(message):
             error = (
@@ -159,8 +164,11 @@ def _valid_id(value: Any) -> bool:
 class HardenedServer(LanguageServer):
     """pygls' LanguageServer on stdio with FrameReader and HardenedProtocol."""
 
-    def __init__(self, name: str, version: str, **options: Any) -> None:
+    def __init__(
+        self, name: str, version: str, require_initialize: bool = False, **options: Any
+    ) -> None:
         super().__init__(name, version, protocol_cls=HardenedProtocol, **options)
+        self.protocol.require_initialize = require_initialize
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """pygls' stdio server with scribe's framing (FrameReader) in place of pygls' reader."""
