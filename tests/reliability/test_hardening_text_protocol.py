@@ -355,11 +355,15 @@ def test_jsonl_line_separators_inside_strings_are_text(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     text = "First line\u2028second\u2029third\u0085fourth and the"
-    line = json.dumps({"id": "ls", **GOOD, "prefix": text}, ensure_ascii=False).encode()
-    proc = run(["lsp", "--jsonl", "--model", tiny_model_dir], line + b"\n", server_env(tmp_path))
+    good = json.dumps({"id": "ls", **GOOD, "prefix": text}, ensure_ascii=False).encode()
+    # An answer that holds a line separator (its id echoed back) is still one line.
+    bad = json.dumps({"id": "a\u2028b", "prefix": 5}, ensure_ascii=False).encode()
+    lines = good + b"\n" + bad + b"\n"
+    proc = run(["lsp", "--jsonl", "--model", tiny_model_dir], lines, server_env(tmp_path))
     assert proc.returncode == 0, proc.stderr.decode()
-    (reply,) = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
-    assert reply["id"] == "ls" and "text" in reply, reply
+    replies = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
+    assert {r["id"] for r in replies} == {"ls", "a\u2028b"}, replies
+    assert "text" in next(r for r in replies if r["id"] == "ls")
 
 
 def test_jsonl_markers_in_the_prefix_are_text(fim_dir: Path, tmp_path: Path) -> None:
