@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import stat
+from collections import deque
 from pathlib import Path
+from typing import BinaryIO
 
 from scribe.engine.errors import InputError
 
@@ -67,3 +69,53 @@ def read_text_file(
     if empty is not None and not data.strip():
         raise InputError(f"{path}: empty file; {empty}")
     return decode_text(data, str(path))
+
+
+_CHUNK = 1024 * 1024
+
+
+def read_ends(stream: BinaryIO, keep: int, mark: bytes, source: str = "stdin") -> bytes:
+    """All of `stream`, or when it is longer than 2 * `keep` bytes its first and last `keep`
+    bytes joined by `mark`: a prompt only ever uses the ends, so a huge input is read in
+    chunks and never held whole. Cuts fall between UTF-8 characters. Running out of memory
+    all the same is one InputError naming `source`."""
+    try:
+        head = stream.read(2 * keep)
+        if len(head) < 2 * keep:
+            return head
+        tail: deque[bytes] = deque()
+        held = 0
+        while chunk := stream.read(_CHUNK):
+            tail.append(chunk)
+            held += len(chunk)
+            while held - len(tail[0]) >= keep:
+                held -= len(tail.popleft())
+        rest = b"".join(tail)
+    except MemoryError:
+        raise InputError(
+            f"{source} is too large for the memory scribe may use; give a shorter part of it"
+        ) from None
+    if len(head) + len(rest) <= 2 * keep:
+        return head + rest
+    ends = (head + rest)[:keep], (head + rest)[-keep:]
+    first = _whole_chars(ends[0], at_end=True)
+    last = _whole_chars(ends[1], at_end=False)
+    return first + mark + last
+
+
+def _whole_chars(data: bytes, at_end: bool) -> bytes:
+    """`data` without the piece of a UTF-8 character cut at its end (or start)."""
+    if not at_end:
+        start = 0
+        while start < min(4, len(data)) and 0x80 <= data[start] < 0xC0:
+            start += 1
+        return data[start:]
+    end = len(data)
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[end - back]
+        if byte < 0x80:
+            return data
+        if byte >= 0xC0:  # the lead byte of the last character: is it complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= need else data[: end - back]
+    return data

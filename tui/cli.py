@@ -101,13 +101,39 @@ def stdout_failed() -> bool:
     return False
 
 
+def utf8_stdio() -> None:
+    """All text I/O is UTF-8 whatever the locale: under LC_ALL=C or a Latin-1 LANG, Python
+    would otherwise write the reply in ASCII or Latin-1 and fail on the first other character.
+    A character UTF-8 cannot carry (a lone surrogate) is replaced, never an error."""
+    for stream, errors in (
+        (sys.stdin, "replace"),
+        (sys.stdout, "replace"),
+        (sys.stderr, "backslashreplace"),
+    ):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:  # not a text stream of io's (closed, or a test's StringIO)
+            continue
+        try:
+            reconfigure(encoding="utf-8", errors=errors)
+        except (ValueError, OSError):  # already read from or closed: leave it as it is
+            pass
+
+
+def utf8_argv(argv: list[str]) -> list[str]:
+    """The arguments read as UTF-8 whatever the locale (LC_ALL=C decodes them as ASCII, a
+    Latin-1 locale as Latin-1): their bytes back, then UTF-8; bytes that are not UTF-8 stay
+    as Python keeps them (lone surrogates), for the checks that name them."""
+    return [os.fsencode(arg).decode("utf-8", "surrogateescape") for arg in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     from scribe.engine.errors import InputError, OutputError, ScribeError
 
+    utf8_stdio()
     parser = build_parser()
     try:
         # Inside the try: the generation flags' types raise ScribeError for a bad number.
-        args = parser.parse_args(argv)
+        args = parser.parse_args(utf8_argv(sys.argv[1:]) if argv is None else argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
@@ -129,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        error_line("out of memory; give a shorter input, a smaller --model, or free some memory")
+        return 1
     except BrokenPipeError:
         silence_stdout()  # the reader went away (`| head`): stop quietly, as Unix filters do
         return EXIT_BROKEN_PIPE

@@ -37,6 +37,27 @@ def model_spec(flag: str) -> Callable[[str], str]:
     return parse
 
 
+def utf8_text(flag: str) -> Callable[[str], str]:
+    """An argparse type for text: an argument that is not valid UTF-8 (Python keeps its bytes
+    as lone surrogates) is one InputError here, not a traceback where it is first encoded."""
+
+    def parse(text: str) -> str:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            from scribe.engine.errors import InputError
+
+            byte = ord(text[err.start]) & 0xFF  # argv's byte 0xNN is kept as U+DCNN
+            raise InputError(
+                f"{flag}: the value is not valid UTF-8 (byte 0x{byte:02x} at offset {err.start}); "
+                "give it as UTF-8 text"
+            ) from None
+        return text
+
+    parse.__name__ = "text"
+    return parse
+
+
 def add_model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -59,6 +80,7 @@ def add_template_args(parser: argparse.ArgumentParser, template_help: str) -> No
         "-p",
         "--param",
         nargs=2,
+        type=utf8_text("-p/--param"),
         action="append",
         default=[],
         metavar=("KEY", "VALUE"),

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.stream import Stream
+from scribe.engine.runtime.text_tokens import reads_frames
 
 
 class ChatEngine(Protocol):
@@ -40,6 +41,7 @@ class ModelEngine:
         self.card: dict[str, Any] = loaded.card.as_dict()
         self.n_positions: int = self.generator.n_positions
 
+    @reads_frames
     def encode(self, text: str) -> list[int]:
         return self.generator.encode(text)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scribe.engine.errors import InputError
+from scribe.engine.prompting.framing import fill_framed
+from scribe.engine.runtime.text_tokens import frame
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class ChatFormat:
     assistant: str = "\n\nAssistant: $message"
     reply: str = "\n\nAssistant:"
     stop: tuple[str, ...] = ()
+    # Written for the model at inference: the frames' own text marked as frame, so their
+    # markers are control tokens and a marker typed in a message is text. Training text is not.
+    framed: bool = False
+
+    def for_prompt(self) -> ChatFormat:
+        """This format as the model reads it at inference (see `framed`)."""
+        return replace(self, framed=True)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], stop: Sequence[str] = ()) -> ChatFormat:
@@ -72,8 +81,8 @@ class ChatFormat:
     def derived_stops(self) -> tuple[str, ...]:
         """Stop where the model starts writing the next turn's label ("\\nWriter:")."""
         stops = []
-        for frame in (self.user, self.assistant):
-            label = frame.split("$message")[0].strip()
+        for turn in (self.user, self.assistant):
+            label = turn.split("$message")[0].strip()
             if label:
                 stops.append("\n" + label)
         return tuple(stops)
@@ -81,14 +90,20 @@ class ChatFormat:
     def system_text(self, system: str | None) -> str:
         """The system prompt as it opens the text; None means this format's default."""
         if "$message" in self.system:
-            return _fill(self.system, system) if system else ""
-        return self.system if system is None else system
+            return self._fill(self.system, system) if system else ""
+        if system is not None:
+            return system
+        return frame(self.system) if self.framed else self.system
 
     def user_turn(self, text: str) -> str:
-        return _fill(self.user, text)
+        return self._fill(self.user, text)
 
     def assistant_turn(self, text: str) -> str:
-        return _fill(self.assistant, text)
+        return self._fill(self.assistant, text)
+
+    def reply_text(self) -> str:
+        """The reply cue as the prompt ends with it."""
+        return frame(self.reply) if self.framed else self.reply
 
     def user_label(self) -> str:
         """The user frame's text before the message ("\\n\\nUser:")."""
@@ -101,6 +116,7 @@ class ChatFormat:
             return self.reply
         return self.assistant.split("$message")[0]
 
-
-def _fill(frame: str, message: str) -> str:
-    return string.Template(frame).safe_substitute(message=message)
+    def _fill(self, pattern: str, message: str) -> str:
+        if self.framed:
+            return fill_framed(pattern, {"message": message})
+        return string.Template(pattern).safe_substitute(message=message)

@@ -22,6 +22,7 @@ from scribe.engine.errors import InputError
 from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.fitting import MARGIN, cut_text
 from scribe.engine.prompting.templates import Template
+from scribe.engine.runtime.text_tokens import Framed, marked, prompt_encoder
 
 Encode = Callable[[str], list[int]]
 Decode = Callable[[list[int]], str]
@@ -39,7 +40,7 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Window:
-    prompt: str
+    prompt: str  # a text_tokens.Framed: the frame's markers are control tokens
     used: int  # exact tokens of `prompt`
     limit: int  # the model's n_positions
     reserve: int  # tokens kept for the reply
@@ -62,7 +63,7 @@ class TokenCounter:
     """Exact token counts, remembered per text (a conversation re-counts the same turns)."""
 
     def __init__(self, encode: Encode, size: int = 4096) -> None:
-        self.encode = encode
+        self.encode = prompt_encoder(encode)
         self.size = size
         self._cache: dict[str, int] = {}
 
@@ -98,6 +99,8 @@ def build_window(
     `keep_from` is the previous window's `start_key` (see the module's docstring). The steps:
     pin the system prompt and the current turn, add earlier turns while they fit, then check
     the whole prompt's exact count and back off."""
+    fmt = fmt.for_prompt()  # the frames' markers are control tokens, the messages' are text
+    encode = prompt_encoder(encode)
     fit = _Fitting(
         fmt,
         n_positions - reserve - MARGIN,
@@ -145,8 +148,8 @@ class _Fitting:
     def closing(self, message: str, after_something: bool) -> str:
         """The current turn and the reply cue (or the template framing it)."""
         if self.frame is None:
-            return self.fmt.user_turn(message) + self.fmt.reply
-        rendered = self.frame.render({**self.values, "input": message})
+            return self.fmt.user_turn(message) + self.fmt.reply_text()
+        rendered = marked(self.frame.render({**self.values, "input": message}))
         return ("\n\n" + rendered) if after_something else rendered
 
     def cut(self, text: str, tokens: int, mode: str) -> str:
@@ -220,7 +223,7 @@ def _fitted(
         prompt = pinned.system + "".join(pieces) + fit.closing(pinned.message, lead)
         used = len(fit.encode(prompt))
         if used <= fit.budget:
-            return prompt, used, first
+            return Framed(prompt), used, first
         over = used - fit.budget
         if pieces:
             pieces.pop(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scribe.engine.prompting.templates import Template
+from scribe.engine.runtime.text_tokens import Framed, prompt_encoder
 
 Encode = Callable[[str], list[int]]
 Decode = Callable[[list[int]], str]
@@ -35,10 +36,11 @@ def fit_template(
     reserve: int,
     encode: Encode,
     decode: Decode,
-) -> str:
+) -> Framed:
     """Render the template with $input cut (template's `cut` mode) so the whole prompt fits
     `window - reserve` tokens; the frame and other variables stay whole."""
     budget = window - reserve - MARGIN
+    encode = prompt_encoder(encode)
     text = values.get("input", "")
     frame = template.render({**values, "input": ""})
     room = budget - len(encode(frame))

@@ -13,7 +13,9 @@ from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError, TemplateError
+from scribe.engine.prompting.framing import fill_framed
 from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
+from scribe.engine.runtime.text_tokens import Framed
 from scribe.engine.toml_file import read_toml, reject_unknown
 
 BUILTIN_DIR = Path(__file__).parent / "builtin_templates"
@@ -39,8 +41,9 @@ class Template:
     def variables(self) -> list[str]:
         return string.Template(self.prompt).get_identifiers()
 
-    def render(self, values: dict[str, str]) -> str:
-        """Fill the frame; a variable with neither a value nor a default is an error naming it."""
+    def render(self, values: dict[str, str]) -> Framed:
+        """Fill the frame (its own text as frame, the values as data: prompting/framing.py); a
+        variable with neither a value nor a default is an error naming it."""
         merged = {**self.defaults, **values}
         missing = [name for name in self.variables if name not in merged]
         if missing:
@@ -48,7 +51,7 @@ class Template:
                 f"template '{self.name}' needs a value for ${missing[0]}; "
                 f"give it with -p {missing[0]} VALUE"
             )
-        return string.Template(self.prompt).substitute(merged)
+        return Framed(fill_framed(self.prompt, merged))
 
     def check_values(self, values: dict[str, str]) -> None:
         """Refuse a -p KEY the template does not use: a misspelt variable would otherwise be
@@ -62,6 +65,15 @@ class Template:
                     f"-p {key}: template '{self.name}' has no variable '{key}'; its variables: "
                     f"{', '.join(known) or 'none'}{_option_hint(key)}"
                 )
+
+    def check_input(self) -> None:
+        """Refuse a template whose prompt has no $input: the text given to it (stdin) would be
+        silently left out of the prompt."""
+        if "input" not in self.variables:
+            raise TemplateError(
+                f"template '{self.name}' has no $input, so the text you give it would be "
+                f"ignored; add $input to its prompt in {self.source}"
+            )
 
     def apply_options(self, base: GenerationOptions) -> GenerationOptions:
         return base.updated(**dict(self.options), stop=self.stop or None)

@@ -25,6 +25,7 @@ from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.sampling import choose_token
 from scribe.engine.runtime.stops import StopFilter
 from scribe.engine.runtime.stream import Stream, StreamStats
+from scribe.engine.runtime.text_tokens import TextEncoder, is_framed, reads_frames
 
 # Characters kept from the end of a huge text prompt before tokenizing it: far more than any
 # window needs, so the token tail is exact, but a 1 MB draft does not cost a 1 MB tokenization.
@@ -45,6 +46,7 @@ class Generator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self.tokenizer = loaded.generation_tokenizer
+        self._text = TextEncoder(self.tokenizer)
         self.n_positions = loaded.n_positions
         self._lock = threading.Lock()
         self._backend = open_backend(loaded)
@@ -71,8 +73,12 @@ class Generator:
         return self.loaded.model
 
     # -- tokens -----------------------------------------------------------------------------
+    @reads_frames
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """The one way text becomes ids, in every door: the user's text is plain text (a
+        `<|endoftext|>` typed in a document is its characters); only what the prompt's builder
+        wrapped in text_tokens.frame() may hold control tokens."""
+        return self._text.encode(text)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(
@@ -86,7 +92,9 @@ class Generator:
         """The prompt's token ids, keeping the tail that fits n_positions - max_new_tokens."""
         room = max(1, self.n_positions - min(max_new_tokens, self.n_positions - 1))
         if isinstance(prompt, str):
-            prompt = self.encode(prompt[-room * CHARS_PER_TOKEN_BOUND :])
+            # A framed prompt was fitted by its builder; cutting it could split a frame mark.
+            tail = prompt if is_framed(prompt) else prompt[-room * CHARS_PER_TOKEN_BOUND :]
+            prompt = self.encode(tail)
         ids = list(prompt)[-room:]
         if not ids:  # an empty prompt starts from the end-of-text token, as GPT-2 was trained
             ids = [self.loaded.eos_token_id or 0]
@@ -177,8 +185,9 @@ class Generator:
         cancel: threading.Event | None = None,
         retries: int = ANSWER_RETRIES,
     ) -> Stream:
-        """Like `stream`, but never a silent blank: an answer that is only whitespace (the model
-        ended the text at once, or met a stop) is tried again with sampling and a fresh seed;
+        """Like `stream`, but never a silent blank: an answer that ended with nothing but
+        whitespace (the model ended the text at once, or met a stop) is tried again with
+        sampling and a fresh seed (blanks up to max tokens are an answer);
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
         text follows, so a retried attempt leaves nothing on the screen. The stats are those of
         the last attempt."""
@@ -208,6 +217,12 @@ class Generator:
                     held += delta
             out.stats = deltas.stats
             if visible or (cancel is not None and cancel.is_set()):
+                return
+            if deltas.stats.finish_reason == "length":
+                # The model wrote blanks up to max tokens (a space at --max-tokens 1): that is
+                # its answer; only one that ended (end of text, a stop) before any is empty.
+                if held:
+                    yield held
                 return
             seed = (options.seed or 0) + attempt + 1
             options = options.updated(

@@ -18,6 +18,7 @@ from typing import Any
 from scribe.engine.errors import ModelError
 from scribe.engine.files.atomic import atomic_write
 from scribe.engine.runtime.model_files import CARD_FILE
+from scribe.engine.runtime.text_tokens import Framed, frame, prompt_encoder
 
 FIM_KEYS = ("prefix", "suffix", "middle")
 
@@ -38,9 +39,16 @@ class FimMarkers:
 
     def token_ids(self, encode: Callable[[str], list[int]]) -> list[int] | None:
         """Each marker's one token id, or None when a marker is not a single token of the
-        model (then the format cannot be used)."""
-        ids = [encode(marker) for marker in self.markers]
+        model (then the format cannot be used). The markers are the frame's own text."""
+        encode = prompt_encoder(encode)
+        ids = [encode(frame(marker)) for marker in self.markers]
         return [one[0] for one in ids] if all(len(one) == 1 for one in ids) else None
+
+    def prompt(self, before: str, after: str, lead: str = "") -> Framed:
+        """The FIM prompt after `lead`: the markers are control tokens, the text around them
+        data. The prefix comes first, so consecutive prompts while typing share it."""
+        marks = self.prefix, self.suffix, self.middle
+        return Framed(f"{lead}{frame(marks[0])}{before}{frame(marks[1])}{after}{frame(marks[2])}")
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.other, "prefix": self.prefix, "suffix": self.suffix, "middle": self.middle}

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from scribe.engine.prompting.editor_window import Encode
-from scribe.engine.runtime.model_card import ModelCard, parse_fim
+from scribe.engine.runtime.model_card import FimMarkers, ModelCard, parse_fim
 
 PROSE_LANGUAGES = frozenset(
     {
@@ -52,9 +52,9 @@ class FimFormat:
             return None
         return cls(*fim.markers)
 
-    def prompt(self, before: str, after: str) -> str:
-        # The prefix comes first, so consecutive prompts while typing share it (prefix cache).
-        return f"{self.prefix}{before}{self.suffix}{after}{self.middle}"
+    def prompt(self, before: str, after: str, lead: str = "") -> str:
+        """The card's FIM prompt (model_card.FimMarkers.prompt: markers as control tokens)."""
+        return FimMarkers(self.prefix, self.suffix, self.middle).prompt(before, after, lead)
 
 
 def trim_suffix_overlap(completion: str, suffix: str) -> str:

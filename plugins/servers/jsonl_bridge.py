@@ -2,7 +2,8 @@
 
 In:  {"id": 1, "prefix": "text before the cursor", "suffix": "text after", "max_tokens": 16}
      optional: "language" (e.g. "python": code rules; default prose), "document" (a key:
-     requests for the same document supersede each other; default "default")
+     requests for the same document supersede each other; a request without one is a
+     document of its own, never superseded)
      {"cancel": 1}
 Out: {"id": 1, "text": "the suggestion"}  or  {"id": 1, "error": "what went wrong"}
 
@@ -43,6 +44,10 @@ class JsonlBridge:
         self._jobs: dict[str, tuple[Any, Job]] = {}  # json id -> (id, job) still outstanding
         self._jobs_lock = threading.Lock()
         self._cancelled: set[str] = set()
+        # document -> number of its latest request, to tell a superseded request from one the
+        # queue's bound pushed out
+        self._latest: dict[str, int] = {}
+        self._submitted = 0
         self.closed = False
 
     def serve(self, lines: IO[bytes]) -> None:
@@ -76,23 +81,40 @@ class JsonlBridge:
             self._reply({"id": msg_id if _valid_id(msg_id) else None, "error": error})
 
     def _submit(self, msg_id: Any, request: CompletionRequest) -> None:
+        document = request.document
+        with self._jobs_lock:  # before submit: it resolves the request this one supersedes
+            self._submitted += 1
+            number = self._latest[document] = self._submitted
         job = self.service.submit(request)
         key = json.dumps(msg_id)
         with self._jobs_lock:
             self._jobs[key] = (msg_id, job)
-        job.future.add_done_callback(lambda future: self._finished(key, msg_id, job, future))
+        job.future.add_done_callback(
+            lambda future: self._finished(key, msg_id, job, future, (document, number))
+        )
 
-    def _finished(self, key: str, msg_id: Any, job: Job, future: Future[Any]) -> None:
+    def _finished(
+        self, key: str, msg_id: Any, job: Job, future: Future[Any], request: tuple[str, int]
+    ) -> None:
+        document, number = request
         with self._jobs_lock:
             if self._jobs.get(key, (None, None))[1] is job:
                 del self._jobs[key]
             cancelled = key in self._cancelled
             self._cancelled.discard(key)
+            superseded = self._latest.get(document, number) != number
+            if not superseded:
+                del self._latest[document]
         error = future.exception()
         if error is not None:
             self._reply({"id": msg_id, "error": str(error) or type(error).__name__})
         elif future.result() is None:
-            reason = "cancelled" if cancelled else "cancelled: a newer request for this document"
+            if cancelled:
+                reason = "cancelled"
+            elif superseded:
+                reason = "cancelled: a newer request for this document"
+            else:
+                reason = "dropped: too many requests were waiting; send fewer at once"
             self._reply({"id": msg_id, "error": reason})
         else:
             self._reply({"id": msg_id, "text": future.result().text})
@@ -176,7 +198,12 @@ def _encode(message: dict[str, Any]) -> str:
         line.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): send it escaped
         line = json.dumps(message)
-    return line
+    # Only "\n" ends a line; escaped, the other line breaks (which json.dumps writes only
+    # inside strings) cannot end one for a client that splits lines the way str.splitlines does.
+    return line.translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\u0085\u2028\u2029"}
 
 
 def _parse_request(message: dict[str, Any], default_max_tokens: int) -> CompletionRequest:
@@ -188,13 +215,16 @@ def _parse_request(message: dict[str, Any], default_max_tokens: int) -> Completi
     suffix = message.get("suffix", "")
     if not isinstance(suffix, str):
         raise RequestError('"suffix" must be a string: the text after the cursor')
+    for name in ("prefix", "suffix", "language", "document"):
+        _check_text(name, message.get(name))
     max_tokens = message.get("max_tokens", default_max_tokens)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise RequestError(f'"max_tokens" must be an integer from 1 to {MAX_TOKENS_LIMIT}')
     if not max_tokens_in_bounds(max_tokens, MAX_TOKENS_LIMIT):
         raise RequestError(f'"max_tokens" must be from 1 to {MAX_TOKENS_LIMIT}, got {max_tokens}')
     language = message.get("language")
-    document = message.get("document", "default")
+    # Without a "document", a request is its own document: independent requests all get answers.
+    document = message.get("document", f"request {json.dumps(message['id'])}")
     if language is not None and not isinstance(language, str):
         raise RequestError('"language" must be a string such as "markdown" or "python"')
     if not isinstance(document, str):
@@ -207,6 +237,19 @@ def _parse_request(message: dict[str, Any], default_max_tokens: int) -> Completi
         language=language,
         max_tokens=max_tokens,
     )
+
+
+def _check_text(name: str, value: Any) -> None:
+    """Refuse a string holding a lone surrogate (JSON allows "\\ud800"; no text can hold it)."""
+    if not isinstance(value, str):
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RequestError(
+            f'"{name}" holds a lone surrogate (U+{ord(value[err.start]):04X} at offset '
+            f"{err.start}), which is not text; send valid Unicode (pair surrogates or use UTF-8)"
+        ) from None
 
 
 def _valid_id(value: Any) -> bool:

@@ -35,6 +35,8 @@ from scribe.plugins.servers.lsp_framing import FrameReader
 
 log = logging.getLogger("scribe.plugins.lsp")
 
+SERVER_NOT_INITIALIZED = -32002  # JSON-RPC error code the LSP spec names ServerNotInitialized
+
 
 @attrs.define
 class _BadRequest:
@@ -47,6 +49,11 @@ class _BadRequest:
 
 class HardenedProtocol(LanguageServerProtocol):
     """pygls' protocol, made to answer malformed messages instead of only logging them."""
+
+    # The LSP's rule (a request before `initialize` gets ServerNotInitialized), for servers
+    # that ask for it; `initialize_seen` is set on the instance by the client's `initialize`.
+    require_initialize = False
+    initialize_seen = False
 
     @property
     def shut_down(self) -> bool:
@@ -94,7 +101,27 @@ class HardenedProtocol(LanguageServerProtocol):
             msg_id = message.get("id") if isinstance(message, dict) else None
             self.send_error(msg_id, -32600, "Invalid Request: expected a JSON-RPC 2.0 object")
             return
-        super().handle_message(message)
+        if not self._before_initialize(message):
+            super().handle_message(message)
+
+    def _before_initialize(self, message: Any) -> bool:
+        """True when `message` came before `initialize` and was answered here: the spec wants
+        a request refused with ServerNotInitialized and a notification (but exit) dropped."""
+        method = getattr(message, "method", None)
+        if method == types.INITIALIZE:
+            self.initialize_seen = True
+        if not self.require_initialize or self.initialize_seen:
+            return False
+        if method is None or method == types.EXIT:
+            return False
+        if _is_request(message):
+            error = (
+                f"Server not initialized: {method} came before initialize; send initialize first"
+            )
+            self.send_error(message.id, SERVER_NOT_INITIALIZED, error)
+        else:
+            log.info("ignoring %s before initialize", method)
+        return True
 
     def _answer_bad_request(self, message: _BadRequest) -> None:
         if not isinstance(message.method, str):
@@ -137,8 +164,11 @@ def _valid_id(value: Any) -> bool:
 class HardenedServer(LanguageServer):
     """pygls' LanguageServer on stdio with FrameReader and HardenedProtocol."""
 
-    def __init__(self, name: str, version: str, **options: Any) -> None:
+    def __init__(
+        self, name: str, version: str, require_initialize: bool = False, **options: Any
+    ) -> None:
         super().__init__(name, version, protocol_cls=HardenedProtocol, **options)
+        self.protocol.require_initialize = require_initialize
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """pygls' stdio server with scribe's framing (FrameReader) in place of pygls' reader."""

@@ -50,6 +50,7 @@ class ScribeServer(HardenedServer):
         super().__init__(
             "scribe",
             scribe_version(),
+            require_initialize=True,
             text_document_sync_kind=types.TextDocumentSyncKind.Full,
         )
         self.service = service

@@ -14,6 +14,10 @@ from scribe.tui.common_args import (
     option_overrides,
 )
 
+# Bytes kept from each end of stdin: 64 per token (generation.CHARS_PER_TOKEN_BOUND) for a
+# 32k-token window, far beyond what a model here reads.
+STDIN_KEEP_BYTES = 32 * 1024 * 64
+
 SUMMARY = "print a continuation of stdin to stdout, streaming"
 DESCRIPTION = "Read a draft on stdin and stream its continuation to stdout."
 
@@ -28,24 +32,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scribe.engine.errors import InputError
-    from scribe.engine.text_input import decode_text
+    from scribe.engine.text_input import decode_text, read_ends
 
     if args.param and not args.template:
         raise InputError("-p/--param sets a template variable; name the template with -t")
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         raise InputError("stdout is closed; send it to a file or a pipe")
 
-    text = decode_text(sys.stdin.buffer.read(), "stdin")
-    from scribe.engine.prompting.fitting import fit_template
+    from scribe.engine.prompting.fitting import CUT_MARK, fit_template
     from scribe.engine.prompting.templates import get_template
-    from scribe.engine.runtime.generation import Generator
-    from scribe.engine.runtime.models import load
-    from scribe.engine.runtime.options import GenerationOptions, configured_options
 
     template = get_template(args.template) if args.template else None
     values = dict(args.param)
     if template:
         template.check_values(values)  # before the model loads: a typo fails fast
+        template.check_input()
+    # Only the ends of a huge input can reach the window: read it bounded, never whole.
+    data = read_ends(sys.stdin.buffer, STDIN_KEEP_BYTES, CUT_MARK.encode("utf-8"))
+    text = decode_text(data, "stdin")
+    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.models import load
+    from scribe.engine.runtime.options import GenerationOptions, configured_options
+
     options = GenerationOptions(temperature=0.8, repetition_penalty=1.0, max_new_tokens=128)
     options = configured_options(options)
     if template:

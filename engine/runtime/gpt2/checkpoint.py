@@ -216,6 +216,11 @@ class TextTokenizer:
         self.eos_token_id: int | None = eos_id if eos_id is not None else config.get("eos_token_id")
 
     @property
+    def backend_tokenizer(self) -> Any:
+        """The `tokenizers` object (transformers' fast tokenizer names it the same)."""
+        return self._tok
+
+    @property
     def vocab_size(self) -> int:
         """Every id the tokenizer can produce, added tokens included."""
         return int(self._tok.get_vocab_size(with_added_tokens=True))

@@ -18,6 +18,7 @@ from scribe.engine.prompting.editor_window import PromptWindow, fim_shares, fim_
 from scribe.engine.prompting.fitting import MARGIN
 from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
 from scribe.engine.runtime.options import GenerationOptions
+from scribe.engine.runtime.text_tokens import frame
 from scribe.plugins.servers.http.errors import bad_request
 from scribe.plugins.servers.http.queue import Plan
 
@@ -115,7 +116,7 @@ def infill_plan(
         after = fim_suffix(suffix, encode, share) if suffix else ""
         truncated |= len(after) < len(suffix)
         before = _window(entry, slot, before_share, encode).prompt(text, len(text))
-        prompt = block + fim.prompt(before, after)
+        prompt = fim.prompt(before, after, lead=block)
     else:
         before = _window(entry, slot, budget, encode).prompt(text, len(text))
         prompt = block + before
@@ -123,7 +124,7 @@ def infill_plan(
     ids = encode(prompt)
     if len(ids) > n - max_new:  # BPE merged differently at a join: drop the oldest text
         keep = n - max_new
-        head = encode(block + (fim.prefix if fim is not None else ""))
+        head = encode(block + (frame(fim.prefix) if fim is not None else ""))
         ids, truncated = head + ids[len(ids) - keep + len(head) :], True
     info = {"prompt_tokens": len(ids), "truncated": truncated, "fim": fim is not None}
     return Plan(ids, options.updated(max_new_tokens=max_new), info, reuse_cache, limit)
