@@ -25,6 +25,7 @@ class RunContext:
     out: Path
     run_dir: Path
     lock: RunLock | None = None  # held by rank 0 of a run that writes, until it ends
+    step_seconds: float | None = None  # one training micro-step, as planning timed it here
 
     @property
     def writes(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 
 from scribe.engine.files.atomic import atomic_write
@@ -15,6 +16,8 @@ from scribe.engine.finetune.tokens import Blocks
 from scribe.engine.finetune.trainer import Plan, token_loss_sum
 
 PLAN = "plan.json"  # in the run folder: the fitted epochs, which a --resume keeps
+MEASURE_STEPS = 5  # timed micro-steps at most...
+MEASURE_SECONDS = 3.0  # ...while they take less than this (a large base times one)
 
 
 def make_plan(ctx: RunContext, train: Blocks, base: Base) -> Plan:
@@ -65,19 +68,26 @@ def estimate_seconds(ctx: RunContext, base: Base, train: Blocks, plan: Plan) -> 
 
 
 def micro_step_seconds(ctx: RunContext, base: Base, train: Blocks, bf16: bool) -> float:
-    """One training micro-step (forward and backward of --batch-size blocks) timed here, the
-    fastest of two after a warm-up: the first steps of the real run, measured."""
+    """One training micro-step (forward and backward of --batch-size blocks) timed here: the
+    median of up to MEASURE_STEPS after a warm-up, as many as fit MEASURE_SECONDS (the typical
+    step, not the luckiest). Timed once per run; the dry run's estimate reuses it."""
+    if ctx.step_seconds is not None:
+        return ctx.step_seconds
     device = ctx.dist.device
     model = base.start_model().module.to(device).train()
     batch = ctx.settings.batch_size
     ids, mask = (t.to(device) for t in (train.ids[:batch], train.mask[:batch]))
-    timings = []
-    for _ in range(3):
+    timings: list[float] = []
+    began = time.perf_counter()
+    for _ in range(MEASURE_STEPS + 1):
         start = time.perf_counter()
         token_loss_sum(model, ids, mask, bf16).backward()
         timings.append(time.perf_counter() - start)
+        if len(timings) >= 2 and time.perf_counter() - began > MEASURE_SECONDS:
+            break
     model.zero_grad(set_to_none=True)
-    return min(timings[1:])
+    ctx.step_seconds = statistics.median(timings[1:])  # the first is the warm-up
+    return ctx.step_seconds
 
 
 def _fitted_epochs(ctx: RunContext, base: Base, train: Blocks, bf16: bool) -> float | None:

@@ -42,10 +42,7 @@ SCHEDULE_HELP = (
     "learning rate after warmup: cosine to lr/10 (default), constant, or linear to zero "
     "(constant then a linear run from its model: warmup-stable-decay)"
 )
-MINUTES_HELP = (
-    "fit the default epochs into about M minutes here, timed on the first steps "
-    f"(default {defaults.DEFAULT_MINUTES:g}; --epochs or --max-steps set the length instead)"
-)
+MINUTES_HELP = f"fit the default epochs into about M minutes here ({defaults.DEFAULT_MINUTES:g})"
 OPTIMIZER_HELP = "adamw (default), or muon for the block matrices (full training)"
 CHAT_TEMPLATE_HELP = "template whose [chat] formats render chat transcripts"
 
