@@ -117,6 +117,14 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def partial_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints a kill cut off mid-write: atomic_path's temporary folders, never renamed."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f".{PREFIX}*.part-*") if p.is_dir())
+
+
 def read_state(checkpoint: Path) -> TrainState:
     return TrainState(**json.loads((checkpoint / "state.json").read_text(encoding="utf-8")))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scribe.engine.errors import InputError
 from scribe.engine.prompting.chat_format import ChatFormat
-from scribe.engine.text_input import read_text_file
+from scribe.engine.text_input import decode_text, read_text_file
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org", ".tex"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -54,13 +54,17 @@ class Document:
 class DataFiles:
     files: list[tuple[Path, str]] = field(default_factory=list)  # (path, "text" | "jsonl")
     skipped: list[Path] = field(default_factory=list)  # files in folders with other suffixes
+    piped: dict[Path, bytes] = field(default_factory=dict)  # a pipe's bytes: it reads once
 
 
-def find_files(specs: list[str]) -> DataFiles:
-    """The data files behind the DATA arguments: files as given, folders walked (sorted)."""
+def find_files(specs: list[str], exclude: Path | None = None) -> DataFiles:
+    """The data files behind the DATA arguments: files as given, folders walked (sorted), a
+    pipe (`<(cat notes.txt)`, /dev/stdin) read once. Nothing under `exclude` (the run's own
+    output folder, when it lies inside a data folder) is data."""
     if not specs:
         raise InputError("no training data given: pass text files, folders or .jsonl files")
     found = DataFiles()
+    own = exclude.resolve() if exclude is not None else None
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
@@ -69,6 +73,7 @@ def find_files(specs: list[str]) -> DataFiles:
                 for p in sorted(path.rglob("*"))
                 if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and not (own is not None and p.resolve().is_relative_to(own))
             ]
             usable = [p for p in inside if p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES]
             found.skipped += [p for p in inside if p not in usable]
@@ -79,19 +84,36 @@ def find_files(specs: list[str]) -> DataFiles:
             found.files += [(p, _format_of(p)) for p in usable]
         elif path.is_file():
             found.files.append((path, _format_of(path)))
+        elif path.exists():  # a pipe or terminal: read it now, since it cannot be read twice
+            data = _read_pipe(path)
+            found.piped[path] = data
+            found.files.append((path, _format_of(path, data[:4096])))
         else:
             raise InputError(f"{path}: no such file or folder")
     return found
 
 
-def _format_of(path: Path) -> str:
+def _read_pipe(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not data.strip():
+        raise InputError(f"{path}: nothing came through the pipe; give it text")
+    return data
+
+
+def _format_of(path: Path, start: bytes | None = None) -> str:
     if path.suffix.lower() in JSONL_SUFFIXES:
         return "jsonl"
     if path.suffix.lower() in TEXT_SUFFIXES:
         return "text"
     try:  # no telling suffix: JSONL when the first non-empty line is a JSON object
-        with path.open("rb") as handle:
-            head = handle.read(4096).decode("utf-8", errors="replace").lstrip()
+        if start is None:
+            with path.open("rb") as handle:
+                start = handle.read(4096)
+        head = start.decode("utf-8", errors="replace").lstrip()
         if head.startswith("{"):
             json.loads(head.splitlines()[0])
             return "jsonl"
@@ -106,7 +128,9 @@ def read_documents(files: DataFiles, chat: ChatFormat | None) -> list[Document]:
         (
             path,
             fmt,
-            read_text_file(
+            decode_text(files.piped[path], str(path))
+            if path in files.piped
+            else read_text_file(
                 path, max_bytes=None, empty="add text to it or leave it out of the data"
             ),
         )

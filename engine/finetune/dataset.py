@@ -62,7 +62,7 @@ def read_data(ctx: RunContext) -> Documents:
     """The --data files read into documents and split into train, validation and test."""
     s = ctx.settings
     ctx.emit(Stage("reading data"))
-    files = find_files(s.data)
+    files = find_files(s.data, exclude=ctx.out)
     chat = ChatFormat.from_template(s.chat_template)
     split = split_documents(read_documents(files, chat), s.val_fraction, s.test_fraction, s.seed)
     return Documents(files, chat, split)

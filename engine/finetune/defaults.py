@@ -8,12 +8,15 @@ A 7M-parameter model needs a learning rate twenty times GPT-2 124M's to move in 
 steps; one rate for all either leaves a small model unchanged or wrecks a large one. Small data
 gets more passes (it is cheap, and one pass over 400 KB teaches little), large data fewer.
 
-The epochs are then capped so the run trains about DEFAULT_MINUTES on a 2-core CPU by the
-rough speed `cpu_tokens_per_s` (never below one epoch). Any flag given wins over all of this.
+The epochs are then capped (never below one) so the run takes about DEFAULT_MINUTES (--minutes)
+on the machine it runs on: planning times a training step there first (`fitted_epochs`). Where
+it cannot (several processes), the rough 2-core speed `cpu_tokens_per_s` stands in. Any flag
+given wins over all of this.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 LR_TABLE = (  # (base parameters below, {method: lr})
@@ -29,7 +32,8 @@ EPOCH_TABLE = (  # (training tokens below, epochs)
     (float("inf"), 1.0),
 )
 SCRATCH_LR = 1e-3
-DEFAULT_MINUTES = 4.0
+DEFAULT_MINUTES = 4.0  # what `scribe finetune notes/ --out NAME` aims to take, evaluation too
+TRAIN_SHARE = 0.8  # of those minutes for the training steps; evaluations and saving take the rest
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ def epochs_for(train_tokens: int, params: int, method: str) -> float:
     epochs = next(e for limit, e in EPOCH_TABLE if train_tokens < limit)
     budget = DEFAULT_MINUTES * 60 * cpu_tokens_per_s(params, method)
     return max(1.0, min(epochs, round(budget / max(train_tokens, 1), 1)))
+
+
+def fitted_epochs(train_tokens: int, epoch_seconds: float, minutes: float) -> float:
+    """The table's epochs for this much data, cut (in tenths, never below one) so training
+    takes TRAIN_SHARE of `minutes` at the measured `epoch_seconds`; the rest is evaluation."""
+    epochs = next(e for limit, e in EPOCH_TABLE if train_tokens < limit)
+    fit = minutes * 60 * TRAIN_SHARE / max(epoch_seconds, 1e-9)
+    return max(1.0, min(epochs, math.floor(fit * 10) / 10))
 
 
 def choose(

@@ -42,13 +42,41 @@ def save_model(
 ) -> SavedModel:
     """Write the trained model with its card and report into --out (rank 0 only), then drop
     what only a --resume needed."""
-    from scribe.engine.finetune.methods import install, save_output
+    from scribe.engine.finetune.methods import install
 
-    s, outcome = ctx.settings, trained.outcome
     ctx.emit(Stage(f"saving the model to {ctx.out}"))
     staging = ctx.out / outdir.STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        card = _stage(ctx, start, tokenizer, data, plan, trained, scores, staging)
+    except BaseException:
+        # A full disk mid-save: free what was staged; the checkpoints stay for --resume.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    install(staging, ctx.out)
+    outdir.drop_replaced(ctx.out)
+    # The checkpoints and token cache are only needed to resume; the run is complete.
+    shutil.rmtree(ckpt.checkpoint_dir(ctx.run_dir), ignore_errors=True)
+    for name in (CACHE_FILE, CACHE_META):
+        (ctx.run_dir / name).unlink(missing_ok=True)
+    return SavedModel(card, ctx.out / REPORT)
+
+
+def _stage(
+    ctx: RunContext,
+    start: StartModel,
+    tokenizer: Any,
+    data: TrainingSet,
+    plan: Plan,
+    trained: Trained,
+    scores: BeforeAfter,
+    staging: Path,
+) -> dict[str, Any]:
+    """The model files, card and report written into `staging`; returns the card."""
+    from scribe.engine.finetune.methods import save_output
+
+    s, outcome = ctx.settings, trained.outcome
     output = save_output(
         trained.model, tokenizer, s.method, s.merge, start.path, staging, s.save_dtype
     )
@@ -93,9 +121,4 @@ def save_model(
         card["fim"] = fim.card_entry(s.fim)
     write_card(staging, card)
     (staging / REPORT).write_text(report.render(card, ctx.out.name, scores), encoding="utf-8")
-    install(staging, ctx.out)
-    # The checkpoints and token cache are only needed to resume; the run is complete.
-    shutil.rmtree(ckpt.checkpoint_dir(ctx.run_dir), ignore_errors=True)
-    for name in (CACHE_FILE, CACHE_META):
-        (ctx.run_dir / name).unlink(missing_ok=True)
-    return SavedModel(card, ctx.out / REPORT)
+    return card

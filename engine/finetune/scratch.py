@@ -68,6 +68,12 @@ def blueprint_for(name: str, vocab_size: int | None, n_positions: int | None) ->
                 f"--from-scratch {name}: need at least 1 layer and a width divisible by 8"
             )
         blueprint = Blueprint(n_layer=layers, n_embd=width, vocab_size=CUSTOM_VOCAB)
+        if width % blueprint.n_head:  # each attention head needs an equal share of the width
+            raise InputError(
+                f"--from-scratch {name}: a width of {width} does not split into "
+                f"{blueprint.n_head} heads of about {HEAD_WIDTH}; use a multiple of {HEAD_WIDTH} "
+                f"such as {blueprint.n_head * HEAD_WIDTH}"
+            )
     else:
         names = ", ".join(BLUEPRINTS)
         raise InputError(

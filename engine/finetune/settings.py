@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scribe.engine.errors import InputError
+from scribe.engine.finetune.defaults import DEFAULT_MINUTES
 
 METHODS = ("full", "lora", "prefix")
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
@@ -33,6 +34,7 @@ class FinetuneSettings:
     vocab_size: int | None = None  # tokenizer size for --from-scratch (default: the shape's)
     n_positions: int | None = None  # context length for --from-scratch (default 1024)
     epochs: float | None = None
+    minutes: float = DEFAULT_MINUTES  # the default epochs fit about this long a run here
     max_steps: int | None = None
     lr: float | None = None  # default depends on the method
     batch_size: int = 8
@@ -131,6 +133,14 @@ class FinetuneSettings:
             raise InputError(f"--fim must be a fraction in [0, 1], got {self.fim}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError("--dropout must be in [0, 1)")
+        if not 0 <= self.lora_dropout < 1:
+            raise InputError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.minutes <= 0:
+            raise InputError(f"--minutes must be more than 0, got {self.minutes}")
+        if self.from_scratch:
+            from scribe.engine.finetune.scratch import blueprint_for
+
+            blueprint_for(self.from_scratch, self.vocab_size, self.n_positions)  # a bad shape
         if self.patience and self.val_fraction == 0:
             raise InputError(
                 "early stopping needs a validation split: set --val-fraction or --patience 0"
@@ -149,6 +159,7 @@ class FinetuneSettings:
             "--max-grad-norm": self.max_grad_norm,
             "--lora-dropout": self.lora_dropout,
             "--fim": self.fim,
+            "--minutes": self.minutes,
         }
         for flag, value in floats.items():
             if value is not None and not math.isfinite(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,8 @@ def train(
     torch.manual_seed(s.seed * 1000 + dist.rank)
     if s.resume and ckpt.list_checkpoints(ctx.run_dir):
         _resume(ctx, trainer)
+    elif s.resume:
+        ctx.emit(Stage("no checkpoint was saved before the run stopped: starting at step 0"))
     ctx.emit(
         TrainStart(
             plan.total_steps,
@@ -84,6 +87,10 @@ def _resume(ctx: RunContext, trainer: Trainer) -> None:
     """Continue from the newest intact checkpoint; a damaged one (a kill mid-write on a
     filesystem without atomic rename, a bad disk) is passed over and named."""
     damaged: list[str] = []
+    for partial in ckpt.partial_checkpoints(ctx.run_dir):
+        damaged.append(f"{partial.name.split('.part-')[0].lstrip('.')} (cut off mid-write)")
+        if ctx.dist.main:
+            shutil.rmtree(partial, ignore_errors=True)
     for checkpoint in reversed(ckpt.list_checkpoints(ctx.run_dir)):
         try:
             trainer.resume(checkpoint)
@@ -93,7 +100,7 @@ def _resume(ctx: RunContext, trainer: Trainer) -> None:
         if damaged:
             gone = ", ".join(damaged)
             ctx.emit(Stage(f"checkpoint {gone} is damaged; resuming from an earlier one"))
-        ctx.emit(Stage(f"resuming from step {trainer.state.step}"))
+        ctx.emit(Stage(f"resuming from step {trainer.state.step} (checkpoint {checkpoint.name})"))
         return
     raise InputError(
         f"{ckpt.checkpoint_dir(ctx.run_dir)}: no intact checkpoint to resume from "

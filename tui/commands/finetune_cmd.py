@@ -42,6 +42,7 @@ SCHEDULE_HELP = (
     "learning rate after warmup: cosine to lr/10 (default), constant, or linear to zero "
     "(constant then a linear run from its model: warmup-stable-decay)"
 )
+MINUTES_HELP = f"fit the default epochs into about M minutes here ({defaults.DEFAULT_MINUTES:g})"
 OPTIMIZER_HELP = "adamw (default), or muon for the block matrices (full training)"
 CHAT_TEMPLATE_HELP = "template whose [chat] formats render chat transcripts"
 
@@ -104,8 +105,8 @@ def defaults_help() -> str:
         lines.append(f"  {band:<18}{full:<12}{lora:<8}{prefix:<11}{tokens:<18}{epochs:g}")
     lines += [
         f"  {'from scratch':<18}{defaults.short(defaults.SCRATCH_LR)}",
-        f"  epochs are capped to about {defaults.DEFAULT_MINUTES:g} minutes of training on a "
-        "2-core CPU (at least one epoch);",
+        f"  epochs are capped so the run takes about {defaults.DEFAULT_MINUTES:g} minutes "
+        "(--minutes) at the speed its first steps measure here (at least one epoch);",
         "  --dry-run shows the plan and its estimated time.",
     ]
     return "\n".join(lines) + "\n"
@@ -142,6 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         length, "--epochs", type=float, metavar="N", help="passes over the data (by data size)"
     )
     _setting(length, "--max-steps", type=int, metavar="N", help="optimizer steps instead")
+    _setting(t, "--minutes", type=float, metavar="M", help=MINUTES_HELP)
     _setting(t, "--lr", type=float, help=LR_HELP)
     _setting(t, "--batch-size", type=int, metavar="N", help="blocks per micro-step")
     _setting(t, "--grad-accum", type=int, metavar="N", help="micro-steps per step")
