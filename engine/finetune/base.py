@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from scribe.engine.errors import InputError
+from scribe.engine.files.atomic import atomic_path
 from scribe.engine.finetune import fim
 from scribe.engine.finetune.context import RunContext
 from scribe.engine.finetune.events import Stage
@@ -100,10 +100,8 @@ def load_base(ctx: RunContext, split: Split) -> Base:
 
     def make() -> None:
         if not (folder / "tokenizer.json").exists():
-            staging = folder.with_name("tokenizer.tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            trained().save_pretrained(staging)
-            staging.replace(folder)
+            with atomic_path(folder) as staging:
+                trained().save_pretrained(staging)
 
     ctx.on_main(make)
     from transformers import AutoTokenizer

@@ -153,7 +153,11 @@ def available_models() -> list[ModelInfo]:
         candidates.append((DEFAULT_NAME, "embedded", DEFAULT_MODEL_DIR))
     models = paths.models_dir()
     if models.is_dir():
-        candidates += [(p.name, "local", p) for p in sorted(models.iterdir()) if p.is_dir()]
+        candidates += [
+            (p.name, "local", p)
+            for p in sorted(models.iterdir())
+            if p.is_dir() and not p.name.startswith(".")
+        ]  # .NAME.replaced: a backup
     candidates += [(name, "hub cache", path) for name, path in _hub_cached()]
     infos = [describe(name, where, path) for name, where, path in candidates]
     return [info for info in infos if info is not None]

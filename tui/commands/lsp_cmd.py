@@ -105,7 +105,7 @@ def _add_server_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scribe.engine.errors import InputError, ScribeError
+    from scribe.engine.errors import InputError
     from scribe.engine.runtime.model_files import locate
     from scribe.engine.runtime.options import max_tokens_in_bounds
 
@@ -119,11 +119,6 @@ def run(args: argparse.Namespace) -> int:
     if args.debounce_ms is not None and args.debounce_ms < 0:
         raise InputError("--debounce-ms must be 0 or more")
     model_path = locate(args.model)  # fails fast, with one line, on a bad --model
-    if not args.jsonl:
-        try:
-            import pygls  # noqa: F401
-        except ImportError:
-            raise ScribeError("scribe lsp needs pygls; reinstall scribe: pip install .") from None
     log_file = _setup_logging("serve" if args.jsonl else "lsp")
     logging.getLogger("scribe").info("starting; model %s; log %s", model_path, log_file)
 

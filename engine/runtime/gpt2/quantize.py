@@ -1,4 +1,5 @@
-"""Weight precisions for the fast GPT-2 path: fp32, bf16, int8 and int4 weights, cached on disk.
+"""Weight precisions for the fast GPT-2 path: fp32, bf16, int8 and int4 weights (cached on disk
+by ../derived_weights.py).
 
 Quantization is weight-only in what is stored: int8 keeps one scale per output row; int4 keeps
 one scale and zero point per group of 32 inputs, two weights a byte. What runs depends on the
