@@ -106,7 +106,8 @@ def defaults_help() -> str:
     lines += [
         f"  {'from scratch':<18}{defaults.short(defaults.SCRATCH_LR)}",
         f"  epochs are capped so the run takes about {defaults.DEFAULT_MINUTES:g} minutes "
-        "(--minutes) at the speed its first steps measure here (at least one epoch);",
+        "(--minutes)",
+        "  at the speed its first steps measure here (at least one epoch);",
         "  --dry-run shows the plan and its estimated time.",
     ]
     return "\n".join(lines) + "\n"
