@@ -78,14 +78,9 @@ report.md; the run folder NAME/run/ keeps metrics.jsonl, and checkpoints until t
 """
 
 
-def _amount(n: float) -> str:
-    """300000 as 300k, 2e7 as 20M: how the table's bounds are written."""
-    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
-
-
 def _bands(limits: list[float]) -> list[str]:
     """Each row's range from the upper bounds: under 20M, 20M-60M, ..., 200M+."""
-    names = [_amount(n) for n in limits[:-1]]
+    names = [f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k" for n in limits[:-1]]
     middle = [f"{low}-{high}" for low, high in zip(names, names[1:], strict=False)]
     return [f"under {names[0]}", *middle, f"{names[-1]}+"]
 
