@@ -4,7 +4,7 @@
 # (scripts/build_corpus.py says which), plus task examples in the templates' own frames
 # (scripts/build_tasks.py).
 #
-#   scripts/train_default_model.sh              # about 110 minutes on 2 CPU cores
+#   scripts/train_default_model.sh              # about 60 minutes on 2 idle CPU cores
 #   scripts/train_default_model.sh --resume     # after an interruption: continues where it was
 #
 # Progress goes to build/default-model.log (tail -f it); the run can be stopped and resumed at
@@ -13,9 +13,10 @@
 # 1. The Debian packages are installed when missing, scripts/build_corpus.py rebuilds the corpus
 #    in build/corpus/ with each source's licence in SOURCES.json, and scripts/build_tasks.py adds
 #    build/corpus/tasks/ (fix-grammar, title, expand and chat examples).
-# 2. Warmup-stable-decay, chosen by the pilot (scripts/pilot_default_model.sh; the table is in the
-#    card and the README). Phase 1 (`--from-scratch`, the "stable" part) trains the tokenizer
-#    (8k byte-level BPE plus the three fill-in-the-middle tokens) and the model at a constant
+# 2. Warmup-stable-decay with Muon for the block matrices, both chosen by the pilot
+#    (scripts/pilot_default_model.sh; the table is in the card and the README). Phase 1
+#    (`--from-scratch`, the "stable" part) trains the tokenizer (8k byte-level BPE plus the three
+#    fill-in-the-middle tokens) and the model at a constant
 #    learning rate on blocks of 256 tokens: cheap steps, so most tokens are seen there. Its model
 #    (build/default-model-p1) is the checkpoint from before the decay: a later run can continue it
 #    with more steps and decay again. Phase 2 decays the rate linearly to zero, with no re-warm,
@@ -35,10 +36,10 @@ cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 SCRIBE=.venv/bin/scribe
-STEPS1=${STEPS1:-3400}
-STEPS2=${STEPS2:-450}
+STEPS1=${STEPS1:-2200}
+STEPS2=${STEPS2:-300}
 THREADS=${THREADS:-2}
-OPTIMIZER=${OPTIMIZER:-adamw}
+OPTIMIZER=${OPTIMIZER:-muon}
 BETA2=${BETA2:-0.99}
 P1=build/default-model-p1
 OUT=build/default-model
