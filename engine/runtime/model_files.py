@@ -110,8 +110,8 @@ def _from_hub(repo_id: str) -> Path:
     except Exception as err:
         raise ModelError(
             f"model '{repo_id}' is not in the Hugging Face cache nor installed, and could not be "
-            f"downloaded ({type(err).__name__}); {installed_hint(repo_id)} (a hub id needs the "
-            "network once)"
+            f"downloaded ({type(err).__name__}); connect once to fetch it; "
+            f"{installed_hint(repo_id)}"
         ) from None
 
 
