@@ -39,7 +39,10 @@ from scribe.engine.runtime.gpt2 import onnx_graph
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
 
 # In the cache's fingerprint: a new layout builds again.
-FORMAT = f"5-gqa-prefill8-b{onnx_graph.BLOCK}-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
+FORMAT = (
+    f"6-gqa-prefill8-b{onnx_graph.BLOCK}s{onnx_graph.SMALL_BLOCK}"
+    f"-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
+)
 FILE = "scribe-int4.onnx"
 PREFILL_FILE = "scribe-int4-prefill.onnx"
 # Inputs longer than this many tokens fill the cache through the int8 graph. Measured on 2 cores
