@@ -23,6 +23,8 @@ from scribe.engine.runtime.models import load, quiet_transformers
 from tests import factory
 from tests.tui.cli_run import SCRIBE, Cli, one_error, scribe
 
+pytestmark = pytest.mark.slow  # subprocess exports, int4 graph builds and peft merges
+
 needs_onnxruntime = pytest.mark.skipif(
     not onnx_int4.available(), reason="onnxruntime is not installed"
 )

@@ -25,6 +25,8 @@ from scribe.engine.finetune.events import StepDone
 from tests.factory import write_text
 from tests.tui.cli_run import SCRIBE, scribe
 
+pytestmark = pytest.mark.slow  # each test runs `scribe finetune` in a subprocess
+
 SMALL = ["--block-size", "32", "--batch-size", "4", "--threads", "1", "--max-steps", "2"]
 QUIET = ["--patience", "0", "--sample-every", "0", "--eval-examples", "0"]
 
