@@ -84,6 +84,16 @@ def _prompt(body: Fields) -> str | list[int]:
     raise bad_request('"prompt" must be a string or an array of token ids', "prompt")
 
 
+def closing(
+    head: dict[str, Any], last: dict[str, Any], stats: Outcome, include_usage: bool
+) -> list[dict[str, Any]]:
+    """A stream's last chunks: the finish reason with the usage on it, or (stream_options
+    include_usage) the usage in a chunk of its own after it, as OpenAI sends them."""
+    if include_usage:
+        return [{**last, "usage": None}, {**head, "choices": [], "usage": usage(stats)}]
+    return [{**last, "usage": usage(stats)}]
+
+
 async def completions(request: Request) -> Any:
     body = Fields(await serving.body_of(request))
     model = body.string("model", "")
@@ -140,11 +150,8 @@ async def completions(request: Request) -> Any:
                 yield error_body("openai", value)
             else:
                 last = {**head, "choices": [choice("", finish_reason(value))]}
-                if include_usage:
-                    yield {**last, "usage": None}
-                    yield {**head, "choices": [], "usage": usage(value)}
-                else:
-                    yield {**last, "usage": usage(value)}
+                for chunk in closing(head, last, value, include_usage):
+                    yield chunk
 
     return serving.sse(running, chunks())
 
@@ -207,11 +214,8 @@ async def chat(request: Request) -> Any:
                 yield error_body("openai", value)
             else:
                 last = {**head, "choices": [choice_delta({}, finish_reason(value))]}
-                if include_usage:
-                    yield {**last, "usage": None}
-                    yield {**head, "choices": [], "usage": usage(value)}
-                else:
-                    yield {**last, "usage": usage(value)}
+                for chunk in closing(head, last, value, include_usage):
+                    yield chunk
 
     return serving.sse(running, chunks())
 
