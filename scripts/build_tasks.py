@@ -6,7 +6,8 @@ doors ask of it:
   python scripts/build_tasks.py            # writes build/corpus/tasks/*.jsonl
 
 - fix-grammar: clean corpus sentences with one to three errors injected by rule (agreement,
-  articles, doubled or missing words, common misspellings and homophones, casing, punctuation)
+  articles, doubled or missing words, common misspellings, homophones and past participles,
+  casing of sentences, days, months and "I", punctuation)
   -> the clean sentence; one in ten is already clean and is copied unchanged.
 - title: a documentation section's opening text -> its heading.
 - expand: a paragraph's content words as terse notes -> the paragraph.
@@ -36,7 +37,7 @@ from scribe.engine.prompting.templates import get_template
 ROOT = Path(__file__).resolve().parent.parent
 GENERAL = ("sotu", "jargon", "wordnet")  # the corpus folders of general prose
 DOCS_SKIP = ("pypi-code", "python-stdlib", "tasks", *GENERAL)
-COUNTS = {"fix-grammar": 16_000, "title": 6_000, "expand": 6_000, "chat": 16_000}
+COUNTS = {"fix-grammar": 40_000, "title": 6_000, "expand": 6_000, "chat": 16_000}
 
 STOPWORDS = set(
     """a about above after again against all also am an and any are as at be because been before
@@ -188,6 +189,25 @@ HOMOPHONES = {
     "we're": "were",
     "accept": "except",
 }
+# Past participles and simple pasts confused ("I have ever saw").
+PARTICIPLES = {
+    "seen": "saw",
+    "done": "did",
+    "gone": "went",
+    "written": "wrote",
+    "taken": "took",
+    "given": "gave",
+    "eaten": "ate",
+    "begun": "began",
+    "known": "knew",
+    "broken": "broke",
+    "chosen": "chose",
+    "spoken": "spoke",
+}
+PROPER = re.compile(
+    r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April"
+    r"|June|July|August|September|October|November|December|English|French|German|I)s?\b"
+)
 AGREEMENT = {
     "is": "are",
     "are": "is",
@@ -261,6 +281,10 @@ def _could_of(sent: str, rng: random.Random) -> str | None:
 
 
 def _casing(sent: str, rng: random.Random) -> str | None:
+    spots = [m for m in PROPER.finditer(sent) if m.start() > 0]
+    if spots and rng.random() < 0.6:  # a day, month, language or "I" written in lower case
+        m = rng.choice(spots)
+        return sent[: m.start()] + m.group().lower() + sent[m.end() :]
     return sent[0].lower() + sent[1:]
 
 
@@ -275,6 +299,7 @@ RULES: list[Callable[[str, random.Random], str | None]] = [
     lambda s, r: _swap_word(s, AGREEMENT, r),
     lambda s, r: _swap_word(s, MISSPELLINGS, r),
     lambda s, r: _swap_word(s, HOMOPHONES, r),
+    lambda s, r: _swap_word(s, PARTICIPLES, r),
     _article,
     _drop_word,
     _double_word,

