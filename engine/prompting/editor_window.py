@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scribe.engine.prompting.fitting import MARGIN
+from scribe.engine.runtime.healing import split_trailing_blanks
 
 Encode = Callable[[str], list[int]]
 
@@ -169,13 +170,6 @@ def fim_suffix(suffix: str, encode: Encode, budget: int) -> str:
         cut = kept[: len(kept) * budget // max(1, len(encode(kept)))]
         kept = cut.rsplit(" ", 1)[0] if " " in cut else cut  # end on a word
     return kept
-
-
-def split_trailing_blanks(prompt: str) -> tuple[str, str]:
-    """('The cat', ' ') for 'The cat ': a BPE model predicts ' sat' better than 'sat' after a
-    lone space token, so the space is given back by the model and then removed from its text."""
-    stripped = prompt.rstrip(" \t")
-    return stripped, prompt[len(stripped) :]
 
 
 class EditorWindows:

@@ -20,6 +20,7 @@ from scribe.engine.errors import ScribeError
 from scribe.engine.runtime import threads
 from scribe.engine.runtime.backend import open_backend
 from scribe.engine.runtime.detokenize import IncrementalDecoder
+from scribe.engine.runtime.healing import BlankTokens, HealedStart
 from scribe.engine.runtime.models import LoadedModel
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.sampling import choose_token
@@ -58,6 +59,7 @@ class Generator:
         own = self._backend.own_threads
         self.decode_threads = threads.DecodeThreads(1 if own else threads.available_cores())
         self._markers = self._fim_marker_ids(loaded)
+        self._blank_tokens: BlankTokens | None = None  # made on the first healed start
 
     def _fim_marker_ids(self, loaded: LoadedModel) -> torch.Tensor | None:
         """The ids of a FIM model's marker tokens: the model may write them in plain text (it
@@ -111,10 +113,29 @@ class Generator:
         prompt: str | list[int],
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
+        blanks: str = "",
     ) -> Stream:
-        """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel."""
+        """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel.
+        `blanks` were cut off the end of a text prompt: the reply spells them out first, in the
+        tokens the model prefers, and the deltas leave them out (healing.py)."""
         chosen = options or GenerationOptions()
-        return Stream(lambda out: self._generate(out, prompt, chosen, cancel))
+        return Stream(lambda out: self._generate(out, prompt, chosen, cancel, blanks))
+
+    def _healed_start(self, blanks: str) -> HealedStart | None:
+        if not blanks:
+            return None
+        if self._blank_tokens is None:
+            ids = [[i] for i in range(int(self.loaded.config["vocab_size"]))]
+            # The `tokenizers` object decodes 50k single tokens in one call, in Rust; a
+            # transformers slow tokenizer has none and goes one by one.
+            fast = getattr(self.tokenizer, "backend_tokenizer", None)
+            texts = (
+                fast.decode_batch(ids, skip_special_tokens=False)
+                if fast is not None
+                else map(self.decode, ids)
+            )
+            self._blank_tokens = BlankTokens(texts)
+        return HealedStart(blanks, self._blank_tokens)
 
     def _generate(
         self,
@@ -122,8 +143,10 @@ class Generator:
         prompt: str | list[int],
         options: GenerationOptions,
         cancel: threading.Event | None,
+        blanks: str = "",
     ) -> Iterator[str]:
         ids = self.prompt_ids(prompt, options.max_new_tokens)
+        healed = self._healed_start(blanks)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
         rng = None
         if options.seed is not None:
@@ -146,7 +169,13 @@ class Generator:
                     logits = logits.index_fill(-1, self._markers, float("-inf"))
                 if step < options.min_new_tokens and eos is not None:
                     logits = logits.index_fill(-1, torch.tensor([eos]), float("-inf"))
+                if healed is not None and healed.active and (allowed := healed.allowed()):
+                    keep = torch.full_like(logits, float("-inf"))
+                    keep[torch.tensor(allowed)] = 0.0
+                    logits = logits + keep
                 token = choose_token(logits, options, seen_buf[:n_seen], rng, len(ids))
+                if healed is not None and healed.active:
+                    healed.chose(healed.tokens.texts.get(token, ""))
                 if step == 0:
                     stats.first_token_s = time.perf_counter() - started
                     decode_started = time.perf_counter()
@@ -154,7 +183,8 @@ class Generator:
                     stats.finish_reason = "eos"
                     break
                 stats.new_tokens += 1
-                text = stops.feed(decoder.push(token))
+                delta = decoder.push(token)
+                text = stops.feed(healed.visible(delta) if healed is not None else delta)
                 if text:
                     yield text
                 if stops.stopped:
@@ -170,7 +200,8 @@ class Generator:
                     logits = self._backend.feed([token])
                     pace.end()
                     stats.decode_s = time.perf_counter() - decode_started
-            tail = stops.feed(decoder.flush())
+            rest = decoder.flush()
+            tail = stops.feed(healed.visible(rest) if healed is not None else rest)
             if stops.stopped:
                 stats.finish_reason = "stop"
             else:
@@ -184,15 +215,16 @@ class Generator:
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
         retries: int = ANSWER_RETRIES,
+        blanks: str = "",
     ) -> Stream:
         """Like `stream`, but never a silent blank: an answer that ended with nothing but
         whitespace (the model ended the text at once, or met a stop) is tried again with
         sampling and a fresh seed (blanks up to max tokens are an answer);
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
         text follows, so a retried attempt leaves nothing on the screen. The stats are those of
-        the last attempt."""
+        the last attempt. `blanks`: as in `stream`."""
         chosen = options or GenerationOptions()
-        return Stream(lambda out: self._answer(out, prompt, chosen, cancel, retries))
+        return Stream(lambda out: self._answer(out, prompt, chosen, cancel, retries, blanks))
 
     def _answer(
         self,
@@ -201,11 +233,12 @@ class Generator:
         options: GenerationOptions,
         cancel: threading.Event | None,
         retries: int,
+        blanks: str,
     ) -> Iterator[str]:
         for attempt in range(retries + 1):
             held = ""
             visible = False
-            deltas = self.stream(prompt, options, cancel)
+            deltas = self.stream(prompt, options, cancel, blanks=blanks)
             for delta in deltas:
                 out.stats = deltas.stats
                 if visible:

@@ -196,7 +196,6 @@ class CompletionService:
 
         generator = self.generator
         prompt = self._prompt(request)
-        blanks = prompt.blanks
         prose = is_prose(request.language)
         suffix = request.suffix[:SUFFIX_CHARS]
         early = EarlyDisplay(partial) if partial is not None and prose else None
@@ -206,20 +205,20 @@ class CompletionService:
         options = configured_options(GenerationOptions(temperature=0.0)).updated(
             max_new_tokens=prompt.max_tokens, stop=("\n\n",) if prose else ()
         )
-        stream = generator.stream(prompt.text, options, cancel=cancel)
+        stream = generator.stream(prompt.text, options, cancel=cancel, blanks=prompt.blanks)
         try:
             for delta in stream:
                 if rule.feed(delta) or cancel.is_set():
                     break
                 if early is not None:
-                    early.offer(_shape(rule.text, blanks, suffix))
+                    early.offer(trim_suffix_overlap(rule.text, suffix))
         finally:
             stream.close()  # releases the engine's lock at once when we stop early
         stats = stream.stats
         self.debounce.record(stats.first_token_s)
         if cancel.is_set():
             return None
-        text = _shape(rule.finish(), blanks, suffix)
+        text = trim_suffix_overlap(rule.finish(), suffix)
         latency = time.monotonic() - received
         with self._stats_lock:
             self.served += 1
@@ -270,15 +269,6 @@ class CompletionService:
         if self.error:
             status["error"] = self.error
         return status
-
-
-def _shape(text: str, blanks: str, suffix: str) -> str:
-    """The suggestion as shown: after blanks the user typed, the model's own leading blanks go
-    (text that would be glued to the previous word does not fit after a blank); what repeats
-    the text after the cursor goes too."""
-    if blanks:
-        text = text.lstrip(" \t") if text[:1] in (" ", "\t") else ""
-    return trim_suffix_overlap(text, suffix)
 
 
 def _percentile(sorted_values: list[float], pct: int) -> float | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from scribe.engine.prompting.editor_window import PromptWindow, split_trailing_blanks
+from scribe.engine.prompting.editor_window import PromptWindow
 from scribe.engine.runtime.generation import CHARS_PER_TOKEN_BOUND
+from scribe.engine.runtime.healing import split_trailing_blanks
 from scribe.plugins.servers.completion_prompt import StopRule, is_prose, trim_suffix_overlap
 from tests import factory
 
@@ -92,7 +93,8 @@ def test_five_megabyte_document_gives_a_bounded_prompt() -> None:
 
 def test_trailing_blanks_are_split_off() -> None:
     assert split_trailing_blanks("The cat ") == ("The cat", " ")
-    assert split_trailing_blanks("The cat\n") == ("The cat\n", "")
+    assert split_trailing_blanks("The cat\n") == ("The cat", "\n")
+    assert split_trailing_blanks("def f():\n    ") == ("def f():", "\n    ")
     assert split_trailing_blanks("x\t ") == ("x", "\t ")
 
 

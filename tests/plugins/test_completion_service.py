@@ -70,7 +70,7 @@ def test_cancel_stops_the_generation(service: CompletionService) -> None:
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def stream(self, prompt, options, cancel=None):
+        def stream(self, prompt, options, cancel=None, blanks=""):
             self.inner = self.real.stream(prompt, options, cancel=cancel)
 
             def deltas(out: Stream):
@@ -171,3 +171,25 @@ def test_an_automatic_request_waits_the_adaptive_debounce() -> None:
     assert adaptive.debounce_ms is None and adaptive.status()["debounce"] == "adaptive"
     fixed = CompletionService(None, debounce_ms=40)
     assert fixed.status()["debounce"] == "fixed" and fixed.status()["debounce_ms"] == 40
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def read_config(path):\n    ",
+        "def mean(values):\n    total = 0\n    for v in values:\n        ",
+        "class Stack:\n    def push(self, item):\n        ",
+    ],
+)
+def test_code_ghost_text_at_an_indented_line_start_is_not_empty(text: str) -> None:
+    """The embedded model, on a fresh indented line: the indentation is healed (the prompt ends
+    before it and the model spells it out), so the model writes the body instead of ending the
+    text at once or starting a new `def`."""
+    svc = CompletionService(None, debounce_ms=0)
+    svc.start()
+    try:
+        suggestion = svc.complete_now(at_end(text, language="python"))
+    finally:
+        svc.close()
+    assert suggestion is not None and suggestion.text.strip()
+    assert not suggestion.text.lstrip().startswith(("def ", "class ")), suggestion.text

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_ends(sys.stdin.buffer, STDIN_KEEP_BYTES, CUT_MARK.encode("utf-8"))
     text = decode_text(data, "stdin")
     from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.healing import split_trailing_blanks
     from scribe.engine.runtime.models import load
     from scribe.engine.runtime.options import GenerationOptions, configured_options
 
@@ -60,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         options = template.apply_options(options)
     options = options.updated(**option_overrides(args))
     generator = Generator(load(args.model, precision=args.precision))
-    prompt: str = text
+    prompt, blanks = split_trailing_blanks(text)  # the reply spells them out (healing.py)
     if template:
+        blanks = ""
         values["input"] = text
         prompt = fit_template(
             template,
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             generator.encode,
             generator.decode,
         )
-    _write_stream(generator.answer(prompt, options))
+    _write_stream(generator.answer(prompt, options, blanks=blanks))
     return 0
 
 
