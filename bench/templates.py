@@ -125,9 +125,10 @@ class TemplateRunner:
             generator.decode,
         )
         try:
-            return "".join(generator.answer(prompt, options))
+            answer = "".join(generator.answer(prompt, options))
         except EmptyAnswer:
-            return ""
+            answer = ""
+        return template.settle(text, answer)
 
 
 def bench_grammar(runner: TemplateRunner, rows: list[tuple[str, str]]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from scribe.engine import paths
 from scribe.engine.errors import InputError, TemplateError
 from scribe.engine.prompting.framing import fill_framed
+from scribe.engine.prompting.proofread import plausible_fix, proofread
 from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
 from scribe.engine.runtime.text_tokens import Framed
 from scribe.engine.toml_file import read_toml, reject_unknown
@@ -32,6 +33,7 @@ class Template:
     stop: tuple[str, ...] = ()
     cut: str = "middle"  # how an overlong $input is shortened: "middle" or "tail"
     chat: dict[str, str] = field(default_factory=dict)  # chat turn formats, for kind = "chat"
+    proofread: bool = False  # fix $input's sure mechanical errors first (proofread.py)
 
     @property
     def builtin(self) -> bool:
@@ -45,6 +47,8 @@ class Template:
         """Fill the frame (its own text as frame, the values as data: prompting/framing.py); a
         variable with neither a value nor a default is an error naming it."""
         merged = {**self.defaults, **values}
+        if self.proofread and "input" in merged:
+            merged["input"] = proofread(merged["input"])
         missing = [name for name in self.variables if name not in merged]
         if missing:
             raise TemplateError(
@@ -75,6 +79,14 @@ class Template:
                 f"ignored; add $input to its prompt in {self.source}"
             )
 
+    def settle(self, text: str, answer: str) -> str:
+        """The answer a proofreading template gives for `text`: the model's, when it is a
+        plausible correction of the proofread text, else the proofread text itself."""
+        if not self.proofread:
+            return answer
+        checked = proofread(text)
+        return answer if plausible_fix(checked, answer) else checked
+
     def apply_options(self, base: GenerationOptions) -> GenerationOptions:
         return base.updated(**dict(self.options), stop=self.stop or None)
 
@@ -89,7 +101,7 @@ def _option_hint(key: str) -> str:
 
 
 # A template file's top-level fields; anything else is a typo (stop belongs in [options]).
-FIELDS = ("description", "prompt", "kind", "cut", "defaults", "options", "chat")
+FIELDS = ("description", "prompt", "kind", "cut", "proofread", "defaults", "options", "chat")
 KINDS = ("completion", "chat")
 
 
@@ -98,7 +110,9 @@ def _field(path: Path, data: dict[str, Any], key: str, kind: type, default: Any)
     TemplateError naming the file and the field."""
     value = data.get(key, default)
     if not isinstance(value, kind):
-        what = "a [table]" if kind is dict else f'a string, e.g. {key} = "..."'
+        what = {dict: "a [table]", bool: f"true or false, e.g. {key} = true"}.get(
+            kind, f'a string, e.g. {key} = "..."'
+        )
         raise TemplateError(f"{path}: {key} must be {what}, not {value!r}; fix the file")
     return value
 
@@ -176,6 +190,7 @@ def _parse(path: Path) -> Template:
         stop=stop,
         cut=cut,
         chat=_text_table(path, data, "chat"),
+        proofread=_field(path, data, "proofread", bool, False),
     )
 
 

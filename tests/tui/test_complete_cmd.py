@@ -58,6 +58,14 @@ def test_template_and_params_and_stop(gpt2_vocab_model_dir: Path) -> None:
     assert again.stdout.decode() == out[: out.index(stop)]
 
 
+def test_fix_grammar_never_prints_worse_than_the_proofread_text(gpt2_vocab_model_dir: Path) -> None:
+    """A random model's answer is noise: the check gives way to the rule-proofread text."""
+    noisy = b"i definately left my umbrella on the the bus."
+    run = scribe("complete", "--model", str(gpt2_vocab_model_dir), "-t", "fix-grammar", stdin=noisy)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode() == "I definitely left my umbrella on the bus."
+
+
 @pytest.mark.parametrize(
     ("stdin", "args", "words"),
     [

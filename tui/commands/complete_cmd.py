@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # Only the ends of a huge input can reach the window: read it bounded, never whole.
     data = read_ends(sys.stdin.buffer, STDIN_KEEP_BYTES, CUT_MARK.encode("utf-8"))
     text = decode_text(data, "stdin")
-    from scribe.engine.runtime.generation import Generator
+    from scribe.engine.runtime.generation import EmptyAnswer, Generator
     from scribe.engine.runtime.healing import split_trailing_blanks
     from scribe.engine.runtime.models import load
     from scribe.engine.runtime.options import GenerationOptions, configured_options
@@ -73,7 +73,15 @@ def run(args: argparse.Namespace) -> int:
             generator.encode,
             generator.decode,
         )
-    _write_stream(generator.answer(prompt, options, blanks=blanks))
+    answer = generator.answer(prompt, options, blanks=blanks)
+    if template and template.proofread:  # checked whole before it is shown (templates.py)
+        try:
+            reply = answer.text()
+        except EmptyAnswer:  # the proofread text is an answer
+            reply = ""
+        _write_stream(iter([template.settle(text, reply)]))
+    else:
+        _write_stream(answer)
     return 0
 
 
