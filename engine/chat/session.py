@@ -33,7 +33,7 @@ from scribe.engine.prompting.chat_format import ChatFormat
 from scribe.engine.prompting.chat_window import TokenCounter, Window, build_window, reply_reserve
 from scribe.engine.prompting.templates import Template
 from scribe.engine.runtime.options import GenerationOptions
-from scribe.engine.runtime.stream import StreamStats
+from scribe.engine.runtime.stream import Stream, StreamStats
 
 
 class ChatError(ScribeError):
@@ -62,7 +62,7 @@ class Reply:
         answer = None
         try:
             answer = engine.answer(self.window.prompt, self.options, cancel)
-            for delta in answer:
+            for delta in self._checked(answer):
                 if not text:
                     delta = delta.lstrip()
                 if delta:
@@ -79,6 +79,21 @@ class Reply:
             self.message.content = text.rstrip()
             self.message.status = status
             self.session._reply_done(self)
+
+    def _checked(self, answer: Stream) -> Iterator[str]:
+        """The answer's deltas; a proofreading template's answer comes whole, once checked
+        against the user's text (Template.settle)."""
+        from scribe.engine.runtime.generation import EmptyAnswer  # loaded with the model
+
+        template = self.session.setup.template_for(self.user)
+        if template is None or not template.proofread:
+            yield from answer
+            return
+        try:
+            text = answer.text()
+        except EmptyAnswer:  # the proofread text is an answer
+            text = ""
+        yield template.settle(self.user.content, text)
 
     def run(self, cancel: threading.Event | None = None) -> Message:
         for _ in self.stream(cancel):

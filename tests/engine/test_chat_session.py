@@ -127,6 +127,18 @@ def test_template_frames_the_turn_and_sets_its_options() -> None:
     assert session.send("hi").window.prompt.endswith("rewritten in a formal style: ")
 
 
+def test_fix_grammar_in_chat_shows_a_checked_answer_whole() -> None:
+    """The model's answer is shown when it is a plausible correction, else the proofread text."""
+    good = "She goes to the market on Mondays."
+    session, _, store = make(replies=[good, "The the market is a genus of fish."])
+    session.set_template("fix-grammar")
+    assert list(session.send("She go to the the market on mondays.").stream()) == [good]
+    wandered = list(session.send("She go to the the market on mondays.").stream())
+    assert wandered == ["She go to the market on Mondays."]
+    saved = store.thread(session.conversation_id)
+    assert saved[-1].content == "She go to the market on Mondays."
+
+
 def test_a_new_conversation_leaves_the_old_ones_settings_saved() -> None:
     session, _, store = make()
     session.set_template("summarize")
