@@ -100,13 +100,7 @@ def _quantized(
     linears = forward.linears(shape)
     if not _has_folder(loaded):
         return quantize_weights(loaded.precision, weights, linears)
-    cached = derived_weights.load_cached(loaded.path, loaded.precision)
-    if cached is not None and all(name in cached for name, _ in linears):
-        return cached
-    built_from = derived_weights.weights_fingerprint(loaded.path)
-    quantized = quantize_weights(loaded.precision, weights, linears)
-    derived_weights.save_cached(loaded.path, loaded.precision, quantized, built_from)
-    return quantized
+    return derived_weights.quantized_weights(loaded.path, loaded.precision, weights, linears)
 
 
 def _has_folder(loaded: LoadedModel) -> bool:

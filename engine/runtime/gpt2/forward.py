@@ -21,7 +21,14 @@ import torch.nn.functional as F
 
 from scribe.engine.runtime.gpt2 import scripted_step
 from scribe.engine.runtime.gpt2.checkpoint import Shape, is_plain
-from scribe.engine.runtime.gpt2.quantize import Linear, Quantized, make_linear, quantize_weights
+from scribe.engine.runtime.gpt2.quantize import (
+    Linear,
+    Quantized,
+    dequantize,
+    make_linear,
+    quantize_weights,
+    widen_int4,
+)
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -99,6 +106,8 @@ class FastGPT2:
             raise ValueError(f"{precision} weights need their stored form (quantize_weights)")
         stored = quantized or {}
         self.wte = weights["wte.weight"]
+        if precision == "int4":  # tokens read the 8-bit head's table, as ONNX Runtime's int4 does
+            self.wte = dequantize(stored["lm_head"], self.n_embd)
         self.wpe = weights["wpe.weight"]
         # Quantized weights always run the fused tanh GELU; scripted_step.py relies on it.
         self.act: Activation = gelu_new if precision == "fp32" else _tanh_gelu
@@ -145,10 +154,13 @@ class FastGPT2:
         transposed: bool = False,
     ) -> Linear:
         """Conv1D's [in, out] weight, or the head's [out, in] when `transposed`; a quantized
-        precision runs from its stored form and never reads the float weight."""
+        precision runs from its stored form and reads only the float weight's shape."""
         bias = weights.get(f"{name}.bias")
         if self.precision == "fp32":
             return make_linear("fp32", weights[f"{name}.weight"], bias, transposed=transposed)
+        if self.precision == "int4":  # its exact int8 widening, on the int8 kernel
+            width = weights[f"{name}.weight"].shape[1 if transposed else 0]
+            return make_linear("int8", None, bias, widen_int4(stored[name], width))
         return make_linear(self.precision, None, bias, stored[name], transposed=transposed)
 
     @torch.inference_mode()
