@@ -6,14 +6,16 @@ backend keeps.
 | plain GPT-2 (files or transformers') | fp32, bf16, int8 | torch (torch_backend.py)          |
 | plain GPT-2 in a folder, onnxruntime | int4             | ONNX Runtime (onnx_int4.py) where |
 |                                      |                  | its kernels take the shape        |
-| plain GPT-2 otherwise                | int4             | torch, int4 widened to int8       |
+| plain GPT-2 otherwise                | int4             | torch, the same int4 weights      |
+|                                      |                  | widened to int8, exactly          |
 | anything else                        | (ignored)        | transformers_backend.py           |
 
 On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
-(gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
-backend object is made; the backend only decodes. A fallback the user did not ask for (int4 on
-torch for a shape ONNX Runtime cannot run) is logged as a warning: the engine never prints, a
-command shows it on stderr and a server in its log.
+(gpt2/quantize.py). int4 is one format on both of its backends, cached once (derived_weights.py).
+Derived weights (quantized caches, ONNX graphs) are prepared here, before the backend object is
+made; the backend only decodes. A fallback the user did not ask for (int4 on torch for a shape
+ONNX Runtime cannot run) is logged as a warning: the engine never prints, a command shows it on
+stderr and a server in its log.
 """
 
 from __future__ import annotations
