@@ -10,12 +10,13 @@ backend keeps.
 |                                      |                  | widened to int8, exactly          |
 | anything else                        | (ignored)        | transformers_backend.py           |
 
+int4 is one format on both of its backends, cached once (derived_weights.py).
+
 On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
-(gpt2/quantize.py). int4 is one format on both of its backends, cached once (derived_weights.py).
-Derived weights (quantized caches, ONNX graphs) are prepared here, before the backend object is
-made; the backend only decodes. A fallback the user did not ask for (int4 on torch for a shape
-ONNX Runtime cannot run) is logged as a warning: the engine never prints, a command shows it on
-stderr and a server in its log.
+(gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
+backend object is made; the backend only decodes. A fallback the user did not ask for (int4 on
+torch for a shape ONNX Runtime cannot run) is logged as a warning: the engine never prints, a
+command shows it on stderr and a server in its log.
 """
 
 from __future__ import annotations
