@@ -495,3 +495,24 @@ def test_int4_weights_have_one_cache_that_both_backends_share(
     cache.unlink()  # gone while the graph is current: the graph runs as it is
     run("onnx")
     assert not cache.exists()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_cached_int4_weights_leave_the_float_matrices_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """From the int4 cache, torch and the ONNX graph's build read no float matrix, nor the
+    token table: the 8-bit head's table stands for it."""
+    if backend == "torch":
+        monkeypatch.setattr(onnx_int4, "available", lambda: False)
+    elif not onnx_int4.available():
+        pytest.skip("no onnxruntime")
+    path = int4_model(tmp_path / "m")
+    first = Generator(models.load(str(path), precision="int4"))  # quantizes, writes the cache
+    for file in path.glob("scribe-int4*.onnx*"):
+        file.unlink()  # the graph is built again, from the cache
+    loaded = models.load(str(path), precision="int4")
+    second = Generator(loaded)
+    matrices = {n for n in loaded.weights.read_names() if n.endswith(".weight") and "ln_" not in n}
+    assert matrices <= {"wpe.weight"}
+    assert first.complete_text("The", GREEDY) == second.complete_text("The", GREEDY)

@@ -25,6 +25,7 @@ from scribe.engine.runtime.gpt2.quantize import (
     Linear,
     Quantized,
     dequantize,
+    input_width,
     make_linear,
     quantize_weights,
     widen_int4,
@@ -105,9 +106,9 @@ class FastGPT2:
         if precision != "fp32" and quantized is None:
             raise ValueError(f"{precision} weights need their stored form (quantize_weights)")
         stored = quantized or {}
-        self.wte = weights["wte.weight"]
-        if precision == "int4":  # tokens read the 8-bit head's table, as ONNX Runtime's int4 does
-            self.wte = dequantize(stored["lm_head"], self.n_embd)
+        # int4 tokens read the 8-bit head's table, as ONNX Runtime's int4 does.
+        int4 = precision == "int4"
+        self.wte = dequantize(stored["lm_head"], self.n_embd) if int4 else weights["wte.weight"]
         self.wpe = weights["wpe.weight"]
         # Quantized weights always run the fused tanh GELU; scripted_step.py relies on it.
         self.act: Activation = gelu_new if precision == "fp32" else _tanh_gelu
@@ -154,13 +155,13 @@ class FastGPT2:
         transposed: bool = False,
     ) -> Linear:
         """Conv1D's [in, out] weight, or the head's [out, in] when `transposed`; a quantized
-        precision runs from its stored form and reads only the float weight's shape."""
+        precision runs from its stored form and never reads the float weight."""
         bias = weights.get(f"{name}.bias")
         if self.precision == "fp32":
             return make_linear("fp32", weights[f"{name}.weight"], bias, transposed=transposed)
         if self.precision == "int4":  # its exact int8 widening, on the int8 kernel
-            width = weights[f"{name}.weight"].shape[1 if transposed else 0]
-            return make_linear("int8", None, bias, widen_int4(stored[name], width))
+            rows = widen_int4(stored[name], input_width(name, stored, self.n_embd))
+            return make_linear("int8", None, bias, rows)
         return make_linear(self.precision, None, bias, stored[name], transposed=transposed)
 
     @torch.inference_mode()

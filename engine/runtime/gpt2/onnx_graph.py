@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
-from scribe.engine.runtime.gpt2.quantize import Quantized, widen_int4
+from scribe.engine.runtime.gpt2.quantize import Quantized, input_width, widen_int4
 
 if TYPE_CHECKING:
     import onnx
@@ -90,6 +90,7 @@ class _Graph:
         int8: bool,
     ) -> None:
         self.weights, self.stored, self.eps, self.int8 = weights, stored, eps, int8
+        self.width = stored["lm_head"]["q"].shape[1]
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
@@ -139,7 +140,7 @@ class _Graph:
 
     def conv1d(self, x: str, prefix: str) -> str:
         """A GPT-2 Conv1D (weight [in, out]) and its bias, in one kernel."""
-        k = self.weights[prefix + ".weight"].shape[0]
+        k = input_width(prefix, self.stored, self.width)
         add = self.weight(prefix + ".bias")
         if not self.int8:
             return self.matmul(x, prefix, k, int4_blocks(self.stored[prefix]), add)

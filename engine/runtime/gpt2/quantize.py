@@ -102,6 +102,15 @@ def widen_int4(data: Quantized, width: int) -> Quantized:
     return {"q": (q * steps)[:, :width].to(torch.int8).contiguous(), "scale": data["scale"]}
 
 
+def input_width(name: str, stored: Mapping[str, Quantized], width: int) -> int:
+    """The inputs of linear `name` in a GPT-2 `width` wide, from the stored forms (reading its
+    float weight's shape would load the weight): the MLP's projection takes its expansion's
+    outputs, every other linear the model's width."""
+    if name.endswith(".mlp.c_proj"):
+        return stored[name.removesuffix("c_proj") + "c_fc"]["scale"].shape[0]
+    return width
+
+
 def dequantize(data: Quantized, width: int) -> torch.Tensor:
     """The fp32 weights [out, width] an int8 or int4 stored form stands for."""
     rows = widen_int4(data, width)
