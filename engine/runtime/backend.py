@@ -6,8 +6,11 @@ backend keeps.
 | plain GPT-2 (files or transformers') | fp32, bf16, int8 | torch (torch_backend.py)          |
 | plain GPT-2 in a folder, onnxruntime | int4             | ONNX Runtime (onnx_int4.py) where |
 |                                      |                  | its kernels take the shape        |
-| plain GPT-2 otherwise                | int4             | torch, int4 widened to int8       |
+| plain GPT-2 otherwise                | int4             | torch, the same int4 weights      |
+|                                      |                  | widened to int8, exactly          |
 | anything else                        | (ignored)        | transformers_backend.py           |
+
+int4 is one format on both of its backends, cached once (derived_weights.py).
 
 On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
 (gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
@@ -100,13 +103,7 @@ def _quantized(
     linears = forward.linears(shape)
     if not _has_folder(loaded):
         return quantize_weights(loaded.precision, weights, linears)
-    cached = derived_weights.load_cached(loaded.path, loaded.precision)
-    if cached is not None and all(name in cached for name, _ in linears):
-        return cached
-    built_from = derived_weights.weights_fingerprint(loaded.path)
-    quantized = quantize_weights(loaded.precision, weights, linears)
-    derived_weights.save_cached(loaded.path, loaded.precision, quantized, built_from)
-    return quantized
+    return derived_weights.quantized_weights(loaded.path, loaded.precision, weights, linears)
 
 
 def _has_folder(loaded: LoadedModel) -> bool:

@@ -1,13 +1,15 @@
 """Weights derived from a model's files, prepared before a backend opens: the quantized forms the
-torch backend runs (one safetensors file per precision) and, under the same roof, the place of
-the int4 ONNX graphs (onnx_int4.py). Each lives next to the model, or under the cache dir when
-that folder is read-only or belongs to scribe's installation, and carries a fingerprint of the
-weights it came from (files/derived.py): a stale or damaged one is built again, never an error.
+torch backend runs (one safetensors file per precision; int4's is also what the int4 ONNX graphs
+are built from) and, under the same roof, the place of those graphs (onnx_int4.py). Each lives
+next to the model, or under the cache dir when that folder is read-only or belongs to scribe's
+installation, and carries a fingerprint of the weights it came from (files/derived.py): a stale
+or damaged one is built again, never an error.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,9 @@ if TYPE_CHECKING:  # `scribe models` places caches without importing torch
 
     from scribe.engine.runtime.gpt2.quantize import Quantized
 
-FORMAT_VERSION = "quantized-2"
+# In every cache's fingerprint: 3 is the one int4 format (gpt2/quantize.py), shared with the
+# int4 graphs.
+FORMAT_VERSION = "quantized-3"
 PACKAGE_DIR = Path(__file__).parents[1].resolve()  # scribe's installed engine
 
 
@@ -40,14 +44,16 @@ def weights_fingerprint(model_dir: Path, version: str = FORMAT_VERSION) -> str:
     return fingerprint(weight_files(model_dir), version)
 
 
-def _stored_parts() -> dict[str, dict[str, torch.dtype]]:
-    """The parts each precision stores per weight, with their dtypes (gpt2/quantize.py)."""
+def _stored_parts() -> dict[str, list[dict[str, torch.dtype]]]:
+    """The parts each precision may store per weight, with their dtypes (gpt2/quantize.py):
+    int4's block matrices, and its LM head in int8 rows."""
     import torch
 
+    int8 = {"q": torch.int8, "scale": torch.float32}
     return {
-        "int8": {"q": torch.int8, "scale": torch.float32},
-        "int4": {"packed": torch.uint8, "scale": torch.float32, "low": torch.float32},
-        "bf16": {"w": torch.bfloat16},
+        "int8": [int8],
+        "int4": [{"packed": torch.uint8, "step": torch.int8, "scale": torch.float32}, int8],
+        "bf16": [{"w": torch.bfloat16}],
     }
 
 
@@ -67,25 +73,27 @@ def load_cached(model_dir: Path, precision: str) -> dict[str, Quantized] | None:
             flat = {key: handle.get_tensor(key) for key in handle.keys()}
     except (OSError, ValueError, RuntimeError, SafetensorError):
         return None  # unreadable cache: quantize again
-    return _unflatten(flat, _stored_parts().get(precision, {}))
+    return _unflatten(flat, _stored_parts().get(precision, []))
 
 
 def _unflatten(
-    flat: dict[str, torch.Tensor], parts: dict[str, torch.dtype]
+    flat: dict[str, torch.Tensor], kinds: list[dict[str, torch.dtype]]
 ) -> dict[str, Quantized] | None:
     """{"h.0.attn.c_attn:q": t, ...} as {"h.0.attn.c_attn": {"q": t, ...}}, or None unless
-    every weight has exactly `parts`, with their dtypes, a 2-D matrix first and matching rows."""
-    matrix = next(iter(parts), "")
+    every weight has exactly the parts of one of `kinds`, with their dtypes, a 2-D matrix first
+    and matching rows."""
     out: dict[str, Quantized] = {}
     for key, tensor in flat.items():
         name, _, part = key.rpartition(":")
-        if not name or parts.get(part) != tensor.dtype:
+        if not name:
             return None
         out.setdefault(name, {})[part] = tensor
     for data in out.values():
-        if set(data) != set(parts) or data[matrix].dim() != 2:
+        parts = next((p for p in kinds if p == {k: t.dtype for k, t in data.items()}), None)
+        if parts is None or data[next(iter(parts))].dim() != 2:
             return None
-        if any(t.dim() == 0 or t.shape[0] != data[matrix].shape[0] for t in data.values()):
+        rows = data[next(iter(parts))].shape[0]
+        if any(t.dim() == 0 or t.shape[0] != rows for t in data.values()):
             return None
     return out or None
 
@@ -108,3 +116,24 @@ def save_cached(
     except OSError:
         return None
     return file
+
+
+def quantized_weights(
+    model_dir: Path,
+    precision: str,
+    weights: Mapping[str, torch.Tensor],
+    linears: list[tuple[str, bool]],
+) -> dict[str, Quantized]:
+    """The stored form of every linear (gpt2/quantize.py) from the cache, else quantized now
+    and cached for the next start, stamped with the weights' fingerprint as it was before
+    quantizing (weights changed meanwhile leave it uncached). The int4 form is one for both
+    int4 backends: torch widens it, the ONNX graphs are built from it."""
+    from scribe.engine.runtime.gpt2.quantize import quantize_weights
+
+    cached = load_cached(model_dir, precision)
+    if cached is not None and all(name in cached for name, _ in linears):
+        return cached
+    built_from = weights_fingerprint(model_dir)
+    quantized = quantize_weights(precision, weights, linears)
+    save_cached(model_dir, precision, quantized, built_from)
+    return quantized

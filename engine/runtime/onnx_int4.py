@@ -2,14 +2,15 @@
 
 torch has no fast 4-bit matmul on x86 (its int4pack kernel is several times slower than fbgemm's
 int8), so without onnxruntime int4 weights are widened to int8 at load. With it, `--precision
-int4` runs two ONNX graphs that gpt2/onnx_graph.py builds from scribe's own tensors once and
-caches beside the model with a fingerprint, like the other precisions:
+int4` runs two ONNX graphs that gpt2/onnx_graph.py builds once from the one int4 form of the
+weights (gpt2/quantize.py, cached as `scribe-int4.safetensors` by derived_weights.py, which
+torch's int4 path reads too) and caches beside the model with a fingerprint:
 
-- `scribe-int4.onnx`: every matrix in symmetric 4-bit blocks (MatMulNBits). It feeds each new
-  token and gives the logits. Decode is memory-bound, and this reads half of int8's bytes.
-- `scribe-int4-prefill.onnx`: the same blocks with int8 matrices and no LM head, for all but the
-  last of a long input (PREFILL_MIN). A long input is compute-bound, and ONNX Runtime's int8
-  kernel does twice the arithmetic per second of its 4-bit one.
+- `scribe-int4.onnx`: every matrix in its symmetric 4-bit blocks (MatMulNBits). It feeds each
+  new token and gives the logits. Decode is memory-bound, and this reads half of int8's bytes.
+- `scribe-int4-prefill.onnx`: the same weights widened to int8 matrices, exactly, and no LM
+  head, for all but the last of a long input (PREFILL_MIN). A long input is compute-bound, and
+  ONNX Runtime's int8 kernel does twice the arithmetic per second of its 4-bit one.
 
 Both write into one set of KV buffers. Each graph keeps its tensors in a `.data` file beside it.
 The int4 graph computes what gpt2/forward.py computes; tests/engine/test_quantize_quality.py
@@ -35,13 +36,15 @@ from scribe.engine.errors import ModelError
 from scribe.engine.files.atomic import atomic_path, make_dirs
 from scribe.engine.files.derived import CURRENT, DAMAGED, stamp_state, write_stamp
 from scribe.engine.runtime import derived_weights
-from scribe.engine.runtime.gpt2 import onnx_graph
+from scribe.engine.runtime.gpt2 import forward, onnx_graph
+from scribe.engine.runtime.gpt2.checkpoint import Shape
+from scribe.engine.runtime.gpt2.quantize import Quantized, quantize_weights
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
 
-# In the cache's fingerprint: a new layout builds again.
+# In the cache's fingerprint: a new layout, or a new int4 format, builds again.
 FORMAT = (
-    f"6-gqa-prefill8-b{onnx_graph.BLOCK}s{onnx_graph.SMALL_BLOCK}"
-    f"-h{onnx_graph.HEAD_BITS}-a{onnx_graph.ACCURACY}"
+    f"7-gqa-prefill8-{derived_weights.FORMAT_VERSION}"
+    f"-h{onnx_graph.HEAD_BLOCK}-a{onnx_graph.ACCURACY}"
 )
 FILE = "scribe-int4.onnx"
 PREFILL_FILE = "scribe-int4-prefill.onnx"
@@ -149,7 +152,7 @@ def _build_and_open(
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             pool.submit(_build_from_folder, str(model_dir), str(graph)).result()
     else:
-        build(weights, config, graph)
+        build(weights, config, graph, int4_weights(model_dir, weights, config))
     if _install(model_dir, graph, target, built_from):
         scratch.cleanup()
         return OrtBackend(target, threads)
@@ -205,20 +208,38 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def int4_weights(
+    model_dir: Path, weights: Mapping[str, torch.Tensor], config: Mapping[str, Any]
+) -> dict[str, Quantized]:
+    """The one int4 form of every matrix, from the cache torch's int4 path shares (quantized
+    and cached now when it has none)."""
+    linears = forward.linears(Shape.from_config(config))
+    return derived_weights.quantized_weights(model_dir, "int4", weights, linears)
+
+
 def _build_from_folder(model_dir: str, target: str) -> None:
     """In the child: read the model's fp32 tensors the way generation does, then build."""
-    from scribe.engine.runtime.gpt2 import forward
     from scribe.engine.runtime.models import load
 
     loaded = load(model_dir, precision="fp32")
     weights = loaded.weights if loaded.weights is not None else forward.model_weights(loaded.model)
-    build(weights, loaded.config, Path(target))
+    path = Path(model_dir)
+    build(weights, loaded.config, Path(target), int4_weights(path, weights, loaded.config))
 
 
-def build(weights: Mapping[str, torch.Tensor], config: dict[str, Any], target: Path) -> None:
-    """Build both graphs (gpt2/onnx_graph.py): the prefill one, then the int4 one at `target`."""
-    _save(onnx_graph.build(weights, config, prefill=True), prefill_path(target))
-    _save(onnx_graph.build(weights, config), target)
+def build(
+    weights: Mapping[str, torch.Tensor],
+    config: dict[str, Any],
+    target: Path,
+    stored: Mapping[str, Quantized] | None = None,
+) -> None:
+    """Build both graphs (gpt2/onnx_graph.py) from `stored`, the weights' one int4 form
+    (quantized now when None): the prefill one, then the int4 one at `target`."""
+    if stored is None:
+        linears = forward.linears(Shape.from_config(config))
+        stored = quantize_weights("int4", weights, linears)
+    _save(onnx_graph.build(weights, config, stored, prefill=True), prefill_path(target))
+    _save(onnx_graph.build(weights, config, stored), target)
 
 
 def _save(model: Any, target: Path) -> None:

@@ -14,7 +14,7 @@ from scribe.engine import paths
 from scribe.engine.errors import InputError
 from scribe.engine.runtime import derived_weights, models, onnx_int4, threads
 from scribe.engine.runtime.generation import Generator
-from scribe.engine.runtime.gpt2 import forward, quantize, scripted_step
+from scribe.engine.runtime.gpt2 import forward, onnx_graph, quantize, scripted_step
 from scribe.engine.runtime.gpt2.quantize import int8_kernel_available
 from scribe.engine.runtime.options import GenerationOptions
 from tests import factory
@@ -23,11 +23,27 @@ GREEDY = GenerationOptions(max_new_tokens=12, temperature=0)
 
 
 def test_int4_packing_round_trips_within_half_a_step() -> None:
+    """Blocks of 32 along the input; a block's scale is its step (+-1..15) times its row's
+    scale; a value is within half its block's scale of the weight, unless it lies past the
+    block's range (a row scale a little short of the widest block's, when that costs less)."""
     weight = torch.randn(48, 96)
-    data = quantize.quantize_int4(weight)
+    data = quantize.quantize_int4(weight, block=32)
     assert data["packed"].dtype == torch.uint8 and data["packed"].shape == (48, 48)
-    step = data["scale"].repeat_interleave(32, dim=1)
-    assert ((quantize.dequantize_int4(data) - weight).abs() <= step / 2 + 1e-6).all()
+    assert data["step"].dtype == torch.int8 and data["step"].shape == (48, 3)
+    assert data["scale"].dtype == torch.float32 and data["scale"].shape == (48,)
+    steps = data["step"].float()
+    assert (steps != 0).all() and (steps.abs() <= quantize.MAX_STEP).all()
+    block_scale = (steps * data["scale"][:, None]).abs().repeat_interleave(32, dim=1)
+    error = (quantize.dequantize(data, 96) - weight).abs()
+    clipped = weight.abs() > 7.5 * block_scale
+    assert ((error <= block_scale / 2 + 1e-6) | clipped).all()
+    assert clipped.float().mean() < 0.1  # the peaks of some blocks
+    values = quantize.int4_values(data)
+    assert values.min() >= -8 and values.max() <= 7
+    # Padding: a row that is not whole blocks is zero-padded, and widening cuts it off.
+    padded = quantize.quantize_int4(weight[:, :80], block=32)
+    assert padded["packed"].shape == (48, 48) and padded["step"].shape == (48, 3)
+    assert quantize.widen_int4(padded, 80)["q"].shape == (48, 80)
 
 
 def test_row_blocks_give_the_same_result_as_converting_at_once(
@@ -37,15 +53,21 @@ def test_row_blocks_give_the_same_result_as_converting_at_once(
     monkeypatch.setattr(quantize, "ROW_BLOCK", 333)
     for precision, whole in (
         ("int8", quantize.quantize_int8(weight)),
-        ("int4", quantize.quantize_int4(weight)),
+        ("int4", quantize.quantize_int4(weight, block=32)),
     ):
-        blocks = quantize.quantize(precision, weight)
+        blocks = quantize.quantize(precision, weight, block=32)
         assert blocks.keys() == whole.keys()
         assert all(torch.equal(blocks[k], whole[k]) for k in whole)
-    data = quantize.quantize_int4(weight)
-    blocks = quantize.int4_to_int8(data)
-    whole = quantize.quantize_int8(quantize.dequantize_int4(data))
-    assert torch.equal(blocks["q"], whole["q"]) and torch.equal(blocks["scale"], whole["scale"])
+    # Widened to int8 rows, the int4 values are the same numbers, exactly, even in fp32.
+    data = quantize.quantize_int4(weight, block=32)
+    rows = quantize.widen_int4(data, 64)
+    assert rows["q"].abs().max() <= 8 * quantize.MAX_STEP
+    block_scale = (data["step"].float() * data["scale"][:, None]).repeat_interleave(32, dim=1)
+    exact = quantize.int4_values(data).double() * block_scale.double()
+    assert torch.equal(
+        rows["q"].float() * rows["scale"][:, None], block_scale * quantize.int4_values(data)
+    )
+    assert torch.equal(quantize.dequantize(data, 64).double(), exact)
 
 
 def test_int8_rows_keep_their_own_scale() -> None:
@@ -79,7 +101,7 @@ def test_changed_weights_invalidate_the_cache(
     assert derived_weights.load_cached(path, "int4") is None
     Generator(models.load(str(path), precision="int4"))
     new = derived_weights.load_cached(path, "int4")
-    assert new is not None and not torch.equal(new["lm_head"]["packed"], old["lm_head"]["packed"])
+    assert new is not None and not torch.equal(new["lm_head"]["q"], old["lm_head"]["q"])
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
@@ -233,7 +255,7 @@ def test_int4_runs_4_bit_weights_on_onnx_runtime(tmp_path: Path) -> None:
     path = factory.save_model(tmp_path / "m", tokenizer, n_layer=1, n_head=2, n_embd=128)
     stream = Generator(models.load(str(path), precision="int4")).stream("The rain", GREEDY)
     assert stream.text() and stream.stats.precision == "int4"
-    assert not (path / "scribe-int4.safetensors").exists()  # not widened to int8
+    assert derived_weights.load_cached(path, "int4") is not None  # the one int4 cache it read
     graph = onnx.load(str(onnx_int4.cache_path(path)))
     ops = [n.op_type for n in graph.graph.node]
     nodes = [n for n in graph.graph.node if n.op_type == "MatMulNBits"]
@@ -316,5 +338,181 @@ def test_without_onnx_runtime_int4_runs_on_the_int8_kernel(
     path = factory.tiny_model(tmp_path / "m")
     stream = Generator(models.load(str(path), precision="int4")).stream("The", GREEDY)
     assert stream.text() and stream.stats.precision == "int4"
-    assert derived_weights.load_cached(path, "int4") is not None  # the widened path's cache
+    assert derived_weights.load_cached(path, "int4") is not None  # the one int4 cache
     assert not onnx_int4.cache_path(path).exists()
+
+
+# -- int4 is one format: both backends run the same weights from one cache ---------------------
+def int4_model(folder: Path) -> Path:
+    """Heads of 32 (ONNX Runtime's attention takes them), rows of 64: whole blocks of 32."""
+    return factory.save_model(folder, factory.tiny_tokenizer(), n_layer=2, n_head=2, n_embd=64)
+
+
+def onnx_weights(graph_file: Path) -> dict[str, torch.Tensor]:
+    """Every matrix of an int4 graph dequantized from its initializers, [out, in], and the
+    token table, by the names of their linears."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = onnx.load(str(graph_file)).graph
+    tensors = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    out = {}
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "MatMulNBits":
+            packed, scales = tensors[node.input[1]], tensors[node.input[2]]
+            rows, k, block = attrs["N"], attrs["K"], attrs["block_size"]
+            if attrs["bits"] == 4:
+                values = torch.stack([packed & 15, packed >> 4], dim=-1).float() - 8
+            else:
+                values = packed.float() - 128
+            blocks = values.reshape(rows, -1, block) * scales.reshape(rows, -1, 1)
+            out[node.input[1].removesuffix(".q")] = blocks.reshape(rows, -1)[:, :k]
+        if node.op_type == "GatherBlockQuantized":
+            table, scales = tensors[node.input[0]], tensors[node.input[2]]
+            block = attrs["block_size"]
+            values = (table.float() - 128).reshape(table.shape[0], -1, block)
+            out["wte"] = (values * scales[..., None]).reshape(table.shape[0], -1)
+    return out
+
+
+def torch_weights(fast: forward.FastGPT2) -> dict[str, torch.Tensor]:
+    """The fp32 weights each of torch's int8 kernels runs, [out, in], and its token table."""
+
+    def run(linear: object) -> torch.Tensor:
+        assert isinstance(linear, quantize.FbgemmLinear)
+        weight, _ = torch.ops.quantized.linear_unpack(linear.packed)
+        return weight.dequantize()
+
+    out = {"lm_head": run(fast.head), "wte": fast.wte}
+    for i, b in enumerate(fast.blocks):
+        parts = zip(
+            ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+            (b.attn, b.attn_proj, b.fc, b.mlp_proj),
+            strict=True,
+        )
+        out.update({f"h.{i}.{name}": run(linear) for name, linear in parts})
+    return out
+
+
+@needs_fbgemm
+@needs_onnxruntime
+def test_torch_and_onnx_runtime_run_the_same_int4_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every dequantized weight torch's int4 path runs (widened to int8) is the very number the
+    ONNX graph's 4-bit blocks, 8-bit head and token table hold."""
+    path = int4_model(tmp_path / "m")
+    Generator(models.load(str(path), precision="int4")).complete_text("The", GREEDY)
+    on_onnx = onnx_weights(onnx_int4.cache_path(path))
+    monkeypatch.setattr(onnx_int4, "available", lambda: False)
+    loaded = models.load(str(path), precision="int4")
+    shape = forward.Shape.from_config(loaded.config)
+    fast = forward.FastGPT2(
+        shape, loaded.weights, "int4", derived_weights.load_cached(path, "int4")
+    )
+    on_torch = torch_weights(fast)
+    assert on_torch.keys() == on_onnx.keys() and len(on_onnx) == 2 * 4 + 2
+    for name, weight in on_torch.items():
+        assert torch.equal(weight, on_onnx[name]), name
+    fp32 = loaded.weights["h.0.mlp.c_fc.weight"].t()
+    assert not torch.equal(on_torch["h.0.mlp.c_fc"], fp32)  # quantized, and 4 bits a value:
+    assert on_torch["h.0.mlp.c_fc"][0, :32].unique().numel() <= 16
+
+
+@needs_onnxruntime
+def test_torch_and_onnx_runtime_int4_logits_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same weights, so only the kernels' arithmetic differs. Pinned to fp32 on both sides
+    (ONNX Runtime's fp32 accuracy level, torch's dequantized fallback) the logits agree to
+    rounding, on any x86; on their own int8-activation kernels, closely."""
+    path = int4_model(tmp_path / "m")
+    ids = factory.tiny_tokenizer().encode(factory.ENGLISH)[:12]
+    assert len(ids) <= onnx_int4.PREFILL_MIN  # the 4-bit graph alone
+
+    def logits(backend: str) -> torch.Tensor:
+        with monkeypatch.context() as patch:
+            if backend == "torch":
+                patch.setattr(onnx_int4, "available", lambda: False)
+            gen = Generator(models.load(str(path), precision="int4"))
+            return gen.next_logits(ids)
+
+    onnx, on_torch = logits("onnx"), logits("torch")
+    assert torch.nn.functional.cosine_similarity(onnx, on_torch, dim=0) > 0.999
+    assert (onnx - on_torch).abs().max() < 0.05 * onnx.abs().max()
+    monkeypatch.setattr(onnx_graph, "ACCURACY", 1)  # MatMulNBits in fp32
+    monkeypatch.setattr(quantize, "int8_kernel_available", lambda: False)
+    for file in path.glob("scribe-int4*"):
+        file.unlink()  # the graph again, at the fp32 accuracy level
+    pinned_onnx, pinned_torch = logits("onnx"), logits("torch")
+    assert torch.allclose(pinned_onnx, pinned_torch, rtol=0, atol=1e-5)
+    assert not torch.allclose(pinned_onnx, onnx, rtol=0, atol=1e-5)  # other kernels really ran
+
+
+@needs_onnxruntime
+def test_int4_weights_have_one_cache_that_both_backends_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX Runtime's graphs are built from scribe-int4.safetensors, torch widens it: whichever
+    backend comes second reuses it, and a damaged one is built again."""
+    path = int4_model(tmp_path / "m")
+    cache = derived_weights.cache_file(path, "int4")
+
+    def run(backend: str, requantize: bool = False) -> str:
+        with monkeypatch.context() as patch:
+            if backend == "torch":
+                patch.setattr(onnx_int4, "available", lambda: False)
+            if not requantize:
+                patch.setattr(quantize, "quantize_weights", no_quantizing)
+            gen = Generator(models.load(str(path), precision="int4"))
+            return gen.complete_text("The", GREEDY)
+
+    def no_quantizing(*args: object) -> None:
+        raise AssertionError("quantized again, not read from the one cache")
+
+    run("onnx", requantize=True)
+    graph = onnx_int4.cached(path)
+    assert graph is not None and cache.exists()
+    written = cache.stat().st_mtime_ns
+    run("torch")  # reads the cache the graph was built from
+    assert cache.stat().st_mtime_ns == written
+    assert sorted(p.name for p in path.glob("scribe-*")) == [
+        "scribe-int4-prefill.onnx",
+        "scribe-int4-prefill.onnx.data",
+        "scribe-int4.json",
+        "scribe-int4.onnx",
+        "scribe-int4.onnx.data",
+        "scribe-int4.safetensors",
+    ]
+    cache.write_bytes(b"\xff" * 256)  # damaged: torch builds it again...
+    run("torch", requantize=True)
+    assert derived_weights.load_cached(path, "int4") is not None
+    for file in path.glob("scribe-int4*.onnx*"):
+        file.unlink()
+    run("onnx")  # ...and the graphs are built from it
+    assert onnx_int4.cached(path) == graph
+    cache.unlink()  # gone while the graph is current: the graph runs as it is
+    run("onnx")
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_cached_int4_weights_leave_the_float_matrices_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """From the int4 cache, torch and the ONNX graph's build read no float matrix, nor the
+    token table: the 8-bit head's table stands for it."""
+    if backend == "torch":
+        monkeypatch.setattr(onnx_int4, "available", lambda: False)
+    elif not onnx_int4.available():
+        pytest.skip("no onnxruntime")
+    path = int4_model(tmp_path / "m")
+    first = Generator(models.load(str(path), precision="int4"))  # quantizes, writes the cache
+    for file in path.glob("scribe-int4*.onnx*"):
+        file.unlink()  # the graph is built again, from the cache
+    loaded = models.load(str(path), precision="int4")
+    second = Generator(loaded)
+    matrices = {n for n in loaded.weights.read_names() if n.endswith(".weight") and "ln_" not in n}
+    assert matrices <= {"wpe.weight"}
+    assert first.complete_text("The", GREEDY) == second.complete_text("The", GREEDY)

@@ -21,7 +21,15 @@ import torch.nn.functional as F
 
 from scribe.engine.runtime.gpt2 import scripted_step
 from scribe.engine.runtime.gpt2.checkpoint import Shape, is_plain
-from scribe.engine.runtime.gpt2.quantize import Linear, Quantized, make_linear, quantize_weights
+from scribe.engine.runtime.gpt2.quantize import (
+    Linear,
+    Quantized,
+    dequantize,
+    input_width,
+    make_linear,
+    quantize_weights,
+    widen_int4,
+)
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -98,7 +106,9 @@ class FastGPT2:
         if precision != "fp32" and quantized is None:
             raise ValueError(f"{precision} weights need their stored form (quantize_weights)")
         stored = quantized or {}
-        self.wte = weights["wte.weight"]
+        # int4 tokens read the 8-bit head's table, as ONNX Runtime's int4 does.
+        int4 = precision == "int4"
+        self.wte = dequantize(stored["lm_head"], self.n_embd) if int4 else weights["wte.weight"]
         self.wpe = weights["wpe.weight"]
         # Quantized weights always run the fused tanh GELU; scripted_step.py relies on it.
         self.act: Activation = gelu_new if precision == "fp32" else _tanh_gelu
@@ -149,6 +159,9 @@ class FastGPT2:
         bias = weights.get(f"{name}.bias")
         if self.precision == "fp32":
             return make_linear("fp32", weights[f"{name}.weight"], bias, transposed=transposed)
+        if self.precision == "int4":  # its exact int8 widening, on the int8 kernel
+            rows = widen_int4(stored[name], input_width(name, stored, self.n_embd))
+            return make_linear("int8", None, bias, rows)
         return make_linear(self.precision, None, bias, stored[name], transposed=transposed)
 
     @torch.inference_mode()

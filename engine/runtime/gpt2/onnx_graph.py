@@ -1,8 +1,8 @@
 """GPT-2 as an ONNX graph of ONNX Runtime's fused CPU kernels, built straight from the weights.
 
-- Every block matrix is a MatMulNBits node: symmetric 4-bit blocks of `BLOCK` values along the
-  input dimension, one fp32 scale per block, int8 activations. The tied LM head is one too, in
-  HEAD_BITS bits.
+- Every block matrix is a MatMulNBits node over the one int4 format (quantize.py): symmetric
+  4-bit blocks along the input dimension, one fp32 scale per block, int8 activations. The tied
+  LM head is one too, in 8 bits. The graph holds the very values torch's int4 path runs.
 - The token embedding reads the LM head's own table through GatherBlockQuantized, so the
   vocabulary's 50257 rows are never held in fp32 (206 MB at GPT-2 medium).
 - Attention is GroupQueryAttention over a KV buffer as long as the model's window: the caller binds
@@ -22,33 +22,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import torch
+
+from scribe.engine.runtime.gpt2.quantize import Quantized, input_width, widen_int4
 
 if TYPE_CHECKING:
     import onnx
-    import torch
 
-BLOCK = 128  # values per scale: blocks of 128 decode 1.5x faster than 32 on x86 (see HEAD_BITS)
-# Below this width a model is small enough that speed hardly matters, and a block of 128 spans
-# so much of a row that 4-bit error shows (the 256-wide embedded model: +4.7% perplexity, vs
-# +1.7% with blocks of 32).
-SMALL_WIDTH, SMALL_BLOCK = 768, 32
-
-
-def block_for(width: int) -> int:
-    """Values per scale for a model of this width."""
-    return SMALL_BLOCK if width < SMALL_WIDTH else BLOCK
-
-
-# The tied LM head (and so the embedding, which reads the same table) in 8 bits, as llama.cpp
-# keeps its output tensor above 4 bits: on the embedded default model, where the head is most of
-# the weights, a 4-bit head raises held-out perplexity 6.6% and an 8-bit one 1.9%.
-HEAD_BITS = 8
+HEAD_BLOCK = 128  # the 8-bit head's values per scale (one scale per row, repeated per block)
 ACCURACY = 4  # MatMulNBits' accuracy level 4: activations in int8, its fastest x86 kernel
 OPSET = 17  # has LayerNormalization, which ORT runs as one fused kernel
 MS = "com.microsoft"  # ONNX Runtime's contrib operators
 
 
-class Quantized(NamedTuple):
+class Blocks(NamedTuple):
     """A matrix as MatMulNBits stores it: packed [out, blocks, block * bits / 8] bytes and
     scales [out, blocks]; symmetric, so the zero point is implied (8 for 4 bits, 128 for 8)."""
 
@@ -64,35 +51,46 @@ def cache_names(layers: int) -> tuple[list[str], list[str]]:
     return past, [name.replace("past_", "present_") for name in past]
 
 
-def quantize(weight: np.ndarray, bits: int = 4, block: int = BLOCK) -> Quantized:
-    """A [in, out] matrix in blocks along `in` (the last block zero-padded), by onnxruntime's
-    own quantizer."""
-    from onnxruntime.quantization import QuantFormat
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        DefaultWeightOnlyQuantizer,
-    )
+def int4_blocks(stored: Quantized) -> Blocks:
+    """A 4-bit block matrix of the one int4 format (quantize.py) as MatMulNBits reads it: the
+    same bytes, each block's scale its step times its row's scale (exact in fp32)."""
+    packed, step = stored["packed"].numpy(), stored["step"].float()
+    out, blocks = step.shape
+    scales = (step * stored["scale"][:, None]).numpy()
+    return Blocks(packed.reshape(out, blocks, -1), scales, 4, packed.shape[1] * 2 // blocks)
 
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=block,
-        is_symmetric=True,
-        accuracy_level=ACCURACY,
-        quant_format=QuantFormat.QOperator,
-        bits=bits,
-    )
-    packed, scales, _ = DefaultWeightOnlyQuantizer(config).qbits_block_quant(
-        np.ascontiguousarray(weight)
-    )
-    return Quantized(packed, scales, bits, block)
+
+def head_block(width: int) -> int:
+    """The 8-bit head's block: the largest power of two up to HEAD_BLOCK that divides a row
+    (MatMulNBits and GatherBlockQuantized take 16 or more), else HEAD_BLOCK, the last padded."""
+    block = math.gcd(width, HEAD_BLOCK)
+    return block if block >= 16 else HEAD_BLOCK
+
+
+def head_blocks(stored: Quantized, block: int) -> Blocks:
+    """The 8-bit head (int8 rows) in blocks of `block` (the last zero-padded), its row's scale
+    in each."""
+    q, scale = stored["q"], stored["scale"]
+    out, width = q.shape
+    blocks = -(-width // block)
+    values = np.zeros((out, blocks * block), np.uint8) + 128
+    values[:, :width] = (q.to(torch.int16) + 128).numpy()
+    scales = np.repeat(scale.numpy()[:, None], blocks, axis=1)
+    return Blocks(values.reshape(out, blocks, block), scales, 8, block)
 
 
 class _Graph:
     """Nodes and initializers, named after the checkpoint's tensors."""
 
     def __init__(
-        self, weights: Mapping[str, torch.Tensor], eps: float, int8: bool, block: int = BLOCK
+        self,
+        weights: Mapping[str, torch.Tensor],
+        stored: Mapping[str, Quantized],
+        eps: float,
+        int8: bool,
     ) -> None:
-        self.weights, self.eps, self.int8, self.block = weights, eps, int8, block
+        self.weights, self.stored, self.eps, self.int8 = weights, stored, eps, int8
+        self.width = stored["lm_head"]["q"].shape[1]
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
@@ -122,8 +120,8 @@ class _Graph:
         )
         return out, total
 
-    def matmul(self, x: str, name: str, k: int, matrix: Quantized, bias: str = "") -> str:
-        """x @ a [k, n] quantized matrix (+ bias, MatMulNBits' sixth input)."""
+    def matmul(self, x: str, name: str, k: int, matrix: Blocks, bias: str = "") -> str:
+        """x @ a [k, n] matrix in blocks (+ bias, MatMulNBits' sixth input)."""
         inputs = [
             x,
             self.tensor(name + ".q", matrix.packed),
@@ -142,55 +140,58 @@ class _Graph:
 
     def conv1d(self, x: str, prefix: str) -> str:
         """A GPT-2 Conv1D (weight [in, out]) and its bias, in one kernel."""
-        weight = self.weights[prefix + ".weight"].float().numpy()
+        k = input_width(prefix, self.stored, self.width)
         add = self.weight(prefix + ".bias")
         if not self.int8:
-            return self.matmul(x, prefix, weight.shape[0], quantize(weight, block=self.block), add)
-        # int8 rows, one scale per output column; activations quantized per call.
-        scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127
+            return self.matmul(x, prefix, k, int4_blocks(self.stored[prefix]), add)
+        # The same weights widened to int8 rows, one scale per output column; activations
+        # quantized per call.
+        rows = widen_int4(self.stored[prefix], k)
         inputs = [
             x,
-            self.tensor(prefix + ".q8", np.round(weight / scale).astype(np.int8)),
-            self.tensor(prefix + ".scale", scale.astype(np.float32)),
-            self.tensor(prefix + ".zero", np.zeros(weight.shape[1], np.int8)),
+            self.tensor(prefix + ".q8", rows["q"].numpy().T),
+            self.tensor(prefix + ".scale", rows["scale"].numpy()),
+            self.tensor(prefix + ".zero", np.zeros(rows["q"].shape[0], np.int8)),
         ]
         return self.node("DynamicQuantizeMatMul", [*inputs, add], [prefix + ".out"])
 
-    def embedding(self, ids: str, wte: np.ndarray, head: Quantized) -> str:
-        """Token rows read from the LM head's quantized table (GatherBlockQuantized, same
-        zero points), or from a table of their own in blocks that divide a row when the head's
-        blocks do not. A row no block of 16 or more divides stays fp32."""
-        vocab, c = wte.shape
-        table = head
-        if c % head.block:
-            block = math.gcd(c, head.block)
-            if block < 16:
-                return self.node("Gather", [self.weight("wte.weight"), ids], ["wte.out"])
-            table = quantize(wte.T, head.bits, block)
-        packed = self.tensor("wte.q", table.packed.reshape(vocab, c * table.bits // 8))
+    def embedding(self, ids: str, c: int) -> str:
+        """Token rows read from the 8-bit head's table (GatherBlockQuantized, the same bytes
+        and scales), in blocks that divide a row; where no block of 16 or more does, the same
+        values in fp32."""
+        head = self.stored["lm_head"]
+        block = head_block(c)
+        if c % block:
+            table = (head["q"].float() * head["scale"][:, None]).numpy()
+            return self.node("Gather", [self.tensor("wte.table", table), ids], ["wte.out"])
+        rows = head_blocks(head, block)
+        vocab = rows.packed.shape[0]
+        packed = self.tensor("wte.q", rows.packed.reshape(vocab, c))
         return self.node(
             "GatherBlockQuantized",
-            [packed, ids, self.tensor("wte.scales", table.scales)],
+            [packed, ids, self.tensor("wte.scales", rows.scales)],
             ["wte.out"],
             gather_axis=0,
             quantize_axis=1,
-            block_size=table.block,
-            bits=table.bits,
+            block_size=block,
+            bits=8,
         )
 
 
 def build(
-    weights: Mapping[str, torch.Tensor], config: dict[str, Any], prefill: bool = False
+    weights: Mapping[str, torch.Tensor],
+    config: dict[str, Any],
+    stored: Mapping[str, Quantized],
+    prefill: bool = False,
 ) -> onnx.ModelProto:
-    """The int4 graph of the GPT-2 in `weights` (checkpoint names, "h.0.attn.c_attn.weight").
-    `prefill`: the same blocks with int8 matrices (DynamicQuantizeMatMul, one scale per
-    column) and no LM head: it only fills the KV buffers (see ../onnx_int4.py, PREFILL_MIN)."""
+    """The int4 graph of the GPT-2 in `weights` (checkpoint names, "h.0.attn.c_attn.weight"),
+    its matrices from `stored`, their one int4 form (quantize.quantize_weights). `prefill`: the
+    same weights widened to int8 (DynamicQuantizeMatMul, one scale per column) and no LM head:
+    it only fills the KV buffers (see ../onnx_int4.py, PREFILL_MIN)."""
     c, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
     eps = float(config.get("layer_norm_epsilon", 1e-5))
-    g = _Graph(weights, eps, int8=prefill, block=block_for(c))
-    wte = weights["wte.weight"].float().numpy()
-    head = quantize(wte.T, HEAD_BITS)  # the tied LM head, [c, vocab]
-    tokens = g.embedding("input_ids", wte, head)
+    g = _Graph(weights, stored, eps, int8=prefill)
+    tokens = g.embedding("input_ids", c)
     places = g.node("Gather", [g.weight("wpe.weight"), "position_ids"], ["wpe.out"])
     h, x = g.add_norm(tokens, places, "h.0.ln_1")
     past, present = cache_names(layers)
@@ -217,7 +218,7 @@ def build(
         for name, v in (("from_last", -1), ("to_end", 2**62))
     ]
     last = g.node("Slice", [h, *ends, g.tensor("axis1", np.array([1], np.int64))], ["last"])
-    g.matmul(last, "lm_head", c, head)
+    g.matmul(last, "lm_head", c, head_blocks(stored["lm_head"], head_block(c)))
     g.nodes[-1].output[0] = "logits"
     return _model(g, config, past, present, logits=True)
 
