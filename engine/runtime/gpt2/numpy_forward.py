@@ -20,6 +20,7 @@ from scribe.engine.runtime.gpt2.checkpoint import Shape
 # safetensors dtypes numpy reads (bf16 has no numpy type: such files stay on torch).
 READABLE_DTYPES = {"F32", "F16"}
 GELU_C = math.sqrt(2.0 / math.pi)
+QUERY_BLOCK = 128  # queries whose attention scores are computed at once (a long prefill)
 
 
 def load_arrays(files: Iterable[Path]) -> dict[str, np.ndarray]:
@@ -93,9 +94,6 @@ class NumpyGPT2:
         if end > self.n_positions:
             raise ValueError(f"{end} tokens exceed the model's {self.n_positions} positions")
         x = self.wte[ids] + self.wpe[start:end]  # [n, C]
-        mask = None
-        if n > 1:  # new token i sees the cached ones and new ones up to itself
-            mask = np.triu(np.ones((n, end), dtype=bool), k=start + 1)
         c, heads, d = self.n_embd, self.n_head, self.head_dim
         for layer, b in enumerate(self.blocks):
             qkv = self._norm(x, b.ln1) @ b.attn[0]
@@ -103,19 +101,35 @@ class NumpyGPT2:
             q, k, v = qkv.reshape(n, 3, heads, d).transpose(1, 2, 0, 3)  # each [H, n, d]
             self.keys[layer, :, start:end] = k
             self.values[layer, :, start:end] = v
-            scores = q @ self.keys[layer, :, :end].transpose(0, 2, 1)  # [H, n, end]
-            scores *= self.scale
-            if mask is not None:
-                scores[:, mask] = -np.inf
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            a = (scores @ self.values[layer, :, :end]).transpose(1, 0, 2).reshape(n, c)
-            x += a @ b.attn_proj[0] + b.attn_proj[1]
+            a = self._attend(q, self.keys[layer, :, :end], self.values[layer, :, :end], start)
+            x += a.reshape(n, c) @ b.attn_proj[0] + b.attn_proj[1]
             h = self._norm(x, b.ln2) @ b.fc[0]
             h += b.fc[1]
             x += _gelu(h) @ b.mlp_proj[0] + b.mlp_proj[1]
         return self._norm(x[-1], self.ln_f) @ self.head_t
+
+    def _attend(
+        self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, start: int
+    ) -> np.ndarray:
+        """Causal attention of new queries [H, n, d] (positions start..) over keys and values
+        [H, end, d]: [n, H, d]. Queries go in blocks, so the scores of a long input stay small
+        enough for the cache."""
+        n, end = q.shape[1], keys.shape[1]
+        out = np.empty((n, self.n_head, self.head_dim), dtype=np.float32)
+        keys_t = keys.transpose(0, 2, 1)
+        for first in range(0, n, QUERY_BLOCK):
+            last = min(n, first + QUERY_BLOCK)
+            scores = q[:, first:last] @ keys_t  # [H, rows, end]
+            scores *= self.scale
+            if last - first > 1 or start + last < end:  # query i sees positions <= start + i
+                scores += np.triu(
+                    np.full((last - first, end), -np.inf, np.float32), start + first + 1
+                )
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            out[first:last] = (scores @ values).transpose(1, 0, 2)
+        return out
 
     def _norm(self, x: np.ndarray, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """LayerNorm over the last axis, as torch computes it (biased variance)."""
