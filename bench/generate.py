@@ -192,7 +192,7 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     gen.warm()
     cores = threads.available_cores()
     out = {"quiet": decode_scribe(gen)["decode_tps"]}
-    one = threads.DecodeThreads(cores)
+    one = threads.DecodeThreads(cores, gen.decode_threads.pool)
     one.candidates = [1]  # the ceiling with one free core: one thread on a quiet machine
     gen.decode_threads, adaptive = one, gen.decode_threads
     out["quiet_one_thread"] = decode_scribe(gen)["decode_tps"]
@@ -201,7 +201,7 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     try:
         time.sleep(0.5)
         out["spinning"] = decode_scribe(gen)["decode_tps"]
-        fixed = threads.DecodeThreads(cores)
+        fixed = threads.DecodeThreads(cores, gen.decode_threads.pool)
         fixed.candidates = [cores]  # what a fixed all-cores decode would do
         gen.decode_threads = fixed
         out["spinning_fixed"] = decode_scribe(gen)["decode_tps"]
