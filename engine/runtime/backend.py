@@ -53,8 +53,8 @@ class Backend(Protocol):
     """A model's forward pass over its own KV cache, with prefix reuse."""
 
     precision: str  # what the stream reports: fp32, bf16, int8, int4 or "transformers"
-    # The pool the decode loop sizes step by step (torch's, numpy's BLAS); None: the backend
-    # sizes its own (ONNX Runtime).
+    # The pool the decode loop sizes step by step (torch's); None: the backend sizes its own
+    # (ONNX Runtime; numpy on one BLAS thread).
     threads: threads.ThreadPool | None
 
     def prefill(self, ids: list[int]) -> tuple[int, np.ndarray]:

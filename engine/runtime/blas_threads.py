@@ -1,51 +1,43 @@
 """The thread count of numpy's BLAS (OpenBLAS in numpy's wheels), set while running.
 
 OpenBLAS reads its thread count from the environment once, when numpy loads it; after that only
-its own `openblas_set_num_threads` changes it (what threadpoolctl calls). With both cores busy
-elsewhere, two OpenBLAS threads made the numpy backend's prefill seven times slower than one, so
-the decode loop paces this pool as it paces torch's (threads.py).
+its own `openblas_set_num_threads` changes it (what threadpoolctl calls). The numpy backend runs
+on one thread: with the cores busy elsewhere, two OpenBLAS threads made the embedded model's
+first forward 360 ms instead of 10 and a 100-token prefill 1 s instead of 32 ms (they spin
+waiting for each other), while one thread already decodes it faster than torch does.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from pathlib import Path
 
-# The setter and getter under the names numpy's bundled OpenBLAS (scipy-openblas, 64-bit ints)
-# and a system OpenBLAS export.
-SYMBOLS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
+# The setter under the names numpy's bundled OpenBLAS (scipy-openblas, 64-bit ints) and a
+# system OpenBLAS export.
+SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
 )
 
 
-class BlasThreads:
-    """numpy's OpenBLAS thread pool, through OpenBLAS's own setter."""
-
-    def __init__(self, library: ctypes.CDLL, setter: str, getter: str) -> None:
-        self._set = getattr(library, setter)
-        self._set.argtypes = [ctypes.c_int]
-        self._set.restype = None
-        self._get = getattr(library, getter)
-        self._get.restype = ctypes.c_int
-
-    def get(self) -> int:
-        return int(self._get())
-
-    def set(self, count: int) -> None:
-        self._set(count)
-
-
-def blas_pool() -> BlasThreads | None:
-    """numpy's OpenBLAS pool, or None when numpy's BLAS is another (its own threading stays)."""
+def set_threads(count: int) -> bool:
+    """Run numpy's OpenBLAS on `count` threads, unless OPENBLAS_NUM_THREADS chose already. False
+    when numpy's BLAS is another (its own threading stays)."""
+    if os.environ.get("OPENBLAS_NUM_THREADS"):
+        return False
     for library in _loaded_openblas():
-        for setter, getter in SYMBOLS:
-            if hasattr(library, setter) and hasattr(library, getter):
-                return BlasThreads(library, setter, getter)
-    return None
+        for name in SETTERS:
+            if hasattr(library, name):
+                setter = getattr(library, name)
+                setter.argtypes = [ctypes.c_int]
+                setter.restype = None
+                setter(count)
+                return True
+    return False
 
 
 def _loaded_openblas() -> list[ctypes.CDLL]:

@@ -54,8 +54,8 @@ class Generator:
         self._backend = open_backend(loaded)
         self.precision = self._backend.precision
         # How many threads each decode step uses (adaptive), in the pool the backend runs on
-        # (torch's, numpy's BLAS); a benchmark may swap in a fixed one. A backend that sizes its
-        # own pool (ONNX Runtime) is left alone.
+        # (torch's); a benchmark may swap in a fixed one. A backend that sizes its own pool
+        # (ONNX Runtime, numpy) is left alone.
         pool = self._backend.threads
         cores = threads.available_cores() if pool is not None else 1
         self.decode_threads = threads.DecodeThreads(cores, pool or threads.FIXED)

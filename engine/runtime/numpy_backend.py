@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from scribe.engine.runtime.blas_threads import BlasThreads, blas_pool
+from scribe.engine.runtime import blas_threads
 from scribe.engine.runtime.gpt2.numpy_forward import NumpyGPT2
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
 
 
 class NumpyBackend:
     precision = "fp32"
+    threads = None  # one BLAS thread (blas_threads.py), which the decode loop leaves alone
 
     def __init__(self, model: NumpyGPT2) -> None:
         self.model = model
         self.cached = PrefixReuse()
-        # numpy's BLAS pool, paced by the decode loop (None: a BLAS scribe cannot size).
-        self.threads: BlasThreads | None = blas_pool()
+        blas_threads.set_threads(1)
 
     def reset(self) -> None:
         self.cached.clear()

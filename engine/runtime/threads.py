@@ -7,9 +7,9 @@ two threads can run at a third of their quiet speed while one thread loses littl
 count is therefore picked by timing real steps: the best count so far is used, and every
 `PROBE_EVERY` steps each other count gets a couple of steps, so the choice follows the load.
 
-The same pacing serves torch's pool (torch backends) and numpy's BLAS (the numpy backend,
-blas_threads.py): a `ThreadPool` is whatever can read and set a thread count. torch is imported
-only when its pool is used.
+The pacing runs on a `ThreadPool`: torch's for the torch backends (torch is imported only when
+that pool is used), none for a backend that sizes its own (ONNX Runtime; the numpy backend's one
+BLAS thread, blas_threads.py).
 """
 
 from __future__ import annotations

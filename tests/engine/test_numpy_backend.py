@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scribe.engine.runtime import backend, models
+from scribe.engine.runtime import backend, blas_threads, models
 from scribe.engine.runtime.generation import Generator
 from scribe.engine.runtime.gpt2.checkpoint import Shape
 from scribe.engine.runtime.gpt2.forward import FastGPT2
@@ -140,3 +140,8 @@ def test_the_editor_server_s_engine_path_never_imports_torch(tiny_model_dir: Pat
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().split() == ["False", "False"]
+
+
+def test_a_chosen_openblas_thread_count_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert not blas_threads.set_threads(1)  # the user's choice stands
