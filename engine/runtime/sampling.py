@@ -83,15 +83,19 @@ def choose_token(
             logits[token] -= penalty
     if options.temperature == 0:
         return int(np.argmax(logits))
-    if options.top_k and options.top_k < logits.size:
-        kth = np.partition(logits, -options.top_k)[-options.top_k]
-        logits[logits < kth] = -np.inf
+    # The candidates left after top-k and min_p, as ids and scores: the rest of the work (and
+    # top_p's sort) is on these few rather than the whole vocabulary.
+    ids = np.flatnonzero(logits > -np.inf)
+    if options.top_k and options.top_k < ids.size:
+        kth = np.partition(logits[ids], -options.top_k)[-options.top_k]
+        ids = ids[logits[ids] >= kth]
+    scores = logits[ids]
     if options.min_p > 0:
         # Keep tokens at least min_p times as likely as the best one, judged before the
         # temperature (as llama.cpp does), so a high temperature cannot revive the tail.
-        logits[logits < logits.max() + math.log(options.min_p)] = -np.inf
-    logits /= options.temperature
-    probs = _softmax(logits)
+        keep = scores >= scores.max() + math.log(options.min_p)
+        ids, scores = ids[keep], scores[keep]
+    probs = _softmax(scores / options.temperature)
     if options.top_p < 1.0:
         order = np.argsort(-probs, kind="stable")
         sorted_probs = probs[order]
@@ -102,7 +106,7 @@ def choose_token(
     cumulative = np.cumsum(probs, dtype=np.float64)
     rng = rng if rng is not None else np.random.default_rng()
     pick = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(pick, len(probs) - 1)
+    return int(ids[min(pick, ids.size - 1)])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
