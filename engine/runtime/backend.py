@@ -12,11 +12,14 @@ backend keeps.
 | anything else                        | (ignored)        | transformers_backend.py           |
 
 The numpy row is the fast start: importing torch costs about 1.8 s on a 2-core machine, more
-than a small model needs to load and answer, and for a model this small numpy's fp32 decode is
-as fast as torch's (figures in NUMPY_MAX_PARAMS's comment). "auto" resolves to fp32 below
-precision.py's int8 threshold, so a small model at "auto" lands here. Bigger models decode
-faster on torch (int8 kernels, a faster fp32 matmul), which also starts them no slower once
-their weights take seconds to read.
+than a small model needs to load and answer. On one thread numpy's fp32 is as fast as torch's
+(measured on 2 busy cores: the embedded model 3.6 ms a token against 5.3, a 1000-token prompt
+0.33 s against 0.30; GPT-2 124M's shape 35 ms against 43, 2.8 s either way). "auto" gives fp32
+below precision.py's int8 threshold of 20M parameters, so a small model at "auto" lands here;
+from there "auto" means int8, whose fbgemm kernel decodes GPT-2 124M three times as fast
+(14 ms a token), and NUMPY_MAX_PARAMS ends the numpy row at the same size: a bigger model at
+an explicit fp32 keeps torch, whose threads speed up a long prefill on an idle machine where
+numpy runs one BLAS thread (blas_threads.py says why).
 
 On the torch backend, int8 runs fbgemm's kernel where this CPU has it, else dequantized
 (gpt2/quantize.py). Derived weights (quantized caches, ONNX graphs) are prepared here, before the
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from scribe.engine.runtime.gpt2.quantize import Quantized
 
 NUMPY, TORCH, ONNX_INT4, TRANSFORMERS = "numpy", "torch", "onnx-int4", "transformers"
-# The largest plain GPT-2 the numpy backend runs (measured on 2 cores; see the docstring).
+# The largest plain GPT-2 the numpy backend runs (the docstring says why this size).
 NUMPY_MAX_PARAMS = 20_000_000
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ def load_arrays(files: Iterable[Path]) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for file in files:
         for key, array in load_file(str(file)).items():
-            arrays[key.removeprefix("transformer.")] = array.astype(np.float32, copy=False)
+            if not key.endswith((".attn.bias", ".attn.masked_bias")):  # OpenAI's causal masks
+                arrays[key.removeprefix("transformer.")] = array.astype(np.float32, copy=False)
     return arrays
 
 
@@ -47,8 +48,6 @@ class Block:
 
 class NumpyGPT2:
     """Weights as float32 arrays plus a preallocated KV cache of n_positions tokens."""
-
-    precision = "fp32"
 
     def __init__(self, shape: Shape, arrays: dict[str, np.ndarray]) -> None:
         self.n_head = shape.n_head
