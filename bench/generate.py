@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+VOCAB = 50000  # prompt ids are drawn below this (the worker lowers it to a smaller model's)
 NEW_TOKENS = 128
 PRECISIONS = ("fp32", "bf16", "int8", "int4")
 # Bytes read per weight, per precision, for the bandwidth bound (int4 counts its 4-bit storage).
@@ -47,7 +48,7 @@ def prompt(n: int, seed: int = 0) -> list[int]:
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    return [int(t) for t in torch.randint(0, 50000, (n,), generator=gen)]
+    return [int(t) for t in torch.randint(0, VOCAB, (n,), generator=gen)]
 
 
 def peak_rss_mb() -> float:
@@ -128,10 +129,16 @@ def run_transformers(model_dir: Path) -> dict[str, Any]:
 
 
 def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
+    """`precision`, or fp32-numpy / fp32-torch: fp32 on that backend, whatever the model's size
+    (backend.py's NUMPY_MAX_PARAMS moved), to compare the two."""
+    from scribe.engine.runtime import backend
     from scribe.engine.runtime.generation import Generator
     from scribe.engine.runtime.models import load
     from scribe.engine.runtime.options import GenerationOptions
 
+    precision, _, forced = precision.partition("-")
+    if forced:
+        backend.NUMPY_MAX_PARAMS = 10**12 if forced == "numpy" else -1
     gen = Generator(load(str(model_dir), precision=precision))
     gen.warm()
     first = GenerationOptions(max_new_tokens=1, temperature=0)
@@ -144,7 +151,7 @@ def run_scribe(model_dir: Path, precision: str) -> dict[str, Any]:
         stream.text()
         return time.perf_counter() - start, stream.stats
 
-    out: dict[str, Any] = {"precision": gen.precision}
+    out: dict[str, Any] = {"precision": gen.precision, "backend": backend.choose(gen.loaded)}
     for n in (256, 1000):
         out[f"ttft_{n}"] = median([ttft(prompt(n, i))[0] for i in range(REPEATS)])
     # The editor case: the same 1000-token prompt with its last 10 tokens changed.
@@ -185,7 +192,7 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     gen.warm()
     cores = threads.available_cores()
     out = {"quiet": decode_scribe(gen)["decode_tps"]}
-    one = threads.DecodeThreads(cores)
+    one = threads.DecodeThreads(cores, gen.decode_threads.pool)
     one.candidates = [1]  # the ceiling with one free core: one thread on a quiet machine
     gen.decode_threads, adaptive = one, gen.decode_threads
     out["quiet_one_thread"] = decode_scribe(gen)["decode_tps"]
@@ -194,7 +201,7 @@ def run_spinning(model_dir: Path, precision: str) -> dict[str, Any]:
     try:
         time.sleep(0.5)
         out["spinning"] = decode_scribe(gen)["decode_tps"]
-        fixed = threads.DecodeThreads(cores)
+        fixed = threads.DecodeThreads(cores, gen.decode_threads.pool)
         fixed.candidates = [cores]  # what a fixed all-cores decode would do
         gen.decode_threads = fixed
         out["spinning_fixed"] = decode_scribe(gen)["decode_tps"]
@@ -279,6 +286,8 @@ def run_ctranslate2(model_dir: Path) -> dict[str, Any]:
 
 
 def worker(name: str, model_dir: Path) -> dict[str, Any]:
+    global VOCAB
+    VOCAB = min(VOCAB, json.loads((model_dir / "config.json").read_text())["vocab_size"])
     kind, _, arg = name.partition(":")
     if kind == "transformers":
         result = run_transformers(model_dir)

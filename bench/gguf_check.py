@@ -35,7 +35,7 @@ PROMPTS = (
 def scribe_greedy(gen: Any, ids: list[int], count: int) -> list[int]:
     """`count` greedy tokens from scribe's own decode loop (not stopping at end-of-text, so
     both engines produce the same number)."""
-    import torch
+    import numpy as np
 
     from scribe.engine.runtime.options import GenerationOptions
     from scribe.engine.runtime.sampling import choose_token
@@ -45,7 +45,7 @@ def scribe_greedy(gen: Any, ids: list[int], count: int) -> list[int]:
     out: list[int] = []
     for _ in range(count):  # each call feeds only the newest token onto the cached prefix
         logits = gen.next_logits(ids + out)
-        out.append(choose_token(logits, greedy, torch.empty(0, dtype=torch.long), None))
+        out.append(choose_token(logits, greedy, np.empty(0, dtype=np.int64), None))
     return out
 
 

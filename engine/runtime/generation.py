@@ -2,9 +2,11 @@
 
 `Generator.stream(prompt, options, cancel)` returns a `Stream` (stream.py): text deltas plus the
 figures of that one generation. The pipeline: a `LoadedModel` (models.py: files, tokenizer,
-card) -> a backend (backend.py's decision table: torch, ONNX Runtime or transformers, its
+card) -> a backend (backend.py's decision table: numpy, torch, ONNX Runtime or transformers, its
 derived weights prepared first) -> this decode loop. The backend keeps the cache of the last
 prompt, so a new prompt that shares a prefix with the previous one only feeds the new tokens.
+Logits are numpy arrays and sampling is numpy's: this loop imports no torch, so a model on the
+numpy backend starts without it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import torch
+import numpy as np
 
 from scribe.engine.errors import ScribeError
 from scribe.engine.runtime import threads
@@ -52,22 +54,22 @@ class Generator:
         self._lock = threading.Lock()
         self._backend = open_backend(loaded)
         self.precision = self._backend.precision
-        # How many threads each decode step uses (adaptive); a benchmark may swap in a fixed one.
-        # A backend on a thread pool of its own (ONNX Runtime) leaves torch only sampling, on
-        # one thread, so that torch's pool does not spin against it (1.2 ms a token at GPT-2
-        # medium).
-        own = self._backend.own_threads
-        self.decode_threads = threads.DecodeThreads(1 if own else threads.available_cores())
+        # How many threads each decode step uses (adaptive), in the pool the backend runs on
+        # (torch's); a benchmark may swap in a fixed one. A backend that sizes its own pool
+        # (ONNX Runtime, numpy) is left alone.
+        pool = self._backend.threads
+        cores = threads.available_cores() if pool is not None else 1
+        self.decode_threads = threads.DecodeThreads(cores, pool or threads.FIXED)
         self._markers = self._fim_marker_ids(loaded)
         self._blank_tokens: BlankTokens | None = None  # made on the first healed start
 
-    def _fim_marker_ids(self, loaded: LoadedModel) -> torch.Tensor | None:
+    def _fim_marker_ids(self, loaded: LoadedModel) -> np.ndarray | None:
         """The ids of a FIM model's marker tokens: the model may write them in plain text (it
         saw them in training), but an answer or a middle never contains one, so they are never
         sampled."""
         fim = loaded.card.fim
         ids = fim.token_ids(self.encode) if fim is not None else None
-        return torch.tensor(ids, dtype=torch.long) if ids else None
+        return np.array(ids, dtype=np.int64) if ids else None
 
     @property
     def model(self) -> Any:
@@ -148,31 +150,33 @@ class Generator:
         ids = self.prompt_ids(prompt, options.max_new_tokens)
         healed = self._healed_start(blanks)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
-        rng = None
-        if options.seed is not None:
-            rng = torch.Generator().manual_seed(options.seed)
+        rng = np.random.default_rng(options.seed)  # seed None: fresh entropy
         eos = self.loaded.eos_token_id
         decoder = IncrementalDecoder(self.decode, context=ids)
         stops = StopFilter(options.stop, options.lstrip)
         stats = out.stats = StreamStats(prompt_tokens=len(ids), precision=self.precision)
         started = time.perf_counter()
         # Every token seen so far, for the repetition penalty; filled in place, never regrown.
-        seen_buf = torch.empty(len(ids) + max_new, dtype=torch.long)
-        seen_buf[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+        seen_buf = np.empty(len(ids) + max_new, dtype=np.int64)
+        seen_buf[: len(ids)] = ids
         n_seen = len(ids)
         pace = self.decode_threads
-        with self._lock, threads.using(pace.prefill_threads()):
+        with self._lock, threads.using(pace.prefill_threads(), pace.pool):
             stats.reused_tokens, logits = self._backend.prefill(ids)
             stats.finish_reason = "length"
             for step in range(max_new):
-                if self._markers is not None:
-                    logits = logits.index_fill(-1, self._markers, float("-inf"))
-                if step < options.min_new_tokens and eos is not None:
-                    logits = logits.index_fill(-1, torch.tensor([eos]), float("-inf"))
-                if healed is not None and healed.active and (allowed := healed.allowed()):
-                    keep = torch.full_like(logits, float("-inf"))
-                    keep[torch.tensor(allowed)] = 0.0
-                    logits = logits + keep
+                banned = step < options.min_new_tokens and eos is not None
+                allowed = healed.allowed() if healed is not None and healed.active else None
+                if self._markers is not None or banned or allowed:
+                    logits = logits.copy()  # the backend's array stays as it gave it
+                    if self._markers is not None:
+                        logits[self._markers] = -np.inf
+                    if banned:
+                        logits[eos] = -np.inf
+                    if allowed:  # only tokens that spell out the healed blanks
+                        keep = logits[allowed]
+                        logits[:] = -np.inf
+                        logits[allowed] = keep
                 token = choose_token(logits, options, seen_buf[:n_seen], rng, len(ids))
                 if healed is not None and healed.active:
                     healed.chose(healed.tokens.texts.get(token, ""))
@@ -272,9 +276,10 @@ class Generator:
         return self.stream(prompt, options).text()
 
     # -- the cache, for tools that score or compare models token by token --------------------
-    def next_logits(self, ids: list[int]) -> torch.Tensor:
-        """The logits of the token after `ids` (the cached prefix is reused, as in `stream`)."""
-        with self._lock, torch.inference_mode():
+    def next_logits(self, ids: list[int]) -> np.ndarray:
+        """The logits of the token after `ids` ([vocab] float32; the cached prefix is reused, as
+        in `stream`)."""
+        with self._lock:
             return self._backend.prefill(list(ids))[1]
 
     def forget_cache(self) -> None:

@@ -271,8 +271,7 @@ class OrtBackend:
     present output of each graph."""
 
     precision = "int4"
-    # ONNX Runtime runs on threads of its own; torch only samples, on one thread.
-    own_threads = True
+    threads = None  # ONNX Runtime sizes its own thread pool
 
     def __init__(self, path: Path, threads: int) -> None:
         import numpy as np
@@ -313,12 +312,12 @@ class OrtBackend:
     def reset(self) -> None:
         self.cached.clear()
 
-    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+    def prefill(self, ids: list[int]) -> tuple[int, Any]:
         reuse = self.cached.reusable(ids)
         self.cached.keep(reuse)
         return reuse, self.feed(ids[reuse:])
 
-    def feed(self, new_ids: list[int]) -> torch.Tensor:
+    def feed(self, new_ids: list[int]) -> Any:
         """All but the last of many new tokens go through the int8 graph (see PREFILL_MIN),
         the last through the int4 one, which gives the logits."""
         if len(new_ids) > PREFILL_MIN and self._open_prefill():
@@ -326,7 +325,7 @@ class OrtBackend:
             for start in range(0, len(head), PREFILL_CHUNK):
                 self._run(self._prefill, head[start : start + PREFILL_CHUNK])
         self._run(self._decode, new_ids)
-        return torch.from_numpy(self._logits.numpy()[0, -1].copy())
+        return self._logits.numpy()[0, -1].copy()  # numpy float32, as every backend gives
 
     def _open_prefill(self) -> bool:
         """Whether the prefill graph is open, opening it on first use. One ONNX Runtime cannot

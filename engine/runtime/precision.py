@@ -49,8 +49,8 @@ def choose_precision(precision: str, params: int) -> str:
     """Resolve "auto" for a model of `params` parameters; other precisions pass through."""
     if check_precision(precision) != AUTO:
         return precision
-    from scribe.engine.runtime.gpt2.quantize import int8_kernel_available
+    if params < AUTO_INT8_MIN_PARAMS:
+        return "fp32"
+    from scribe.engine.runtime.gpt2.quantize import int8_kernel_available  # imports torch
 
-    if params >= AUTO_INT8_MIN_PARAMS and int8_kernel_available():
-        return "int8"
-    return "fp32"
+    return "int8" if int8_kernel_available() else "fp32"

@@ -1,4 +1,5 @@
-"""Choosing the next token from logits, in torch, on the last position only.
+"""Choosing the next token from logits, in numpy, on the last position only: the one sampler every
+backend's logits go through.
 
 Two guards keep a small model from looping: a DRY ("don't repeat yourself") penalty that grows
 with the length of a sequence the reply is about to repeat from itself, and a repetition penalty
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+import numpy as np
 
 from scribe.engine.runtime.options import GenerationOptions
 
@@ -19,13 +20,12 @@ from scribe.engine.runtime.options import GenerationOptions
 DRY_MAX_MATCH = 32
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
+def apply_repetition_penalty(logits: np.ndarray, seen: np.ndarray, penalty: float) -> None:
     """transformers' formula, in place: divide positive scores, multiply negative ones."""
-    if penalty == 1.0 or seen.numel() == 0:
+    if penalty == 1.0 or seen.size == 0:
         return
-    scores = logits.gather(0, seen)
-    scores = torch.where(scores < 0, scores * penalty, scores / penalty)
-    logits.scatter_(0, seen, scores)
+    scores = logits[seen]
+    logits[seen] = np.where(scores < 0, scores * penalty, scores / penalty)
 
 
 def dry_penalties(
@@ -60,15 +60,16 @@ def dry_penalties(
 
 
 def choose_token(
-    logits: torch.Tensor,
+    logits: np.ndarray,
     options: GenerationOptions,
-    seen: torch.Tensor,
-    generator: torch.Generator | None,
+    seen: np.ndarray,
+    rng: np.random.Generator | None,
     first_generated: int | None = None,
 ) -> int:
     """Pick one token id from a 1-D logits vector. `seen` holds every token so far (prompt, then
-    reply); the reply starts at `first_generated` (default: nothing generated yet)."""
-    logits = logits.to(torch.float32, copy=True)  # inference tensors cannot be edited in place
+    reply); the reply starts at `first_generated` (default: nothing generated yet). `rng` draws
+    the sample (None: a fresh, unseeded one)."""
+    logits = np.array(logits, dtype=np.float32)  # a copy: the backend's array stays as it was
     start = len(seen) if first_generated is None else first_generated
     recent = seen[-options.repetition_window :] if options.repetition_window else seen
     apply_repetition_penalty(logits, recent, options.repetition_penalty)
@@ -81,22 +82,33 @@ def choose_token(
         for token, penalty in dry_penalties(tokens, max(0, start - cut), options).items():
             logits[token] -= penalty
     if options.temperature == 0:
-        return int(torch.argmax(logits))
-    if options.top_k and options.top_k < logits.numel():
-        kth = torch.topk(logits, options.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        return int(np.argmax(logits))
+    # The candidates left after top-k and min_p, as ids and scores: the rest of the work (and
+    # top_p's sort) is on these few rather than the whole vocabulary.
+    ids = np.flatnonzero(logits > -np.inf)
+    if options.top_k and options.top_k < ids.size:
+        kth = np.partition(logits[ids], -options.top_k)[-options.top_k]
+        ids = ids[logits[ids] >= kth]
+    scores = logits[ids]
     if options.min_p > 0:
         # Keep tokens at least min_p times as likely as the best one, judged before the
         # temperature (as llama.cpp does), so a high temperature cannot revive the tail.
-        floor = logits.max() + math.log(options.min_p)
-        logits = logits.masked_fill(logits < floor, float("-inf"))
-    logits = logits / options.temperature
+        keep = scores >= scores.max() + math.log(options.min_p)
+        ids, scores = ids[keep], scores[keep]
+    probs = _softmax(scores / options.temperature)
     if options.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        order = np.argsort(-probs, kind="stable")
+        sorted_probs = probs[order]
         # Drop tokens once the mass before them already reaches top_p; always keep the best.
-        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= options.top_p
+        drop = np.cumsum(sorted_probs) - sorted_probs >= options.top_p
         drop[0] = False
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        probs[order[drop]] = 0.0
+    cumulative = np.cumsum(probs, dtype=np.float64)
+    rng = rng if rng is not None else np.random.default_rng()
+    pick = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return int(ids[min(pick, ids.size - 1)])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max())
+    return exp / exp.sum()

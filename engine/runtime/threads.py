@@ -6,6 +6,10 @@ process keeps one core busy, the thread that shares that core makes every step w
 two threads can run at a third of their quiet speed while one thread loses little. The decode
 count is therefore picked by timing real steps: the best count so far is used, and every
 `PROBE_EVERY` steps each other count gets a couple of steps, so the choice follows the load.
+
+The pacing runs on a `ThreadPool`: torch's for the torch backends (torch is imported only when
+that pool is used), none for a backend that sizes its own (ONNX Runtime; the numpy backend's one
+BLAS thread, blas_threads.py).
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import torch
+from typing import Protocol
 
 PROBE_EVERY = 16  # steps before another thread count is first re-measured
 PROBE_BACKOFF_MAX = 256  # a count that keeps losing is re-measured at most this rarely
@@ -29,17 +32,53 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class ThreadPool(Protocol):
+    """A thread pool whose size can be read and set while running."""
+
+    def get(self) -> int: ...
+
+    def set(self, count: int) -> None: ...
+
+
+class TorchThreads:
+    """torch's intra-op pool."""
+
+    def get(self) -> int:
+        import torch
+
+        return torch.get_num_threads()
+
+    def set(self, count: int) -> None:
+        import torch
+
+        torch.set_num_threads(count)
+
+
+class FixedThreads:
+    """A pool the decode loop leaves alone (a backend that sizes its own, like ONNX Runtime)."""
+
+    def get(self) -> int:
+        return 1
+
+    def set(self, count: int) -> None:
+        pass
+
+
+TORCH = TorchThreads()
+FIXED = FixedThreads()
+
+
 @contextmanager
-def using(threads: int) -> Iterator[None]:
-    """Run a block with `threads` intra-op threads, restoring the previous count after."""
-    before = torch.get_num_threads()
+def using(threads: int, pool: ThreadPool = TORCH) -> Iterator[None]:
+    """Run a block with `threads` threads in `pool`, restoring the previous count after."""
+    before = pool.get()
     if threads != before:
-        torch.set_num_threads(threads)
+        pool.set(threads)
     try:
         yield
     finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+        if pool.get() != before:
+            pool.set(before)
 
 
 class DecodeThreads:
@@ -51,7 +90,8 @@ class DecodeThreads:
     wins resets.
     """
 
-    def __init__(self, cores: int | None = None) -> None:
+    def __init__(self, cores: int | None = None, pool: ThreadPool = TORCH) -> None:
+        self.pool = pool
         cores = cores or available_cores()
         self.candidates = sorted({cores, max(1, cores // 2), 1}, reverse=True)
         self.average: dict[int, float] = {}
@@ -84,8 +124,8 @@ class DecodeThreads:
     def begin(self) -> int:
         """Call before a step: sets and returns the thread count for it."""
         count = self._pick()
-        if count != torch.get_num_threads():
-            torch.set_num_threads(count)
+        if count != self.pool.get():
+            self.pool.set(count)
         self._current = count
         self._started = time.perf_counter()
         return count

@@ -4,14 +4,15 @@ only moving the length back."""
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from scribe.engine.runtime.gpt2.forward import FastGPT2
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
+from scribe.engine.runtime.threads import TORCH
 
 
 class TorchBackend:
-    own_threads = False  # decode runs on torch's thread pool
+    threads = TORCH  # decode runs on torch's thread pool
 
     def __init__(self, fast: FastGPT2) -> None:
         self.fast = fast
@@ -21,13 +22,13 @@ class TorchBackend:
     def reset(self) -> None:
         self.cached.clear()
 
-    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+    def prefill(self, ids: list[int]) -> tuple[int, np.ndarray]:
         reuse = self.cached.reusable(ids)
         self.cached.keep(reuse)
         return reuse, self.feed(ids[reuse:])
 
-    def feed(self, new_ids: list[int]) -> torch.Tensor:
+    def feed(self, new_ids: list[int]) -> np.ndarray:
         cached = self.cached.ids
         logits = self.fast.forward(new_ids, len(cached))
         cached.extend(new_ids)
-        return logits
+        return logits.float().numpy()  # float32 on the CPU: shares the tensor's memory

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from scribe.engine.runtime.prefix_reuse import PrefixReuse
+from scribe.engine.runtime.threads import TORCH
 
 
 class TransformersBackend:
     precision = "transformers"
-    own_threads = False  # decode runs on torch's thread pool
+    threads = TORCH  # decode runs on torch's thread pool
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -28,7 +30,7 @@ class TransformersBackend:
         self.cached.clear()
         self.cache = None
 
-    def prefill(self, ids: list[int]) -> tuple[int, torch.Tensor]:
+    def prefill(self, ids: list[int]) -> tuple[int, np.ndarray]:
         """Bring the cache to `ids`, feeding only what is not cached; returns (reused, last
         logits)."""
         reuse = self.cached.reusable(ids)
@@ -39,7 +41,7 @@ class TransformersBackend:
             self.cached.keep(reuse)
         return reuse, self.feed(ids[reuse:])
 
-    def feed(self, new_ids: list[int]) -> torch.Tensor:
+    def feed(self, new_ids: list[int]) -> np.ndarray:
         """Run the model over new tokens on top of the cache; returns the last position's logits."""
         if self.cache is None:
             from transformers import DynamicCache
@@ -54,4 +56,4 @@ class TransformersBackend:
             )
         self.cache = out.cache
         self.cached.ids.extend(new_ids)
-        return out.logits[0, -1].float().cpu()  # sampling runs on the CPU, in fp32
+        return out.logits[0, -1].float().cpu().numpy()  # sampling runs on the CPU, in fp32

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from scribe.engine import paths
 from scribe.engine.errors import ConfigError, InputError
@@ -18,6 +18,7 @@ from scribe.engine.runtime.sampling import choose_token, dry_penalties
 from tests.tui.cli_run import scribe
 
 GUARD = GenerationOptions(dry_multiplier=1.0, dry_base=2.0, dry_allowed_length=2)
+NOTHING_SEEN = np.empty(0, dtype=np.int64)
 
 
 def test_dry_penalises_the_token_that_would_extend_a_repeat() -> None:
@@ -31,40 +32,36 @@ def test_dry_penalises_the_token_that_would_extend_a_repeat() -> None:
 def test_quoting_the_prompt_is_never_penalised() -> None:
     # Prompt 5 6 7 8, reply so far 5 6 7: the reply copies the prompt, as fix-grammar must.
     assert dry_penalties([5, 6, 7, 8, 5, 6, 7], 4, GUARD) == {}
-    logits = torch.zeros(10)
+    logits = np.zeros(10, dtype=np.float32)
     logits[8] = 0.5  # the copy's next token is the favourite
-    seen = torch.tensor([5, 6, 7, 8, 5, 6, 7])
+    seen = np.array([5, 6, 7, 8, 5, 6, 7])
     greedy = GUARD.updated(temperature=0)
     assert choose_token(logits, greedy, seen, None, first_generated=4) == 8
     assert choose_token(logits, greedy, seen, None, first_generated=0) != 8  # its own loop
 
 
 def test_min_p_drops_the_unlikely_tail() -> None:
-    logits = torch.zeros(1000)
+    logits = np.zeros(1000, dtype=np.float32)
     logits[0], logits[1] = 5.0, 4.9  # the tail holds most of the mass, each token tiny
     opts = GenerationOptions(temperature=1.0, top_k=0, top_p=1.0, min_p=0, dry_multiplier=0)
-    none = [
-        choose_token(logits, opts, torch.empty(0, dtype=torch.long), _gen(s)) for s in range(50)
-    ]
+    none = [choose_token(logits, opts, NOTHING_SEEN, _gen(s)) for s in range(50)]
     assert any(t > 1 for t in none)
     strict = opts.updated(min_p=0.5)
-    kept = {
-        choose_token(logits, strict, torch.empty(0, dtype=torch.long), _gen(s)) for s in range(50)
-    }
+    kept = {choose_token(logits, strict, NOTHING_SEEN, _gen(s)) for s in range(50)}
     assert kept == {0, 1}
 
 
 def test_repetition_penalty_only_looks_back_its_window() -> None:
-    logits = torch.full((10,), 1.0)
+    logits = np.full(10, 1.0, dtype=np.float32)
     logits[3] = 1.5
-    seen = torch.tensor([3] + [1] * 20)  # 3 is 21 tokens back
+    seen = np.array([3] + [1] * 20)  # 3 is 21 tokens back
     opts = GenerationOptions(temperature=0, repetition_penalty=2.0, dry_multiplier=0)
     assert choose_token(logits, opts.updated(repetition_window=0), seen, None) != 3
     assert choose_token(logits, opts.updated(repetition_window=8), seen, None) == 3
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _gen(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
 
 
 def _longest_run(ids: list[int]) -> int:

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,7 +87,7 @@ def test_second_load_reads_the_cache_next_to_the_model(tmp_path: Path) -> None:
     second = Generator(models.load(str(path), precision="int8"))
     assert cache.stat().st_mtime_ns == stamp  # read, not rewritten
     ids = first.encode(factory.ENGLISH)[:40]
-    assert torch.equal(first.next_logits(ids), second.next_logits(ids))
+    assert np.array_equal(first.next_logits(ids), second.next_logits(ids))
 
 
 def test_changed_weights_invalidate_the_cache(
@@ -240,6 +241,10 @@ def test_decode_threads_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None
         torch.set_num_threads(before)
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 needs_onnxruntime = pytest.mark.skipif(not onnx_int4.available(), reason="no onnxruntime")
 
 
@@ -292,18 +297,18 @@ def test_int4_long_and_short_inputs_share_one_cache(
     gen.forget_cache()
     chunked = gen.next_logits(ids)
     # Not bit-equal: each run quantizes its own activations to int8.
-    assert torch.nn.functional.cosine_similarity(mixed, chunked, dim=0) > 0.999
+    assert cosine(mixed, chunked) > 0.999
     monkeypatch.setattr(onnx_int4, "PREFILL_MIN", 10**6)  # every token through int4
     gen.forget_cache()
     alone = gen.next_logits(ids)
-    assert torch.nn.functional.cosine_similarity(mixed, alone, dim=0) > 0.99
+    assert cosine(mixed, alone) > 0.99
     # Reuse after an edit matches a fresh run (the buffers hold what they held: nothing was
     # copied or shifted; a stale position would change the logits far beyond rounding).
     edited = ids[:-4] + ids[5:9]
     reused = gen.next_logits(edited)
     gen.forget_cache()
-    assert torch.allclose(reused, gen.next_logits(edited), atol=1e-4)
-    assert not torch.allclose(reused, alone, atol=1e-2)
+    assert np.allclose(reused, gen.next_logits(edited), atol=1e-4)
+    assert not np.allclose(reused, alone, atol=1e-2)
 
 
 @needs_onnxruntime

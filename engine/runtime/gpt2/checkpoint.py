@@ -138,17 +138,22 @@ def tensors_problem(config: dict[str, Any], shapes: dict[str, list[int]]) -> str
 
 class Weights(Mapping[str, "torch.Tensor"]):
     """GPT-2's tensors by transformers' names without the "transformer." prefix ("wte.weight",
-    "h.0.attn.c_attn.weight", ...; "lm_head.weight" is the tied wte), as float32, each read from
-    the safetensors file the first time it is asked for."""
+    "h.0.attn.c_attn.weight", ...; "lm_head.weight" is the tied wte), as float32 torch tensors,
+    each read from the safetensors file the first time it is asked for. The headers (names,
+    shapes, dtypes) are read without torch, which is imported at the first tensor read: a model
+    the numpy backend runs reads `files` itself and never imports it."""
 
     def __init__(self, files: list[Path]) -> None:
         from safetensors import safe_open
 
-        self._handles = [safe_open(str(f), framework="pt") for f in files]
-        self._where: dict[str, tuple[Any, str]] = {}
-        for handle in self._handles:
+        self.files = list(files)
+        # Header readers (numpy's framework imports no torch); torch's, per file, on first read.
+        self._headers = [safe_open(str(f), framework="numpy") for f in self.files]
+        self._readers: dict[int, Any] = {}
+        self._where: dict[str, tuple[int, str]] = {}
+        for index, handle in enumerate(self._headers):
             for key in handle.keys():
-                self._where[key.removeprefix("transformer.")] = (handle, key)
+                self._where[key.removeprefix("transformer.")] = (index, key)
         if "lm_head.weight" not in self._where and "wte.weight" in self._where:
             self._where["lm_head.weight"] = self._where["wte.weight"]
         self._loaded: dict[str, torch.Tensor] = {}
@@ -159,10 +164,24 @@ class Weights(Mapping[str, "torch.Tensor"]):
             if self._tied(name):
                 tensor = self["wte.weight"]  # one tensor, as in transformers
             else:
-                handle, key = self._where[name]
-                tensor = to_float32(handle.get_tensor(key))
+                index, key = self._where[name]
+                tensor = to_float32(self._reader(index).get_tensor(key))
             self._loaded[name] = tensor
         return tensor
+
+    def _reader(self, index: int) -> Any:
+        reader = self._readers.get(index)
+        if reader is None:
+            from safetensors import safe_open
+
+            reader = self._readers[index] = safe_open(str(self.files[index]), framework="pt")
+        return reader
+
+    def dtypes(self) -> set[str]:
+        """The safetensors dtypes of the stored tensors ("F16", "F32", "BF16", ...)."""
+        return {
+            self._headers[index].get_slice(key).get_dtype() for index, key in self._where.values()
+        }
 
     def read_names(self) -> set[str]:
         """The tensors read from the files so far (the others were never loaded into memory)."""
@@ -181,8 +200,8 @@ class Weights(Mapping[str, "torch.Tensor"]):
         """Parameter count from the headers (the tied head counted once; OpenAI's original
         files also hold each layer's causal mask as "attn.bias", which is no parameter)."""
         return sum(
-            math.prod(handle.get_slice(key).get_shape())
-            for name, (handle, key) in self._where.items()
+            math.prod(self._headers[index].get_slice(key).get_shape())
+            for name, (index, key) in self._where.items()
             if not self._tied(name) and not name.endswith((".attn.bias", ".attn.masked_bias"))
         )
 
