@@ -441,7 +441,7 @@ def test_torch_and_onnx_runtime_int4_logits_agree(
             if backend == "torch":
                 patch.setattr(onnx_int4, "available", lambda: False)
             gen = Generator(models.load(str(path), precision="int4"))
-            return gen.next_logits(ids)
+            return torch.from_numpy(gen.next_logits(ids))  # logits are numpy
 
     onnx, on_torch = logits("onnx"), logits("torch")
     assert torch.nn.functional.cosine_similarity(onnx, on_torch, dim=0) > 0.999
