@@ -9,7 +9,8 @@ the budget, leaving room to grow before the next jump (each jump costs one full 
 `EditorWindows.prompt` builds one request's prompt in steps, each a function of its own:
 `reply_tokens` (how long the suggestion may be), `prompt_budget` (what is left of the window),
 `fim_shares` (the split between the text before and after the cursor), `fim_suffix` (the text
-after), `PromptWindow.prompt` (the text before), then the FIM frame or `split_trailing_blanks`.
+after), `PromptWindow.prompt` (the text before), then the FIM frame, or the text before with its
+trailing blanks healed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scribe.engine.prompting.fitting import MARGIN
-from scribe.engine.runtime.healing import split_trailing_blanks
 
 Encode = Callable[[str], list[int]]
 
@@ -63,7 +63,7 @@ class CursorRequest(Protocol):
 @dataclass(frozen=True)
 class EditorPrompt:
     text: str  # what the model reads
-    blanks: str  # blanks before the cursor left out of `text`: the model writes them back
+    heal: bool  # the blanks before the cursor are healed (Generator.stream's `heal`)
     max_tokens: int  # the suggestion's length, within the model's window
 
 
@@ -194,9 +194,8 @@ class EditorWindows:
         if after and self.fim is not None:
             # Fill in the middle: the model reads both sides; blanks before the cursor stay,
             # as in training, where the split points fall anywhere.
-            return EditorPrompt(self.fim.prompt(before, after), "", max_tokens)
-        text, blanks = split_trailing_blanks(before)
-        return EditorPrompt(text, blanks, max_tokens)
+            return EditorPrompt(self.fim.prompt(before, after), False, max_tokens)
+        return EditorPrompt(before, True, max_tokens)
 
     def window(self, document: str, budget: int) -> PromptWindow:
         """The document's window (a new one when the budget changed), now the most recent."""

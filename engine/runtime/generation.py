@@ -22,7 +22,7 @@ from scribe.engine.errors import ScribeError
 from scribe.engine.runtime import threads
 from scribe.engine.runtime.backend import open_backend
 from scribe.engine.runtime.detokenize import IncrementalDecoder
-from scribe.engine.runtime.healing import BlankTokens, HealedStart
+from scribe.engine.runtime.healing import BlankTokens, HealedStart, split_trailing_blanks
 from scribe.engine.runtime.models import LoadedModel
 from scribe.engine.runtime.options import GenerationOptions
 from scribe.engine.runtime.sampling import choose_token
@@ -94,15 +94,24 @@ class Generator:
 
     def prompt_ids(self, prompt: str | list[int], max_new_tokens: int) -> list[int]:
         """The prompt's token ids, keeping the tail that fits n_positions - max_new_tokens."""
+        return self._prompt_tokens(prompt, max_new_tokens, heal=False)[0]
+
+    def _prompt_tokens(
+        self, prompt: str | list[int], max_new_tokens: int, heal: bool
+    ) -> tuple[list[int], str]:
+        """The prompt's ids and, when healing a text prompt, the blanks cut off its end."""
         room = max(1, self.n_positions - min(max_new_tokens, self.n_positions - 1))
+        blanks = ""
         if isinstance(prompt, str):
             # A framed prompt was fitted by its builder; cutting it could split a frame mark.
             tail = prompt if is_framed(prompt) else prompt[-room * CHARS_PER_TOKEN_BOUND :]
+            if heal and not is_framed(prompt):
+                tail, blanks = split_trailing_blanks(tail)
             prompt = self.encode(tail)
         ids = list(prompt)[-room:]
         if not ids:  # an empty prompt starts from the end-of-text token, as GPT-2 was trained
             ids = [self.loaded.eos_token_id or 0]
-        return ids
+        return ids, blanks
 
     # -- generation -------------------------------------------------------------------------
     def warm(self) -> None:
@@ -115,13 +124,14 @@ class Generator:
         prompt: str | list[int],
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
-        blanks: str = "",
+        heal: bool = False,
     ) -> Stream:
         """Text deltas (whole characters) until max tokens, EOS, a stop sequence or cancel.
-        `blanks` were cut off the end of a text prompt: the reply spells them out first, in the
-        tokens the model prefers, and the deltas leave them out (healing.py)."""
+        `heal`: the blanks at the end of a text prompt (a space, a line break, indentation) are
+        cut off it and the reply spells them out first, in the tokens the model prefers; the
+        deltas leave them out (healing.py)."""
         chosen = options or GenerationOptions()
-        return Stream(lambda out: self._generate(out, prompt, chosen, cancel, blanks))
+        return Stream(lambda out: self._generate(out, prompt, chosen, cancel, heal))
 
     def _healed_start(self, blanks: str) -> HealedStart | None:
         if not blanks:
@@ -145,9 +155,9 @@ class Generator:
         prompt: str | list[int],
         options: GenerationOptions,
         cancel: threading.Event | None,
-        blanks: str = "",
+        heal: bool = False,
     ) -> Iterator[str]:
-        ids = self.prompt_ids(prompt, options.max_new_tokens)
+        ids, blanks = self._prompt_tokens(prompt, options.max_new_tokens, heal)
         healed = self._healed_start(blanks)
         max_new = min(options.max_new_tokens, self.n_positions - len(ids))
         rng = np.random.default_rng(options.seed)  # seed None: fresh entropy
@@ -219,16 +229,16 @@ class Generator:
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
         retries: int = ANSWER_RETRIES,
-        blanks: str = "",
+        heal: bool = False,
     ) -> Stream:
         """Like `stream`, but never a silent blank: an answer that ended with nothing but
         whitespace (the model ended the text at once, or met a stop) is tried again with
         sampling and a fresh seed (blanks up to max tokens are an answer);
         after `retries` more tries, EmptyAnswer says so. Whitespace is held back until visible
         text follows, so a retried attempt leaves nothing on the screen. The stats are those of
-        the last attempt. `blanks`: as in `stream`."""
+        the last attempt. `heal`: as in `stream`."""
         chosen = options or GenerationOptions()
-        return Stream(lambda out: self._answer(out, prompt, chosen, cancel, retries, blanks))
+        return Stream(lambda out: self._answer(out, prompt, chosen, cancel, retries, heal))
 
     def _answer(
         self,
@@ -237,12 +247,12 @@ class Generator:
         options: GenerationOptions,
         cancel: threading.Event | None,
         retries: int,
-        blanks: str,
+        heal: bool,
     ) -> Iterator[str]:
         for attempt in range(retries + 1):
             held = ""
             visible = False
-            deltas = self.stream(prompt, options, cancel, blanks=blanks)
+            deltas = self.stream(prompt, options, cancel, heal=heal)
             for delta in deltas:
                 out.stats = deltas.stats
                 if visible:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+HEAL_MAX_CHARS = 64  # blanks a reply spells out at most: a line break and deep indentation
+
 
 class BlankTokens:
     """A vocabulary's tokens that start with a blank, by id, so a healed start checks a few
@@ -59,6 +61,8 @@ class HealedStart:
 
 def split_trailing_blanks(prompt: str) -> tuple[str, str]:
     """('The cat', ' ') for 'The cat ', ('):', '\\n    ') for '):\\n    ': the blanks a healed
-    start gives back (see the module's docstring)."""
-    stripped = prompt.rstrip(" \t\n")
-    return stripped, prompt[len(stripped) :]
+    start gives back (see the module's docstring). At most HEAL_MAX_CHARS of them: a longer run
+    (a pasted page of blank lines) keeps the rest in the prompt."""
+    end = prompt[-HEAL_MAX_CHARS:]
+    blanks = end[len(end.rstrip(" \t\n")) :]
+    return prompt[: len(prompt) - len(blanks)], blanks

@@ -205,7 +205,7 @@ class CompletionService:
         options = configured_options(GenerationOptions(temperature=0.0)).updated(
             max_new_tokens=prompt.max_tokens, stop=("\n\n",) if prose else ()
         )
-        stream = generator.stream(prompt.text, options, cancel=cancel, blanks=prompt.blanks)
+        stream = generator.stream(prompt.text, options, cancel=cancel, heal=prompt.heal)
         try:
             for delta in stream:
                 if rule.feed(delta) or cancel.is_set():

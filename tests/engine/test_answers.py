@@ -38,7 +38,7 @@ class Scripted(Generator):
         self.attempts = attempts
         self.seen: list[GenerationOptions] = []
 
-    def stream(self, prompt, options=None, cancel=None, blanks=""):
+    def stream(self, prompt, options=None, cancel=None, heal=False):
         self.seen.append(options)
         attempt = self.attempts[len(self.seen) - 1]
         return Stream(lambda out: iter(attempt))

@@ -58,7 +58,7 @@ def test_fim_shares_leave_one_token_per_marker() -> None:
 def test_plain_prompt_gives_back_the_blanks_before_the_cursor() -> None:
     windows = ew.EditorWindows(words, n_positions=1024)
     prompt = windows.prompt(Request("a", "The cat ", 8, suffix="on the mat"))
-    assert (prompt.text, prompt.blanks, prompt.max_tokens) == ("The cat", " ", 32)
+    assert (prompt.text, prompt.heal, prompt.max_tokens) == ("The cat ", True, 32)
 
 
 def test_fim_prompt_reads_both_sides_within_the_window() -> None:
@@ -66,7 +66,7 @@ def test_fim_prompt_reads_both_sides_within_the_window() -> None:
     text = " ".join(f"w{i}" for i in range(200)) + " "
     prompt = windows.prompt(Request("a", text, len(text), suffix="after the cursor", max_tokens=8))
     assert prompt.text.startswith("<P>") and prompt.text.endswith("<S>after the cursor<M>")
-    assert prompt.blanks == ""  # FIM keeps blanks: training split anywhere
+    assert not prompt.heal  # FIM keeps blanks: training split anywhere
     before_budget, _ = ew.fim_shares(ew.prompt_budget(64, 8))
     before = prompt.text[len("<P>") : prompt.text.index("<S>")]
     assert len(words(before)) <= before_budget

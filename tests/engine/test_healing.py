@@ -27,6 +27,7 @@ def test_trailing_blanks_include_line_breaks_and_indentation() -> None:
     assert split_trailing_blanks("Dear Ms. Patel,\n\n") == ("Dear Ms. Patel,", "\n\n")
     assert split_trailing_blanks("no blanks") == ("no blanks", "")
     assert split_trailing_blanks("  \n ") == ("", "  \n ")
+    assert split_trailing_blanks("x" + " " * 100) == ("x" + " " * 36, " " * 64)  # at most 64
 
 
 def test_only_tokens_that_continue_the_blanks_are_allowed() -> None:
@@ -59,7 +60,7 @@ def test_the_reply_spells_out_the_blanks_and_streams_what_follows(
     blanks = "\n    "
     for seed in range(4):
         chosen.clear()
-        reply = vocab.stream("def f(x):", SAMPLED.updated(seed=seed), blanks=blanks).text()
+        reply = vocab.stream("def f(x):" + blanks, SAMPLED.updated(seed=seed), heal=True).text()
         written = vocab.decode(chosen)
         # A random model left alone almost never starts a reply with a line break and 4 spaces.
         assert written.startswith(blanks), (seed, written)

@@ -70,7 +70,7 @@ def test_cancel_stops_the_generation(service: CompletionService) -> None:
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def stream(self, prompt, options, cancel=None, blanks=""):
+        def stream(self, prompt, options, cancel=None, heal=False):
             self.inner = self.real.stream(prompt, options, cancel=cancel)
 
             def deltas(out: Stream):

@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     data = read_ends(sys.stdin.buffer, STDIN_KEEP_BYTES, CUT_MARK.encode("utf-8"))
     text = decode_text(data, "stdin")
     from scribe.engine.runtime.generation import EmptyAnswer, Generator
-    from scribe.engine.runtime.healing import split_trailing_blanks
     from scribe.engine.runtime.models import load
     from scribe.engine.runtime.options import GenerationOptions, configured_options
 
@@ -61,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
         options = template.apply_options(options)
     options = options.updated(**option_overrides(args))
     generator = Generator(load(args.model, precision=args.precision))
-    prompt, blanks = split_trailing_blanks(text)  # the reply spells them out (healing.py)
+    prompt: str = text
     if template:
-        blanks = ""
         values["input"] = text
         prompt = fit_template(
             template,
@@ -73,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             generator.encode,
             generator.decode,
         )
-    answer = generator.answer(prompt, options, blanks=blanks)
+    # A plain text's trailing blanks are healed: the reply spells them out (healing.py).
+    answer = generator.answer(prompt, options, heal=not template)
     if template and template.proofread:  # checked whole before it is shown (templates.py)
         try:
             reply = answer.text()
