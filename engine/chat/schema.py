@@ -92,6 +92,9 @@ def check_existing(path: Path) -> None:
             return
         db = sqlite3.connect(read_only_uri(path), uri=True)
         try:
+            # One read transaction: the version and the tables from the same snapshot, even
+            # while another scribe commits the first migration between the two reads.
+            db.execute("BEGIN")
             version = user_version(db)
             names = [
                 str(row[0])
@@ -105,6 +108,7 @@ def check_existing(path: Path) -> None:
                 for name in SCHEMA_TABLES
                 if name in names
             }
+            db.execute("ROLLBACK")
         finally:
             db.close()
     except (sqlite3.Error, OSError) as err:
