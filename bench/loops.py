@@ -160,8 +160,8 @@ class DoorGenerator:
         self.asked = options or GenerationOptions()
         return self.asked.updated(**self.overrides)
 
-    def stream(self, prompt: Any, options: Any = None, cancel: Any = None) -> Any:
-        return self.real.stream(prompt, self._options(options), cancel)
+    def stream(self, prompt: Any, options: Any = None, cancel: Any = None, **kw: Any) -> Any:
+        return self.real.stream(prompt, self._options(options), cancel, **kw)
 
     def answer(self, prompt: Any, options: Any = None, cancel: Any = None, **kw: Any) -> Any:
         return self.real.answer(prompt, self._options(options), cancel, **kw)

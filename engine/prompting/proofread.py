@@ -14,13 +14,17 @@ tense, a missing word). Each rule leaves alone what it cannot be sure of:
   is known) and words the only fix for is an accent;
 - a lone "i" becomes "I", a lower-case day or month gets its capital ("may" and "march" are
   also ordinary words and are kept), and so does the first letter of a sentence;
+- a missing apostrophe in a contraction ("doesnt", "cant") is put back, and a few phrases that
+  are always wrong are mended ("could of" -> "could have", "their is" -> "there is", "its been"
+  -> "it's been", "your welcome" -> "you're welcome");
 - a word written twice ("the the") is written once ("had had" and "that that" can be right);
 - "a" before a vowel sound becomes "an" and "an" before a consonant becomes "a", by the word's
   first letters with the common exceptions ("a user", "an hour").
 
-The model's answer is then checked (`plausible_fix`): a correction changes a few words, drops
-no word that carries meaning and writes only real words. An answer that fails (a small model
-sometimes merges two words, drops a noun or repeats a phrase) gives way to the proofread text.
+The model's answer is then proofread too and checked (`plausible_fix`): a correction changes a
+few words, drops no word that carries meaning, writes only real words and repeats no phrase.
+An answer that fails (a small model sometimes merges two words, drops a noun or stutters) gives
+way to the proofread text.
 """
 
 from __future__ import annotations
@@ -43,6 +47,22 @@ RUN_TOGETHER = {
     "everytime": "every time",
     "noone": "no one",
 }
+# Contractions written without their apostrophe; none of these spellings is also a word.
+CONTRACTIONS = {
+    w.replace("'", ""): w
+    for w in """doesn't don't didn't isn't aren't wasn't weren't hasn't haven't hadn't can't
+    couldn't shouldn't wouldn't mustn't needn't won't i'm i've i'll you're you've they're
+    they've we've that's there's what's let's""".split()
+    if w.replace("'", "") not in ("wont", "well", "were", "ill", "lets", "shell", "hell", "id")
+}
+# Phrases that are always wrong, and their mending (LanguageTool has rules like these).
+PHRASES = [
+    (re.compile(r"\b(could|should|would|must|might) of\b", re.IGNORECASE), r"\1 have"),
+    (re.compile(r"\b([Tt])heir (is|are|was|were)\b"), r"\1here \2"),
+    (re.compile(r"\b([Ii])ts (been|going to|not|a|an|time)\b"), r"\1t's \2"),
+    (re.compile(r"\b([Tt])heir going to\b"), r"\1hey're going to"),
+    (re.compile(r"\b([Yy])our welcome\b"), r"\1ou're welcome"),
+]
 # British endings and their American forms: a word whose American form is known is not a typo.
 BRITISH = [
     ("our", "or"),
@@ -94,12 +114,22 @@ def _corpus_words() -> list[str]:
 
 def proofread(text: str) -> str:
     """`text` with its sure mechanical errors fixed (see the module's docstring)."""
+    text = WORD.sub(lambda m: _contraction(m.group()), text)
     text = _spelling(text)
+    for pattern, mended in PHRASES:
+        text = pattern.sub(mended, text)
     text = LONE_I.sub("I", text)
     text = CALENDAR.sub(lambda m: m.group().capitalize(), text)
     text = DOUBLED.sub(_one_of_doubled, text)
     text = ARTICLE.sub(_article, text)
     return SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _contraction(word: str) -> str:
+    full = CONTRACTIONS.get(word.lower())
+    if full is None:
+        return word
+    return full[0].upper() + full[1:] if word[0].isupper() else full
 
 
 def _spelling(text: str) -> str:
@@ -160,13 +190,15 @@ FUNCTION_WORDS = set(
     it's they their there they're them we our us you your you're he his him she her hers i me my
     this that these those which who whom whose than then too very""".split()
 )
+# A phrase written twice in a row ("for you for you"): how a small model stutters.
+REPEATED_PHRASE = re.compile(r"\b(\w+ \w+) \1\b", re.IGNORECASE)
 EDITS_PER_WORD = 1 / 6  # a correction touches at most this share of the words (at least 2)
 
 
 def plausible_fix(before: str, after: str) -> bool:
     """Whether `after` reads as a correction of `before` (see the module's docstring)."""
     old, new = before.split(), after.split()
-    if not new:
+    if not new or REPEATED_PHRASE.search(after) and not REPEATED_PHRASE.search(before):
         return False
     known = {_core(w) for w in old}
     matcher = SequenceMatcher(a=[_core(w) for w in old], b=[_core(w) for w in new], autojunk=False)

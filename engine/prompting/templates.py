@@ -84,7 +84,7 @@ class Template:
         plausible correction of the proofread text, else the proofread text itself."""
         if not self.proofread:
             return answer
-        checked = proofread(text)
+        checked, answer = proofread(text), proofread(answer)  # the sure fixes hold either way
         return answer if plausible_fix(checked, answer) else checked
 
     def apply_options(self, base: GenerationOptions) -> GenerationOptions:

@@ -22,6 +22,9 @@ from scribe.engine.prompting.templates import _parse, get_template
         ("He made a excellent point.", "He made an excellent point."),
         ("It was an big house and a hour late.", "It was a big house and an hour late."),
         ("There are alot of them.", "There are a lot of them."),
+        ("He doesnt know; i cant go.", "He doesn't know; I can't go."),
+        ("We could of left. Their is time.", "We could have left. There is time."),
+        ("Its been long. Your welcome.", "It's been long. You're welcome."),
         ("the end. then it rained.", "The end. Then it rained."),
     ],
 )
@@ -35,6 +38,7 @@ def test_sure_mechanical_errors_are_fixed(noisy: str, clean: str) -> None:
         "I use numpy and pygls to build a language server.",  # terms the model's corpus knows
         "The colour of the centre was organised by the theatre.",  # British spellings
         "It had had that that effect.",  # doubled words that can be right
+        "The dog wagged its tail; I wont go; we were there.",  # its, wont, were are words
         "We may march in March; a user waited an hour for a FAQ.",
         "Ask Mr. Qzxv about parseConfig and item_count in v2.",  # names and code
     ],
@@ -72,12 +76,12 @@ def test_an_answer_that_changes_the_sense_is_not(answer: str) -> None:
 def test_fix_grammar_settles_on_the_proofread_text_when_the_model_wanders() -> None:
     template = get_template("fix-grammar")
     assert template.proofread
-    noisy = "I would of helped you with the the boxes."
-    assert template.settle(noisy, "I would have helped you with the boxes.") == (
-        "I would have helped you with the boxes."
+    noisy = "My parents lives near the the coast."
+    assert template.settle(noisy, "My parents live near the coast.") == (
+        "My parents live near the coast."
     )
-    assert template.settle(noisy, "I would of the boxes of the boxes.") == (
-        "I would of helped you with the boxes."
+    assert template.settle(noisy, "My parents near the coast of the coast.") == (
+        "My parents lives near the coast."
     )
     # A template without proofreading shows the model's answer as it is.
     assert get_template("title").settle(noisy, "anything") == "anything"
