@@ -63,9 +63,12 @@ PERMISSIVE = ("PSF", "MIT", "BSD", "Apache", "PostgreSQL", "Public domain", "per
 def test_card_records_sources_licences_commands_tokens_and_scores() -> None:
     card = json.loads((DEFAULT / "scribe.json").read_text(encoding="utf-8"))
     assert card["method"] == "from scratch"
-    first, second = card["commands"]  # short blocks from scratch, then 1024-token blocks
+    # Short blocks from scratch (and continued, when it was), then the decay on 1024-token blocks.
+    first, *stable, decay = card["commands"]
     assert first.startswith("scribe finetune ") and "--from-scratch" in first
-    assert "--block-size 1024" in second and "--fim" in second
+    assert all("--block-size 256" in c and "--model" in c for c in stable)
+    assert "--block-size 1024" in decay and "--fim" in decay
+    assert len(card["phases"]) == len(card["commands"])
     sources = card["corpus"]["sources"]
     assert {s["name"] for s in sources} >= {"python3.11-doc", "python-stdlib", "pypi-code"}
     assert {"prose", "code"} == {s["kind"] for s in sources}
