@@ -25,12 +25,7 @@ class NumpyBackend:
         self.cached.clear()
 
     def prefill(self, ids: list[int]) -> tuple[int, np.ndarray]:
-        reuse = self.cached.reusable(ids)
-        self.cached.keep(reuse)
-        return reuse, self.feed(ids[reuse:])
+        return self.cached.prefill(ids, self.feed)
 
     def feed(self, new_ids: list[int]) -> np.ndarray:
-        cached = self.cached.ids
-        logits = self.model.forward(new_ids, len(cached))
-        cached.extend(new_ids)
-        return logits
+        return self.cached.feed(new_ids, self.model.forward)

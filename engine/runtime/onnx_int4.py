@@ -313,9 +313,7 @@ class OrtBackend:
         self.cached.clear()
 
     def prefill(self, ids: list[int]) -> tuple[int, Any]:
-        reuse = self.cached.reusable(ids)
-        self.cached.keep(reuse)
-        return reuse, self.feed(ids[reuse:])
+        return self.cached.prefill(ids, self.feed)
 
     def feed(self, new_ids: list[int]) -> Any:
         """All but the last of many new tokens go through the int8 graph (see PREFILL_MIN),

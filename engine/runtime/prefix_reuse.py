@@ -3,6 +3,11 @@ leading tokens it can keep. Each backend has one (backend.py); none inherits it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+Logits = TypeVar("Logits")
+
 
 class PrefixReuse:
     def __init__(self) -> None:
@@ -24,3 +29,15 @@ class PrefixReuse:
 
     def clear(self) -> None:
         self.ids = []
+
+    def prefill(self, ids: list[int], feed: Callable[[list[int]], Logits]) -> tuple[int, Logits]:
+        """Keep the cached prefix of `ids` and `feed` the rest: (tokens reused, their logits)."""
+        reuse = self.reusable(ids)
+        self.keep(reuse)
+        return reuse, feed(ids[reuse:])
+
+    def feed(self, new_ids: list[int], forward: Callable[[list[int], int], Logits]) -> Logits:
+        """Run `forward(new_ids, tokens already cached)` and record the new ids as cached."""
+        logits = forward(new_ids, len(self.ids))
+        self.ids.extend(new_ids)
+        return logits

@@ -23,12 +23,8 @@ class TorchBackend:
         self.cached.clear()
 
     def prefill(self, ids: list[int]) -> tuple[int, np.ndarray]:
-        reuse = self.cached.reusable(ids)
-        self.cached.keep(reuse)
-        return reuse, self.feed(ids[reuse:])
+        return self.cached.prefill(ids, self.feed)
 
     def feed(self, new_ids: list[int]) -> np.ndarray:
-        cached = self.cached.ids
-        logits = self.fast.forward(new_ids, len(cached))
-        cached.extend(new_ids)
+        logits = self.cached.feed(new_ids, self.fast.forward)
         return logits.float().numpy()  # float32 on the CPU: shares the tensor's memory
