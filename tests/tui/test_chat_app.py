@@ -130,6 +130,7 @@ async def test_escape_stops_the_reply_and_keeps_it_marked() -> None:
     ]
 
 
+@pytest.mark.slow  # the quick tier's budget: the heaviest pilot runs
 async def test_typing_works_while_the_model_loads_and_the_message_waits() -> None:
     gate = threading.Event()
     app, engine, _ = make_app(gate=gate)
@@ -212,6 +213,7 @@ async def test_edit_an_earlier_turn_forks() -> None:
     assert len(session.store.messages(session.conversation_id)) == 6
 
 
+@pytest.mark.slow  # the quick tier's budget: the heaviest pilot runs
 async def test_slash_commands_and_bad_values_never_reach_the_model() -> None:
     app, engine, session = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -394,6 +396,7 @@ async def test_palette_entries_dispatch_their_typed_commands() -> None:
         assert any("template: none (plain chat)" in n for n in notes)
 
 
+@pytest.mark.slow  # the quick tier's budget: the heaviest pilot runs
 async def test_typing_on_a_selected_turn_goes_to_the_prompt() -> None:
     app, engine, session = make_app(replies=["a reply to copy"])
     async with app.run_test(size=SIZE) as pilot:
@@ -420,6 +423,7 @@ async def test_typing_on_a_selected_turn_goes_to_the_prompt() -> None:
         assert app.clipboard == "a reply to copy" and len(engine.prompts) == 1  # nothing sent
 
 
+@pytest.mark.slow  # the quick tier's budget: the heaviest pilot runs
 async def test_opening_history_from_a_selected_turn_gives_the_prompt_focus() -> None:
     app, _, session = make_app(replies=["about whales", "about ships"])
     async with app.run_test(size=SIZE) as pilot:

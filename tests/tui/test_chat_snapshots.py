@@ -7,10 +7,15 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from scribe.engine.chat.conversations import ConversationStore
 from scribe.engine.chat.session import ChatSession, Settings
 from scribe.tui.chat.app import ChatApp
 from tests.tui.chat_fakes import FakeEngine, FakeLoader
+
+# Rendering SVGs cost the quick tier about 6 s (it stays under 90 s); the full suite runs them.
+pytestmark = pytest.mark.slow
 
 SIZE = (100, 30)
 REPLIES = [
