@@ -35,7 +35,7 @@ from pathlib import Path
 from scribe.engine.prompting.templates import get_template
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERAL = ("sotu", "jargon", "wordnet")  # the corpus folders of general prose
+GENERAL = ("sotu", "jargon", "wordnet", "fortunes", "austen")  # general prose with no headings
 DOCS_SKIP = ("pypi-code", "python-stdlib", "tasks", *GENERAL)
 COUNTS = {"fix-grammar": 40_000, "title": 6_000, "expand": 6_000, "chat": 16_000}
 

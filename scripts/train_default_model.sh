@@ -8,6 +8,8 @@
 #   scripts/train_default_model.sh --resume     # after an interruption: continues where it was
 #   CONTINUE=2000 scripts/train_default_model.sh  # 2000 more stable steps from the kept
 #                                                 # pre-decay model, then a fresh decay
+#   FROM=build/default-model-p1b P1B=build/default-model-p1c CONTINUE=2200 \
+#     scripts/train_default_model.sh             # continue a continuation (round four)
 #
 # Progress goes to build/default-model.log (tail -f it); the run can be stopped and resumed at
 # any point, each phase from its last checkpoint.
@@ -35,7 +37,8 @@
 # constant rate (a short re-warm, as the optimizer's state starts afresh) on the rebuilt corpus,
 # into build/default-model-p1b, and phase 2 decays from there. Its own model is kept in turn.
 # Environment: STEPS1, STEPS2 (steps of each phase), CONTINUE (steps of phase 1b; unset: none),
-# THREADS (default 2), OPTIMIZER (adamw or muon), BETA2 (AdamW's beta2).
+# FROM (the pre-decay model phase 1b continues; default build/default-model-p1), P1B (phase 1b's
+# output folder), THREADS (default 2), OPTIMIZER (adamw or muon), BETA2 (AdamW's beta2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,10 +50,16 @@ THREADS=${THREADS:-2}
 OPTIMIZER=${OPTIMIZER:-muon}
 BETA2=${BETA2:-0.99}
 P1=build/default-model-p1
-P1B=build/default-model-p1b
+P1B=${P1B:-build/default-model-p1b}
+FROM=${FROM:-$P1}
 CONTINUE=${CONTINUE:-}
 STABLE=$P1  # the pre-decay model phase 2 starts from
-[ -n "$CONTINUE" ] && STABLE=$P1B
+CHAIN=("$P1")  # every pre-decay phase behind the shipped model, for the card
+if [ -n "$CONTINUE" ]; then
+  STABLE=$P1B
+  [ "$FROM" != "$P1" ] && CHAIN+=("$FROM")
+  CHAIN+=("$P1B")
+fi
 OUT=build/default-model
 DEST=engine/default_model
 LOG=build/default-model.log
@@ -101,7 +110,7 @@ phase() {  # phase OUT ARGS...: resume the phase if it has a run folder, else st
     --schedule constant --eval-every 400 --save-dtype float32
   if [ -n "$CONTINUE" ]; then
     echo "== phase 1b $(date -u +%FT%TZ)"
-    phase "$P1B" --model "$P1" --block-size 256 --batch-size 16 --max-steps "$CONTINUE" \
+    phase "$P1B" --model "$FROM" --block-size 256 --batch-size 16 --max-steps "$CONTINUE" \
       --lr 2e-3 --warmup 50 --schedule constant --eval-every 400 --save-dtype float32
   fi
   echo "== phase 2 $(date -u +%FT%TZ)"
@@ -120,7 +129,7 @@ for f in config.json generation_config.json model.safetensors tokenizer.json \
   if [ -f "$OUT/$f" ]; then cp "$OUT/$f" "$DEST/$f"; fi
 done
 chmod 644 "$DEST"/*  # save_pretrained leaves the weights readable by their owner only
-"$PY" - "$OUT" "$DEST" "$P1" ${CONTINUE:+"$P1B"} <<'EOF'
+"$PY" - "$OUT" "$DEST" "${CHAIN[@]}" <<'EOF'
 """Extend the run's card with every phase, the corpus sources and licences; ship the word list."""
 import json
 import shutil
@@ -138,9 +147,12 @@ card["base_model"] = first["base_model"]
 card["method"] = "from scratch"
 card["description"] = (
     "scribe's embedded default model: a 7M-parameter GPT-2-architecture model trained from "
-    "scratch on modern, permissively licensed English: technical documentation (Python, "
-    "PostgreSQL, Django, Rust, SQLAlchemy, Node.js and more), general prose (State of the Union "
-    "addresses since 1900, WordNet's glosses and examples, the Jargon File) and Python source, "
+    "scratch on modern English under permissive, public-domain or (named in sources) "
+    "share-alike licences: technical documentation (Python, PostgreSQL, Django, Rust, "
+    "SQLAlchemy, Node.js and more), general prose (GNOME's and LibreOffice's help pages, the "
+    "Debian Administrator's Handbook, State of the Union addresses since 1900, WordNet's glosses "
+    "and examples, the Jargon File, fortune(6)'s quotations, Jane Austen's novels) and Python "
+    "source, "
     "with fill-in-the-middle and examples of the fix-grammar, title, expand and chat tasks in "
     "the built-in templates' frames. Good for short continuations, ghost text and simple template "
     "and chat requests; not for long or creative writing: use --model gpt2 or a finetuned model."
