@@ -81,12 +81,12 @@ class Reply:
             self.session._reply_done(self)
 
     def _checked(self, answer: Stream) -> Iterator[str]:
-        """The answer's deltas; a proofreading template's answer comes whole, once checked
-        against the user's text (Template.settle)."""
+        """The answer's deltas; a checked template's answer (proofreading, extractive) comes
+        whole, once checked against the user's text (Template.settle)."""
         from scribe.engine.runtime.generation import EmptyAnswer  # loaded with the model
 
         template = self.session.setup.template_for(self.user)
-        if template is None or not template.proofread:
+        if template is None or not template.checked:
             yield from answer
             return
         try:

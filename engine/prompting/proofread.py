@@ -208,7 +208,7 @@ def plausible_fix(before: str, after: str) -> bool:
             continue
         edits += max(i2 - i1, j2 - j1)
         added = [_core(w) for w in new[j1:j2]]
-        if any(w and w not in known and not _is_word(w) for w in added):
+        if any(w and w not in known and not is_word(w) for w in added):
             return False
         for word in (_core(w) for w in old[i1:i2]):
             if word and word not in FUNCTION_WORDS and not any(_similar(word, a) for a in added):
@@ -220,7 +220,7 @@ def _core(word: str) -> str:
     return word.strip('.,;:!?"()[]').lower()
 
 
-def _is_word(word: str) -> bool:
+def is_word(word: str) -> bool:
     parts = [p for p in re.split(r"[-']", word) if p]
     return all(p in _dictionary() or p in FUNCTION_WORDS for p in parts)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError, TemplateError
+from scribe.engine.prompting.extractive import plausible_summary, summary
 from scribe.engine.prompting.framing import fill_framed
 from scribe.engine.prompting.proofread import plausible_fix, proofread
 from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
@@ -34,6 +35,8 @@ class Template:
     cut: str = "middle"  # how an overlong $input is shortened: "middle" or "tail"
     chat: dict[str, str] = field(default_factory=dict)  # chat turn formats, for kind = "chat"
     proofread: bool = False  # fix $input's sure mechanical errors first (proofread.py)
+    # The answer must read as a summary of $input, else it is an extractive one (extractive.py).
+    extractive: bool = False
 
     @property
     def builtin(self) -> bool:
@@ -79,13 +82,22 @@ class Template:
                 f"ignored; add $input to its prompt in {self.source}"
             )
 
+    @property
+    def checked(self) -> bool:
+        """Whether the model's answer is checked whole (`settle`) before it is shown."""
+        return self.proofread or self.extractive
+
     def settle(self, text: str, answer: str) -> str:
-        """The answer a proofreading template gives for `text`: the model's, when it is a
-        plausible correction of the proofread text, else the proofread text itself."""
-        if not self.proofread:
-            return answer
-        checked, answer = proofread(text), proofread(answer)  # the sure fixes hold either way
-        return answer if plausible_fix(checked, answer) else checked
+        """The answer a checked template gives for `text`. Proofreading: the model's, when it is
+        a plausible correction of the proofread text, else the proofread text itself.
+        Extractive: the model's, when it reads as a summary of the text, else the text's most
+        central sentences."""
+        if self.proofread:
+            checked, answer = proofread(text), proofread(answer)  # the sure fixes hold anyway
+            return answer if plausible_fix(checked, answer) else checked
+        if self.extractive:
+            return answer.strip() if plausible_summary(text, answer) else summary(text)
+        return answer
 
     def apply_options(self, base: GenerationOptions) -> GenerationOptions:
         return base.updated(**dict(self.options), stop=self.stop or None)
@@ -101,7 +113,17 @@ def _option_hint(key: str) -> str:
 
 
 # A template file's top-level fields; anything else is a typo (stop belongs in [options]).
-FIELDS = ("description", "prompt", "kind", "cut", "proofread", "defaults", "options", "chat")
+FIELDS = (
+    "description",
+    "prompt",
+    "kind",
+    "cut",
+    "proofread",
+    "extractive",
+    "defaults",
+    "options",
+    "chat",
+)
 KINDS = ("completion", "chat")
 
 
@@ -191,6 +213,7 @@ def _parse(path: Path) -> Template:
         cut=cut,
         chat=_text_table(path, data, "chat"),
         proofread=_field(path, data, "proofread", bool, False),
+        extractive=_field(path, data, "extractive", bool, False),
     )
 
 

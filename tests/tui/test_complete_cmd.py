@@ -11,6 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from scribe.engine.prompting.extractive import sentences
 from tests.tui.cli_run import SCRIBE, scribe
 
 pytestmark = pytest.mark.slow
@@ -144,3 +145,19 @@ def test_a_plain_gpt2_starts_without_importing_transformers(tiny_model_dir: Path
     imported = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines()}
     assert "scribe.engine.runtime.gpt2.checkpoint" in imported and "torch" in imported
     assert not {name for name in imported if name.startswith("transformers")}
+
+
+def test_summarize_never_prints_noise(gpt2_vocab_model_dir: Path) -> None:
+    """A random model's answer is noise: the check gives way to the text's own sentences."""
+    text = (
+        "The museum will open a new wing in May. The wing holds the museum's collection of "
+        "maps, which has grown for forty years. Tickets to the new wing are free for children. "
+        "It rained on Tuesday. The museum says the maps will travel to other cities next year."
+    )
+    run = scribe(
+        "complete", "--model", str(gpt2_vocab_model_dir), "-t", "summarize", stdin=text.encode()
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout.decode()
+    assert sentences(out) and all(sentence in text for sentence in sentences(out))
+    assert "museum" in out and "rained" not in out and len(out) < len(text)

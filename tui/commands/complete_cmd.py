@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         )
     # A plain text's trailing blanks are healed: the reply spells them out (healing.py).
     answer = generator.answer(prompt, options, heal=not template)
-    if template and template.proofread:  # checked whole before it is shown (templates.py)
+    if template and template.checked:  # checked whole before it is shown (templates.py)
         try:
             reply = answer.text()
         except EmptyAnswer:  # the proofread text is an answer

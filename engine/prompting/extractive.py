@@ -1,0 +1,86 @@
+"""Extractive summaries, and the check a model's summary must pass (a template asks for both
+with `extractive = true`; the built-in summarize does).
+
+A small model asked for a summary writes something summary-shaped that is rarely about the text
+("- Telay, Telay"). A summary made of the text's own most central sentences is never wrong
+about it. So the model's answer is kept only when it reads as a summary of the text
+(`plausible_summary`): real words, most of its content words taken from the text, no phrase
+repeated, shorter than the text. Otherwise the answer is `summary(text)`: the sentences whose
+content words the rest of the text uses most (a sentence's score is the mean, over its content
+words, of how many other sentences use the word; the first sentence is favoured, as a lead
+usually states the point), in the text's order, within a word budget. A sentence that shares
+no word with the others (an aside) is never added to one already chosen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from scribe.engine.prompting.proofread import FUNCTION_WORDS, is_word
+
+SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]*[A-Z0-9])")
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+LEAD_BONUS = 1.25  # the first sentence of a text often states its point
+MAX_WORDS = 60
+SHORTEST = 20  # a text this short is its own summary; longer ones get half their length at most
+# A summary's content words mostly come from the text; a made-up one does not.
+MIN_GROUNDED = 0.6
+MIN_REAL = 0.9  # share of a summary's words a dictionary knows
+REPEATED = re.compile(r"\b(\w+(?: \w+){2,3})\b.*\b\1\b", re.IGNORECASE | re.DOTALL)
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences, blank-separated blocks first, each with its spaces collapsed."""
+    out = []
+    for block in re.split(r"\n\s*\n", text):
+        block = " ".join(block.split())
+        out += [s.strip() for s in SENTENCE_END.split(block) if s.strip()]
+    return out
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in (m.group().lower() for m in WORD.finditer(text)) if w not in FUNCTION_WORDS]
+
+
+def summary(text: str, max_words: int = MAX_WORDS) -> str:
+    """The text's most central sentences, in its order, within half the text's words and at
+    most `max_words` (the best sentence is kept whole even when it is longer); the text itself
+    when it has at most SHORTEST words."""
+    found = sentences(text)
+    total = len(" ".join(found).split())
+    if total <= SHORTEST:
+        return " ".join(found)
+    max_words = min(max_words, max(SHORTEST, total // 2))
+    counts = Counter(w for s in found for w in set(content_words(s)))
+
+    def score(index: int) -> float:
+        words = set(content_words(found[index]))
+        shared = sum(counts[w] - 1 for w in words) / len(words) if words else 0.0
+        return shared * (LEAD_BONUS if index == 0 else 1.0)
+
+    chosen: list[int] = []
+    used = 0
+    for index in sorted(range(len(found)), key=score, reverse=True):
+        size = len(found[index].split())
+        if chosen and (used + size > max_words or score(index) == 0):
+            continue
+        chosen.append(index)
+        used += size
+    return " ".join(found[i] for i in sorted(chosen))
+
+
+def plausible_summary(text: str, answer: str) -> bool:
+    """Whether `answer` reads as a summary of `text` (see the module's docstring)."""
+    words = answer.split()
+    if len(words) < 3 or len(words) > max(12, len(text.split())):
+        return False
+    if REPEATED.search(answer):
+        return False
+    plain = [w.strip(".,;:!?\"'()[]-").lower() for w in words]
+    plain = [w for w in plain if w.isalpha()]
+    if not plain or sum(is_word(w) for w in plain) < MIN_REAL * len(plain):
+        return False
+    own = content_words(answer)
+    source = set(content_words(text))
+    return bool(own) and sum(w in source for w in own) >= MIN_GROUNDED * len(own)
