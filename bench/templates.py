@@ -10,7 +10,8 @@
   is worse than doing nothing. Answers are compared without surrounding whitespace.
 - title, on each `title<TAB>text` row of bench/heldout/titles.tsv: the share of answers that are
   one non-empty line of at most 12 words (the heading given in the file is shown beside the
-  answer, not scored).
+  answer, not scored), and how many of them are the model's own: title's `check` replaces an
+  answer that is no title for its text with one made from the text, as `scribe complete` does.
 
 Each template runs as `scribe complete -t NAME` runs it (its frame, its `cut`, its own
 [options] over GenerationOptions' defaults), with --seed (default 0) for reproducibility;
@@ -94,6 +95,7 @@ class TemplateRunner:
         self.generator = Generator(load(spec, precision=precision))
         self.seed = seed
         self.templates: dict[str, Any] = {}
+        self.raw = ""  # the model's own answer in the last run, before the template's check
 
     def template(self, name: str) -> tuple[Any, Any]:
         """The template and the options it runs with."""
@@ -128,6 +130,7 @@ class TemplateRunner:
             answer = "".join(generator.answer(prompt, options))
         except EmptyAnswer:
             answer = ""
+        self.raw = answer
         return template.settle(text, answer)
 
 
@@ -157,7 +160,18 @@ def bench_titles(runner: TemplateRunner, rows: list[tuple[str, str]]) -> dict[st
     items = []
     for heading, text in rows:
         answer = runner.run("title", text)
-        items.append({"heading": heading, "text": text, "answer": answer, "ok": is_title(answer)})
+        items.append(
+            {
+                "heading": heading,
+                "text": text,
+                "answer": answer,
+                "model_answer": runner.raw,
+                "ok": is_title(answer),
+                "model_ok": is_title(runner.raw),
+                # The check kept the model's title (else the title was made from the text).
+                "kept": answer == runner.raw.strip(),
+            }
+        )
     ok = sum(item["ok"] for item in items)
     topical = sum(shares_a_word(item["answer"], item["text"]) for item in items)
     return {
@@ -165,6 +179,8 @@ def bench_titles(runner: TemplateRunner, rows: list[tuple[str, str]]) -> dict[st
         "one_line": ok,
         "share": ok / len(items),
         "shares_a_word": topical,
+        "model_one_line": sum(item["model_ok"] for item in items),
+        "kept": sum(item["kept"] for item in items),
         "items": items,
     }
 
@@ -202,7 +218,9 @@ def main() -> int:
     print(
         f"title        {titles['rows']} sections: one line of at most {TITLE_MAX_WORDS} words"
         f" {titles['one_line']}/{titles['rows']} ({100 * titles['share']:.0f}%);"
-        f" sharing a word of 4+ letters with the text {titles['shares_a_word']}/{titles['rows']}"
+        f" sharing a word of 4+ letters with the text {titles['shares_a_word']}/{titles['rows']};"
+        f" the model's own title kept by the check {titles['kept']}/{titles['rows']}"
+        f" (the model's alone one line {titles['model_one_line']}/{titles['rows']})"
     )
     shown = args.examples
     if shown > 0:
@@ -214,7 +232,10 @@ def main() -> int:
         print("\ntitle examples (the file's heading, then the answer as given):")
         for item in titles["items"][:shown]:
             verdict = "ok" if item["ok"] else "not one short line"
-            print(f"  {item['heading']!r:45} -> {item['answer']!r} ({verdict})")
+            source = (
+                "the model's" if item["kept"] else f"made; the model said {item['model_answer']!r}"
+            )
+            print(f"  {item['heading']!r:45} -> {item['answer']!r} ({verdict}; {source})")
     print(f"\n({time.perf_counter() - started:.0f}s)")
     if args.json:
         result = {

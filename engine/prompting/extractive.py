@@ -1,5 +1,6 @@
-"""Extractive summaries, and the check a model's summary must pass (a template asks for both
-with `extractive = true`; the built-in summarize does).
+"""Extractive summaries and titles, and the checks a model's summary or title must pass (a
+template asks for them with `check = "summary"` or `check = "title"`, as the built-in summarize
+and title do).
 
 A small model asked for a summary writes something summary-shaped that is rarely about the text
 ("- Telay, Telay"). A summary made of the text's own most central sentences is never wrong
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from scribe.engine.prompting.proofread import FUNCTION_WORDS, is_word
 
@@ -43,6 +45,19 @@ def content_words(text: str) -> list[str]:
     return [w for w in (m.group().lower() for m in WORD.finditer(text)) if w not in FUNCTION_WORDS]
 
 
+def centrality(found: list[str]) -> Callable[[int], float]:
+    """A sentence's score by its index: the mean, over its content words, of how many other
+    sentences use the word, times LEAD_BONUS for the first."""
+    counts = Counter(w for s in found for w in set(content_words(s)))
+
+    def score(index: int) -> float:
+        words = set(content_words(found[index]))
+        shared = sum(counts[w] - 1 for w in words) / len(words) if words else 0.0
+        return shared * (LEAD_BONUS if index == 0 else 1.0)
+
+    return score
+
+
 def summary(text: str, max_words: int = MAX_WORDS) -> str:
     """The text's most central sentences, in its order, within half the text's words and at
     most `max_words` (the best sentence is kept whole even when it is longer); the text itself
@@ -52,13 +67,7 @@ def summary(text: str, max_words: int = MAX_WORDS) -> str:
     if total <= SHORTEST:
         return " ".join(found)
     max_words = min(max_words, max(SHORTEST, total // 2))
-    counts = Counter(w for s in found for w in set(content_words(s)))
-
-    def score(index: int) -> float:
-        words = set(content_words(found[index]))
-        shared = sum(counts[w] - 1 for w in words) / len(words) if words else 0.0
-        return shared * (LEAD_BONUS if index == 0 else 1.0)
-
+    score = centrality(found)
     chosen: list[int] = []
     used = 0
     for index in sorted(range(len(found)), key=score, reverse=True):
@@ -84,3 +93,51 @@ def plausible_summary(text: str, answer: str) -> bool:
     own = content_words(answer)
     source = set(content_words(text))
     return bool(own) and sum(w in source for w in own) >= MIN_GROUNDED * len(own)
+
+
+# -- titles -------------------------------------------------------------------------------------
+TITLE_WORDS = 12  # a title is one line of at most this many words
+CLAUSE = re.compile(r"[,;:()]| - | -- | (?:and|but|which|because|so|while|when|where) ")
+MIN_TITLE_GROUNDED = 1 / 3  # a title may name its subject in its own words, not only in them
+
+
+def title(text: str) -> str:
+    """A title made from the text: its most central sentence when that is short, else the
+    sentence's first clause when that is, else its most used content words; capitalised."""
+    found = sentences(text) or [" ".join(text.split())]
+    score = centrality(found)
+    best = found[max(range(len(found)), key=score)].rstrip(".!?")
+    if len(best.split()) <= TITLE_WORDS:
+        return best[:1].upper() + best[1:]
+    clause = CLAUSE.split(best)[0].strip()
+    if 3 <= len(clause.split()) <= TITLE_WORDS:
+        return clause[:1].upper() + clause[1:]
+    counts = Counter(content_words(text))
+    top = sorted(counts, key=lambda w: (-counts[w], text.lower().find(w)))[:4]
+    return " ".join(w.capitalize() for w in top) or best[:80]
+
+
+def plausible_title(text: str, answer: str) -> bool:
+    """Whether `answer` reads as a title for `text`: one line of at most TITLE_WORDS real words,
+    no content word twice, a third of its content words (at least one) from the text."""
+    answer = answer.strip()
+    words = answer.split()
+    if not words or len(words) > TITLE_WORDS or "\n" in answer:
+        return False
+    plain = [w.strip(".,;:!?\"'()[]-").lower() for w in words]
+    plain = [w for w in plain if w.isalpha()]
+    if not plain or sum(is_word(w) for w in plain) < MIN_REAL * len(plain):
+        return False
+    own = content_words(answer)
+    if len(own) != len(set(own)):
+        return False
+    source = set(content_words(text))
+    grounded = sum(w in source for w in own)
+    return grounded >= 1 and grounded >= MIN_TITLE_GROUNDED * len(own)
+
+
+# A template's `check`: (is the model's answer one, make one from the text).
+CHECKS: dict[str, tuple[Callable[[str, str], bool], Callable[[str], str]]] = {
+    "summary": (plausible_summary, summary),
+    "title": (plausible_title, title),
+}

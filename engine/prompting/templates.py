@@ -13,7 +13,7 @@ from typing import Any
 
 from scribe.engine import paths
 from scribe.engine.errors import InputError, TemplateError
-from scribe.engine.prompting.extractive import plausible_summary, summary
+from scribe.engine.prompting.extractive import CHECKS
 from scribe.engine.prompting.framing import fill_framed
 from scribe.engine.prompting.proofread import plausible_fix, proofread
 from scribe.engine.runtime.options import ALIASES, SETTABLE, GenerationOptions, parse_option
@@ -35,8 +35,9 @@ class Template:
     cut: str = "middle"  # how an overlong $input is shortened: "middle" or "tail"
     chat: dict[str, str] = field(default_factory=dict)  # chat turn formats, for kind = "chat"
     proofread: bool = False  # fix $input's sure mechanical errors first (proofread.py)
-    # The answer must read as a summary of $input, else it is an extractive one (extractive.py).
-    extractive: bool = False
+    # "summary" or "title": the answer must read as one for $input, else one is made from
+    # $input's own words (extractive.py); "" checks nothing.
+    check: str = ""
 
     @property
     def builtin(self) -> bool:
@@ -85,18 +86,18 @@ class Template:
     @property
     def checked(self) -> bool:
         """Whether the model's answer is checked whole (`settle`) before it is shown."""
-        return self.proofread or self.extractive
+        return self.proofread or bool(self.check)
 
     def settle(self, text: str, answer: str) -> str:
         """The answer a checked template gives for `text`. Proofreading: the model's, when it is
-        a plausible correction of the proofread text, else the proofread text itself.
-        Extractive: the model's, when it reads as a summary of the text, else the text's most
-        central sentences."""
+        a plausible correction of the proofread text, else the proofread text itself. A check
+        ("summary", "title"): the model's, when it reads as one, else one made from the text."""
         if self.proofread:
             checked, answer = proofread(text), proofread(answer)  # the sure fixes hold anyway
             return answer if plausible_fix(checked, answer) else checked
-        if self.extractive:
-            return answer.strip() if plausible_summary(text, answer) else summary(text)
+        if self.check:
+            plausible, extract = CHECKS[self.check]
+            return answer.strip() if plausible(text, answer) else extract(text)
         return answer
 
     def apply_options(self, base: GenerationOptions) -> GenerationOptions:
@@ -119,7 +120,7 @@ FIELDS = (
     "kind",
     "cut",
     "proofread",
-    "extractive",
+    "check",
     "defaults",
     "options",
     "chat",
@@ -182,6 +183,14 @@ def _check_prompt(path: Path, prompt: str) -> None:
         ) from None
 
 
+def _check_field(path: Path, data: dict[str, Any]) -> str:
+    check = _field(path, data, "check", str, "")
+    if check and check not in CHECKS:
+        names = " or ".join(f'"{name}"' for name in CHECKS)
+        raise TemplateError(f"{path}: check must be {names}, not {check!r}; fix the file")
+    return check
+
+
 def _parse(path: Path) -> Template:
     data = read_toml(path, TemplateError, "template")
     reject_unknown(
@@ -213,7 +222,7 @@ def _parse(path: Path) -> Template:
         cut=cut,
         chat=_text_table(path, data, "chat"),
         proofread=_field(path, data, "proofread", bool, False),
-        extractive=_field(path, data, "extractive", bool, False),
+        check=_check_field(path, data),
     )
 
 

@@ -1,4 +1,4 @@
-"""Extractive summaries, and the check a summarize template's answer must pass."""
+"""Extractive summaries and titles, and the checks a summarize or title answer must pass."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from scribe.engine.errors import TemplateError
-from scribe.engine.prompting.extractive import plausible_summary, sentences, summary
+from scribe.engine.prompting.extractive import (
+    plausible_summary,
+    plausible_title,
+    sentences,
+    summary,
+    title,
+)
 from scribe.engine.prompting.templates import _parse, get_template
 
 ARTICLE = (
@@ -79,16 +85,58 @@ def test_noise_is_not_a_summary(answer: str) -> None:
 
 def test_summarize_settles_on_the_texts_own_sentences_when_the_model_wanders() -> None:
     template = get_template("summarize")
-    assert template.extractive and template.checked
+    assert template.check == "summary" and template.checked
     good = "The library closes next month for six weeks of roof repairs."
     assert template.settle(ARTICLE, good + "\n") == good
     assert template.settle(ARTICLE, "- #12: The project is not supported.") == summary(ARTICLE)
     # An unchecked template shows the model's answer as it is.
-    assert not get_template("title").checked
+    assert not get_template("continue").checked
+    assert get_template("continue").settle(ARTICLE, " anything") == " anything"
 
 
-def test_extractive_must_be_true_or_false(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "made"),
+    [
+        (ARTICLE, "The city library will close for repairs next month"),
+        (
+            "the committee have decided that there meeting will be moved to thursday, because "
+            "most of members is away and the room is booked for the whole of the week.",
+            "The committee have decided that there meeting will be moved to thursday",
+        ),
+    ],
+)
+def test_a_title_is_made_from_the_central_sentence(text: str, made: str) -> None:
+    assert title(text) == made
+
+
+@pytest.mark.parametrize(
+    ("answer", "plausible"),
+    [
+        ("Library Closes for Roof Repairs", True),
+        ("Six weeks without a library", True),
+        ("The date of the date of a date of time.", False),  # a stutter
+        ("Telay Benk Highters", False),  # made-up words
+        ("A Guide to the Congress and the Senate", False),  # not about the text
+        ("The library\nand more", False),  # two lines
+        (" ".join(["library"] + ["repairs"] * 12), False),  # too long
+    ],
+)
+def test_title_check(answer: str, plausible: bool) -> None:
+    assert plausible_title(ARTICLE, answer) is plausible
+
+
+def test_title_settles_on_a_made_title_when_the_model_wanders() -> None:
+    template = get_template("title")
+    assert template.check == "title"
+    assert template.settle(ARTICLE, " Library Closes for Roof Repairs") == (
+        "Library Closes for Roof Repairs"
+    )
+    assert template.settle(ARTICLE, "- #12: In this example:") == title(ARTICLE)
+
+
+@pytest.mark.parametrize("value", ["1", "summaries", "true"])
+def test_check_must_name_a_known_check(tmp_path: Path, value: str) -> None:
     path = tmp_path / "mine.toml"
-    path.write_text('prompt = "$input"\nextractive = 1\n', encoding="utf-8")
-    with pytest.raises(TemplateError, match="extractive must be true or false"):
+    path.write_text(f'prompt = "$input"\ncheck = "{value}"\n', encoding="utf-8")
+    with pytest.raises(TemplateError, match='check must be "summary" or "title"'):
         _parse(path)

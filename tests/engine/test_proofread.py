@@ -84,7 +84,7 @@ def test_fix_grammar_settles_on_the_proofread_text_when_the_model_wanders() -> N
         "My parents lives near the coast."
     )
     # A template without proofreading shows the model's answer as it is.
-    assert get_template("title").settle(noisy, "anything") == "anything"
+    assert get_template("continue").settle(noisy, "anything") == "anything"
 
 
 def test_proofread_must_be_true_or_false(tmp_path: Path) -> None:

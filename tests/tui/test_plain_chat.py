@@ -115,7 +115,10 @@ def test_slash_commands_blocks_and_escapes() -> None:
     assert "temperature = 0.1" in out
     assert "unknown option 'warmth'; accepted: max_tokens" in err
     assert "unknown command /frobnicate" in err
-    assert out.count("Reply") == 3
+    # The fake's third reply is no summary of the text: summarize's check shows the text's own
+    # sentence instead (a text this short is its own summary).
+    assert out.count("Reply") == 2
+    assert "template: summarize" in out and out.count("A long story about the sea.") == 1
     assert "Writer: line one\nline two\n\nAssistant:" in engine.prompts[0]
     assert "Writer: /etc/hosts is a file" in engine.prompts[1]
     assert engine.prompts[2].endswith("A long story about the sea.\n\nTL;DR:")
