@@ -79,16 +79,19 @@ def summary(text: str, max_words: int = MAX_WORDS) -> str:
     return " ".join(found[i] for i in sorted(chosen))
 
 
+def real_words(words: list[str]) -> bool:
+    """Whether the dictionary knows MIN_REAL of the words (punctuation and numbers aside)."""
+    plain = [w.strip(".,;:!?\"'()[]-").lower() for w in words]
+    plain = [w for w in plain if w.isalpha()]
+    return bool(plain) and sum(is_word(w) for w in plain) >= MIN_REAL * len(plain)
+
+
 def plausible_summary(text: str, answer: str) -> bool:
     """Whether `answer` reads as a summary of `text` (see the module's docstring)."""
     words = answer.split()
     if len(words) < 3 or len(words) > max(12, len(text.split())):
         return False
-    if REPEATED.search(answer):
-        return False
-    plain = [w.strip(".,;:!?\"'()[]-").lower() for w in words]
-    plain = [w for w in plain if w.isalpha()]
-    if not plain or sum(is_word(w) for w in plain) < MIN_REAL * len(plain):
+    if REPEATED.search(answer) or not real_words(words):
         return False
     own = content_words(answer)
     source = set(content_words(text))
@@ -122,11 +125,7 @@ def plausible_title(text: str, answer: str) -> bool:
     no content word twice, a third of its content words (at least one) from the text."""
     answer = answer.strip()
     words = answer.split()
-    if not words or len(words) > TITLE_WORDS or "\n" in answer:
-        return False
-    plain = [w.strip(".,;:!?\"'()[]-").lower() for w in words]
-    plain = [w for w in plain if w.isalpha()]
-    if not plain or sum(is_word(w) for w in plain) < MIN_REAL * len(plain):
+    if not words or len(words) > TITLE_WORDS or "\n" in answer or not real_words(words):
         return False
     own = content_words(answer)
     if len(own) != len(set(own)):
