@@ -17,6 +17,12 @@ tense, a missing word). Each rule leaves alone what it cannot be sure of:
 - a missing apostrophe in a contraction ("doesnt", "cant") is put back, and a few phrases that
   are always wrong are mended ("could of" -> "could have", "their is" -> "there is", "its been"
   -> "it's been", "your welcome" -> "you're welcome");
+- homophones and forms that the words around them settle are mended: "on it's" -> "on its",
+  "working their for" -> "there", "there own" -> "their own", "is to small" -> "too small",
+  "too the" -> "to the", "let me no" -> "let me know", "Were going" -> "We're going", "for you
+  help" -> "your help", "when your leaving" -> "you're leaving", "had fell" -> "had fallen",
+  "she don't" -> "she doesn't", "the children was" -> "were"; each only where no reading makes
+  the original right ("is to close the door", "your wedding", "no longer" are kept);
 - a word written twice ("the the") is written once ("had had" and "that that" can be right);
 - "a" before a vowel sound becomes "an" and "an" before a consonant becomes "a", by the word's
   first letters with the common exceptions ("a user", "an hour").
@@ -30,6 +36,7 @@ way to the proofread text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from difflib import SequenceMatcher
 from functools import cache
 from pathlib import Path
@@ -63,6 +70,91 @@ PHRASES = [
     (re.compile(r"\b([Tt])heir going to\b"), r"\1hey're going to"),
     (re.compile(r"\b([Yy])our welcome\b"), r"\1ou're welcome"),
 ]
+
+
+def _cased(template: str) -> Callable[[re.Match[str]], str]:
+    """A replacement expanding `template` that keeps the match's leading capital."""
+
+    def mend(match: re.Match[str]) -> str:
+        out = match.expand(template)
+        return out[:1].upper() + out[1:] if match.group()[:1].isupper() else out
+
+    return mend
+
+
+def _rule(pattern: str, template: str) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+    return re.compile(pattern, re.IGNORECASE), _cased(template)
+
+
+PREPOSITION = r"(on|in|of|for|with|by|from|into|at|to|under|over|about|onto|without)"
+# Words that can only be adjectives or adverbs after "to" when a form of "be" comes first: "is to
+# small" is "too small" (verbs such as "close" or "slow" are left out: "is to close the door").
+TOO_WORDS = """small big large late early hot cold long short far busy tired expensive difficult
+hard easy young old loud heavy full tight bright wide narrow strong weak sweet cheap many much
+soon tall thin thick high low noisy dangerous complicated good bad""".split()
+# After "too" these are never right: "go too the beach" is "go to the beach".
+TO_NEXT = """the a an my your his her our their its be see go get make do have take give come
+say find know help keep let put buy pay meet bring visit""".split()
+# Nouns that end in -ing: "when your wedding" is not "when you're wedding".
+ING_NOUNS = """wedding building morning evening meeting ceiling clothing painting setting feeling
+booking parking training housing spelling earring writing thing king ring string spring swing
+wing sibling darling pudding stuffing icing filling lightning something nothing anything
+everything offspring""".split()
+# Irregular past tenses written for the participle after have/has/had ("had went").
+PARTICIPLES = {
+    "went": "gone", "saw": "seen", "came": "come", "wrote": "written", "ate": "eaten",
+    "took": "taken", "gave": "given", "fell": "fallen", "drove": "driven", "began": "begun",
+    "broke": "broken", "chose": "chosen", "forgot": "forgotten", "froze": "frozen",
+    "knew": "known", "rode": "ridden", "rang": "rung", "sang": "sung", "spoke": "spoken",
+    "stole": "stolen", "swam": "swum", "threw": "thrown", "wore": "worn", "flew": "flown",
+    "grew": "grown", "drew": "drawn", "hid": "hidden", "shook": "shaken", "did": "done",
+    "ran": "run", "drank": "drunk", "sank": "sunk", "woke": "woken", "forgave": "forgiven",
+}  # fmt: skip
+PLURAL_VERBS = {"was": "were", "is": "are", "has": "have"}
+# Sure confusions of homophones and forms, each by the words around it (the rules LanguageTool
+# and Grammarly apply first); what needs the sentence's sense is left to the model.
+CONFUSIONS = [
+    _rule(rf"\b{PREPOSITION} it's\b", r"\1 its"),  # "on it's favourite cushion"
+    _rule(rf"\b{PREPOSITION} they're\b", r"\1 their"),  # "of they're house"
+    _rule(r"\b(they're|there) own\b", "their own"),
+    # "their" before a pause or a word no noun can be: "working their for ten years".
+    _rule(
+        r"\btheir(?=\s*[.,;!?]|\s*$| (for|since|until|because|now|again|already|too|yet|when|"
+        r"while|if|instead|anymore|tonight|today|tomorrow|yesterday)\b)",
+        "there",
+    ),
+    _rule(
+        rf"\b(is|are|was|were|be|been|am|far|much|way|seems?|looks?|feels?|felt) to "
+        rf"({'|'.join(TOO_WORDS)})\b",
+        r"\1 too \2",
+    ),  # fmt: skip
+    _rule(rf"\btoo ({'|'.join(TO_NEXT)})\b", r"to \1"),
+    _rule(r"\blet (me|us|him|her|them|you) no\b", r"let \1 know"),
+    _rule(
+        r"\b(do|did|don't|didn't) (you|I|we|they) no\b(?! (longer|more|one|doubt|idea)\b)",
+        r"\1 \2 know",
+    ),  # fmt: skip
+    _rule(r"(^|[.!?]\s+)were (\w+ing)\b", r"\1we're \2"),  # "Were going to be late"
+    _rule(
+        r"\b(for|thank|about|with) you (help|support|time|email|message|letter|advice|kindness|"
+        r"patience|understanding|hospitality|gift|reply|answer|feedback|visit|note)\b",
+        r"\1 your \2",
+    ),  # fmt: skip
+    _rule(r"\b(bring|take|use|pack|choose|make|at|on|in|of|with) you own\b", r"\1 your own"),
+    _rule(
+        rf"\b(when|if|as|because|while|unless|until|hope|think) your (?!({'|'.join(ING_NOUNS)})\b)"
+        r"(\w+ing|ready|sure|right|wrong|welcome|able|late)\b",
+        r"\1 you're \3",
+    ),  # fmt: skip
+    _rule(r"\b(he|she|it) don't\b", r"\1 doesn't"),
+    _rule(r"\b(I|you|we|they) doesn't\b", r"\1 don't"),
+]
+PARTICIPLE = re.compile(
+    r"\b(have|has|had|'ve|'d)((?: not| never| ever| already| just| always| finally)?) "
+    rf"({'|'.join(PARTICIPLES)})\b",
+    re.IGNORECASE,
+)
+PLURAL = re.compile(r"\b(children|people|men|women|mice|teeth|feet|geese) (was|is|has)\b", re.I)
 # British endings and their American forms: a word whose American form is known is not a typo.
 BRITISH = [
     ("our", "or"),
@@ -118,11 +210,20 @@ def proofread(text: str) -> str:
     text = _spelling(text)
     for pattern, mended in PHRASES:
         text = pattern.sub(mended, text)
+    for pattern, mend in CONFUSIONS:
+        text = pattern.sub(mend, text)
+    text = PARTICIPLE.sub(lambda m: m[1] + m[2] + " " + _keep_capital(m[3], PARTICIPLES), text)
+    text = PLURAL.sub(lambda m: m[1] + " " + _keep_capital(m[2], PLURAL_VERBS), text)
     text = LONE_I.sub("I", text)
     text = CALENDAR.sub(lambda m: m.group().capitalize(), text)
     text = DOUBLED.sub(_one_of_doubled, text)
     text = ARTICLE.sub(_article, text)
     return SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _keep_capital(word: str, table: dict[str, str]) -> str:
+    new = table[word.lower()]
+    return new.capitalize() if word[0].isupper() else new
 
 
 def _contraction(word: str) -> str:

@@ -26,6 +26,20 @@ from scribe.engine.prompting.templates import _parse, get_template
         ("We could of left. Their is time.", "We could have left. There is time."),
         ("Its been long. Your welcome.", "It's been long. You're welcome."),
         ("the end. then it rained.", "The end. Then it rained."),
+        # Homophones and forms told apart by the words around them.
+        ("The cat slept on it's cushion.", "The cat slept on its cushion."),
+        ("She has worked their for ten years.", "She has worked there for ten years."),
+        ("They fixed there own car.", "They fixed their own car."),
+        ("Our garden is to small.", "Our garden is too small."),
+        ("We went too the beach.", "We went to the beach."),
+        ("Please let me no soon.", "Please let me know soon."),
+        ("Were going to be late.", "We're going to be late."),
+        ("Thank you for you help.", "Thank you for your help."),
+        ("Bring you own lunch.", "Bring your own lunch."),
+        ("Lock it when your leaving.", "Lock it when you're leaving."),
+        ("He had not fell; I have ever saw it.", "He had not fallen; I have ever seen it."),
+        ("She don't cook. They doesn't.", "She doesn't cook. They don't."),
+        ("The children was out.", "The children were out."),
     ],
 )
 def test_sure_mechanical_errors_are_fixed(noisy: str, clean: str) -> None:
@@ -41,6 +55,11 @@ def test_sure_mechanical_errors_are_fixed(noisy: str, clean: str) -> None:
         "The dog wagged its tail; I wont go; we were there.",  # its, wont, were are words
         "We may march in March; a user waited an hour for a FAQ.",
         "Ask Mr. Qzxv about parseConfig and item_count in v2.",  # names and code
+        # What those rules must not touch: "to" before a verb, -ing nouns, "no" as no.
+        "The plan is to close the door and to slow the leak; it is to be late.",
+        "Because your wedding is soon, we came. Did you no longer care?",
+        "It's been a week; it's a good one. Me too. Too bad. Their own house.",
+        "They were going home. I saw it. He had gone.",
     ],
 )
 def test_what_is_not_sure_is_kept(text: str) -> None:
