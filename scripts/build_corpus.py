@@ -528,7 +528,12 @@ def read_fortunes() -> Iterator[tuple[str, str]]:
         items = path.read_text(encoding="utf-8", errors="replace").split("\n%\n")
         items = [i.strip("\n%") for i in items if i.strip("\n%") and i.isascii()]
         # Their lines are indented for the terminal; indented lines would read as code here.
-        items = ["\n".join(line.strip() for line in i.split("\n")) for i in items]
+        # Attribution lines ("-- Mark Twain") are dropped: with 6,000 of them the model signed
+        # its own prose with made-up names.
+        items = [
+            "\n".join(ln.strip() for ln in i.split("\n") if not ln.strip().startswith("--"))
+            for i in items
+        ]
         for k in range(0, len(items), 50):
             yield f"{path.name}-{k // 50}", "\n\n".join(items[k : k + 50])
 
@@ -751,7 +756,7 @@ SOURCES = [
         "libreoffice-help",
         "LibreOffice help (English)",
         "deb:libreoffice-help-en-us",
-        "MPL-2.0",
+        "MPL-2.0 (weak copyleft: its files stay MPL when changed)",
         "prose",
         read_libreoffice_help,
         max_bytes=4_000_000,

@@ -150,8 +150,10 @@ card["base_model"] = first["base_model"]
 card["method"] = "from scratch"
 card["description"] = (
     "scribe's embedded default model: a 7M-parameter GPT-2-architecture model trained from "
-    "scratch on modern English under permissive, public-domain or (named in sources) "
-    "share-alike licences: technical documentation (Python, PostgreSQL, Django, Rust, "
+    "scratch on modern English under permissive or public-domain licences, and, named as such "
+    "in its sources, share-alike (CC-BY-SA: GNOME's help, the Debian handbook) and weak "
+    "copyleft ones (MPL-2.0: LibreOffice's help): technical documentation (Python, PostgreSQL, "
+    "Django, Rust, "
     "SQLAlchemy, Node.js and more), general prose (GNOME's and LibreOffice's help pages, the "
     "Debian Administrator's Handbook, State of the Union addresses since 1900, WordNet's glosses "
     "and examples, the Jargon File, fortune(6)'s quotations, Jane Austen's novels) and Python "
