@@ -279,16 +279,7 @@ def unpacked(path: Path, package: str) -> Path:
 def read_nodejs() -> Iterator[tuple[str, str]]:
     import gzip
 
-    # Unpacked, not installed (see EXTRACT_ONLY); an installed copy is used too.
-    root = next(
-        (r for r in (EXTRACTED / DOC.relative_to("/"), DOC) if (r / "nodejs" / "api").is_dir()), DOC
-    )
-    root = root / "nodejs" / "api"
-    if not root.is_dir():
-        sys.exit(
-            "build_corpus: the Node.js docs are missing; unpack them: cd build/dl && "
-            "apt-get download nodejs-doc && dpkg-deb -x nodejs-doc_*.deb root"
-        )
+    root = unpacked(DOC / "nodejs" / "api", "nodejs-doc")  # see EXTRACT_ONLY
     for page in sorted(root.glob("*.md.gz")):
         if page.name.startswith("all."):
             continue  # every page again in one file
@@ -538,13 +529,11 @@ def read_fortunes() -> Iterator[tuple[str, str]]:
             yield f"{path.name}-{k // 50}", "\n\n".join(items[k : k + 50])
 
 
-def r_strings(blob: bytes) -> list[str]:
-    """The character vector in one object of an R lazy-load database (.rdb): a big-endian length,
-    a zlib stream, then R's XDR serialization of a STRSXP (a CHARSXP's length -1 is NA)."""
+def r_strings(raw: bytes) -> list[str]:
+    """The character vector in R's XDR serialization of one object (a STRSXP; a CHARSXP's
+    length -1 is NA); [] for any other object."""
     import struct
-    import zlib
 
-    raw = zlib.decompress(blob[4:])
     version = struct.unpack(">i", raw[2:6])[0]
     pos = 14 + (4 + struct.unpack(">i", raw[14:18])[0] if version == 3 else 0)
     flags, count = struct.unpack(">ii", raw[pos : pos + 8])
@@ -568,14 +557,14 @@ def read_austen() -> Iterator[tuple[str, str]]:
     data = unpacked(
         Path("/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"), "r-cran-janeaustenr"
     )
+    # An R lazy-load database (.rdb): objects one after another, each a big-endian length and
+    # a zlib stream of its serialization.
     blob = data.read_bytes()
     pos = 0
     while pos < len(blob):
         stream = zlib.decompressobj()
-        stream.decompress(blob[pos + 4 :])
-        end = len(blob) - len(stream.unused_data)
-        lines = r_strings(blob[pos:end])
-        pos = end
+        lines = r_strings(stream.decompress(blob[pos + 4 :]))
+        pos = len(blob) - len(stream.unused_data)
         if not lines:
             continue
         book = re.sub(r"\W+", "-", lines[0].strip().lower())

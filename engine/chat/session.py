@@ -81,7 +81,7 @@ class Reply:
             self.session._reply_done(self)
 
     def _checked(self, answer: Stream) -> Iterator[str]:
-        """The answer's deltas; a checked template's answer (proofreading, extractive) comes
+        """The answer's deltas; a checked template's answer (proofreading, a check) comes
         whole, once checked against the user's text (Template.settle)."""
         from scribe.engine.runtime.generation import EmptyAnswer  # loaded with the model
 

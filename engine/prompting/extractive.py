@@ -45,17 +45,15 @@ def content_words(text: str) -> list[str]:
     return [w for w in (m.group().lower() for m in WORD.finditer(text)) if w not in FUNCTION_WORDS]
 
 
-def centrality(found: list[str]) -> Callable[[int], float]:
-    """A sentence's score by its index: the mean, over its content words, of how many other
-    sentences use the word, times LEAD_BONUS for the first."""
-    counts = Counter(w for s in found for w in set(content_words(s)))
-
-    def score(index: int) -> float:
-        words = set(content_words(found[index]))
-        shared = sum(counts[w] - 1 for w in words) / len(words) if words else 0.0
-        return shared * (LEAD_BONUS if index == 0 else 1.0)
-
-    return score
+def centrality(found: list[str]) -> list[float]:
+    """Each sentence's score: the mean, over its content words, of how many other sentences use
+    the word, times LEAD_BONUS for the first."""
+    words = [set(content_words(s)) for s in found]
+    counts = Counter(w for own in words for w in own)
+    scores = [sum(counts[w] - 1 for w in own) / len(own) if own else 0.0 for own in words]
+    if scores:
+        scores[0] *= LEAD_BONUS
+    return scores
 
 
 def summary(text: str, max_words: int = MAX_WORDS) -> str:
@@ -67,12 +65,12 @@ def summary(text: str, max_words: int = MAX_WORDS) -> str:
     if total <= SHORTEST:
         return " ".join(found)
     max_words = min(max_words, max(SHORTEST, total // 2))
-    score = centrality(found)
+    scores = centrality(found)
     chosen: list[int] = []
     used = 0
-    for index in sorted(range(len(found)), key=score, reverse=True):
+    for index in sorted(range(len(found)), key=scores.__getitem__, reverse=True):
         size = len(found[index].split())
-        if chosen and (used + size > max_words or score(index) == 0):
+        if chosen and (used + size > max_words or scores[index] == 0):
             continue
         chosen.append(index)
         used += size
@@ -108,8 +106,8 @@ def title(text: str) -> str:
     """A title made from the text: its most central sentence when that is short, else the
     sentence's first clause when that is, else its most used content words; capitalised."""
     found = sentences(text) or [" ".join(text.split())]
-    score = centrality(found)
-    best = found[max(range(len(found)), key=score)].rstrip(".!?")
+    scores = centrality(found)
+    best = found[scores.index(max(scores))].rstrip(".!?")
     if len(best.split()) <= TITLE_WORDS:
         return best[:1].upper() + best[1:]
     clause = CLAUSE.split(best)[0].strip()

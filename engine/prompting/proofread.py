@@ -62,24 +62,16 @@ CONTRACTIONS = {
     they've we've that's there's what's let's""".split()
     if w.replace("'", "") not in ("wont", "well", "were", "ill", "lets", "shell", "hell", "id")
 }
-# Phrases that are always wrong, and their mending (LanguageTool has rules like these).
-PHRASES = [
-    (re.compile(r"\b(could|should|would|must|might) of\b", re.IGNORECASE), r"\1 have"),
-    (re.compile(r"\b([Tt])heir (is|are|was|were)\b"), r"\1here \2"),
-    (re.compile(r"\b([Ii])ts (been|going to|not|a|an|time)\b"), r"\1t's \2"),
-    (re.compile(r"\b([Tt])heir going to\b"), r"\1hey're going to"),
-    (re.compile(r"\b([Yy])our welcome\b"), r"\1ou're welcome"),
-]
+
+
+def _like(word: str, new: str) -> str:
+    """`new` with `word`'s leading capital."""
+    return new[:1].upper() + new[1:] if word[:1].isupper() else new
 
 
 def _cased(template: str) -> Callable[[re.Match[str]], str]:
     """A replacement expanding `template` that keeps the match's leading capital."""
-
-    def mend(match: re.Match[str]) -> str:
-        out = match.expand(template)
-        return out[:1].upper() + out[1:] if match.group()[:1].isupper() else out
-
-    return mend
+    return lambda match: _like(match.group(), match.expand(template))
 
 
 def _rule(pattern: str, template: str) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
@@ -111,9 +103,16 @@ PARTICIPLES = {
     "ran": "run", "drank": "drunk", "sank": "sunk", "woke": "woken", "forgave": "forgiven",
 }  # fmt: skip
 PLURAL_VERBS = {"was": "were", "is": "are", "has": "have"}
-# Sure confusions of homophones and forms, each by the words around it (the rules LanguageTool
-# and Grammarly apply first); what needs the sentence's sense is left to the model.
+# Always-wrong phrases, then sure confusions of homophones and forms, each told by the words
+# around it (the rules LanguageTool and Grammarly apply first); what needs the sentence's sense
+# is left to the model.
 CONFUSIONS = [
+    # Phrases that are always wrong (LanguageTool has rules like these).
+    _rule(r"\b(could|should|would|must|might) of\b", r"\1 have"),
+    _rule(r"\btheir (is|are|was|were)\b", r"there \1"),
+    _rule(r"\bits (been|going to|not|a|an|time)\b", r"it's \1"),
+    _rule(r"\btheir going to\b", "they're going to"),
+    _rule(r"\byour welcome\b", "you're welcome"),
     _rule(rf"\b{PREPOSITION} it's\b", r"\1 its"),  # "on it's favourite cushion"
     _rule(rf"\b{PREPOSITION} they're\b", r"\1 their"),  # "of they're house"
     _rule(r"\b(they're|there) own\b", "their own"),
@@ -208,12 +207,10 @@ def proofread(text: str) -> str:
     """`text` with its sure mechanical errors fixed (see the module's docstring)."""
     text = WORD.sub(lambda m: _contraction(m.group()), text)
     text = _spelling(text)
-    for pattern, mended in PHRASES:
-        text = pattern.sub(mended, text)
     for pattern, mend in CONFUSIONS:
         text = pattern.sub(mend, text)
-    text = PARTICIPLE.sub(lambda m: m[1] + m[2] + " " + _keep_capital(m[3], PARTICIPLES), text)
-    text = PLURAL.sub(lambda m: m[1] + " " + _keep_capital(m[2], PLURAL_VERBS), text)
+    text = PARTICIPLE.sub(lambda m: f"{m[1]}{m[2]} {_like(m[3], PARTICIPLES[m[3].lower()])}", text)
+    text = PLURAL.sub(lambda m: f"{m[1]} {_like(m[2], PLURAL_VERBS[m[2].lower()])}", text)
     text = LONE_I.sub("I", text)
     text = CALENDAR.sub(lambda m: m.group().capitalize(), text)
     text = DOUBLED.sub(_one_of_doubled, text)
@@ -221,16 +218,9 @@ def proofread(text: str) -> str:
     return SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
 
-def _keep_capital(word: str, table: dict[str, str]) -> str:
-    new = table[word.lower()]
-    return new.capitalize() if word[0].isupper() else new
-
-
 def _contraction(word: str) -> str:
     full = CONTRACTIONS.get(word.lower())
-    if full is None:
-        return word
-    return full[0].upper() + full[1:] if word[0].isupper() else full
+    return word if full is None else _like(word, full)
 
 
 def _spelling(text: str) -> str:
@@ -247,7 +237,7 @@ def _spelling(text: str) -> str:
             continue
         better = RUN_TOGETHER.get(lower) or dictionary.correction(lower)
         if better and better != lower and better.isascii():
-            fixes[word] = better[0].upper() + better[1:] if word[0].isupper() else better
+            fixes[word] = _like(word, better)
     if not fixes:
         return text
     return WORD.sub(lambda m: fixes.get(m.group(), m.group()), text)
