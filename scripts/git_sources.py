@@ -145,7 +145,8 @@ def blog_post(text: str) -> str:
     body = _dedent_prose(body)
     body = re.sub(r"(\*\*|__)(.+?)\1", r"\2", body)
     body = re.sub(r"^#{1,6}\s*", "", body, flags=re.M)  # headings stay as lines of their own
-    body = "\n\n".join(unwrap(b) for b in html.unescape(body).split("\n\n") if b.strip())
+    blocks = re.split(r"\n[ \t]*\n", html.unescape(body))
+    body = "\n\n".join(unwrap(b.strip("\n")) for b in blocks if b.strip())
     return f"{html.unescape(title)}\n\n{body}" if title else body
 
 
