@@ -15,8 +15,10 @@
 # any point, each phase from its last checkpoint.
 #
 # 1. The Debian packages are installed when missing, scripts/build_corpus.py rebuilds the corpus
-#    in build/corpus/ with each source's licence in SOURCES.json, and scripts/build_tasks.py adds
-#    build/corpus/tasks/ (fix-grammar, title, expand and chat examples).
+#    in build/corpus/ with each source's licence in SOURCES.json (its git sources are cloned from
+#    GitHub at pinned commits, or exported from local copies in SCRIBE_GIT_MIRRORS), and
+#    scripts/build_tasks.py adds build/corpus/tasks/ (fix-grammar, title, expand and chat
+#    examples).
 # 2. Warmup-stable-decay with Muon for the block matrices, both chosen by the pilot
 #    (scripts/pilot_default_model.sh; the table is in the card and the README). Phase 1
 #    (`--from-scratch`, the "stable" part) trains the tokenizer (8k byte-level BPE plus the three
@@ -154,7 +156,9 @@ card["description"] = (
     "in its sources, share-alike (CC-BY-SA: GNOME's help, the Debian handbook) and weak "
     "copyleft ones (MPL-2.0: LibreOffice's help): technical documentation (Python, PostgreSQL, "
     "Django, Rust, "
-    "SQLAlchemy, Node.js and more), general prose (GNOME's and LibreOffice's help pages, the "
+    "SQLAlchemy, Node.js and more), general prose (18F's blog and Digital.gov's news and "
+    "guides, public domain; OpenStax's College Success, Principles of Economics and World "
+    "History, CC-BY-4.0; GNOME's and LibreOffice's help pages, the "
     "Debian Administrator's Handbook, State of the Union addresses since 1900, WordNet's glosses "
     "and examples, the Jargon File, fortune(6)'s quotations, Jane Austen's novels) and Python "
     "source, "

@@ -57,7 +57,16 @@ def test_weights_are_fp16_safetensors() -> None:
     assert dtypes == {"F16"}
 
 
-PERMISSIVE = ("PSF", "MIT", "BSD", "Apache", "PostgreSQL", "Public domain", "permissive")
+PERMISSIVE = (
+    "PSF",
+    "MIT",
+    "BSD",
+    "Apache",
+    "PostgreSQL",
+    "Public domain",
+    "permissive",
+    "CC-BY-4.0",
+)
 
 
 def test_card_records_sources_licences_commands_tokens_and_scores() -> None:
